@@ -1,0 +1,274 @@
+//! The `estation` command line: the player and the operator tools.
+
+mod playlist_cmd;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[cfg(feature = "player")]
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+
+/// estation: science-popularization kiosk player and operator tools.
+#[derive(Debug, Parser)]
+#[command(name = "estation", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file (default: $ESTATION_CONFIG, ~/.config/estation/config.toml,
+    /// then /etc/estation/config.toml).
+    #[arg(long, global = false, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Play full-screen (the default when no command is given).
+    Play(PlayArgs),
+    /// Check playlists and see what plays when.
+    #[command(subcommand)]
+    Playlist(PlaylistCommand),
+    /// Check or show the config.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Options of `estation play`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PlayArgs {
+    /// Playlist file or folder of playlists (default: the config's
+    /// `player.playlist`, else the bundled demo).
+    #[arg(long, value_name = "PATH")]
+    pub playlist: Option<PathBuf>,
+    /// Open a window of this size instead of going full screen, e.g. 1280x720.
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub window: Option<(u32, u32)>,
+    /// Save what is on screen to this PNG file (see --screenshot-at). With
+    /// several times, `-1`, `-2`… is added before the extension.
+    #[arg(long, value_name = "PATH")]
+    pub screenshot: Option<PathBuf>,
+    /// When to take the screenshot(s), after the first frame: e.g. 5s, or
+    /// 9s,9.3s,9.6s for several.
+    #[arg(long, value_name = "DURATION[,…]", value_delimiter = ',', value_parser = parse_duration, requires = "screenshot")]
+    pub screenshot_at: Vec<Duration>,
+    /// Quit after this long, e.g. 30s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub exit_after: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaylistCommand {
+    /// Validate playlist files (or folders of them). Exit 0 when all are
+    /// good; otherwise print `file:line: field: message` per problem, exit 1.
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Which playlist and item play at a time, which rule chose them, and
+    /// when the next change is.
+    At {
+        /// A playlist file or a folder of them.
+        path: PathBuf,
+        /// The instant, RFC 3339 with offset, e.g. 2026-11-23T08:00:00+08:00.
+        #[arg(long, value_parser = parse_time)]
+        time: chrono::DateTime<chrono::FixedOffset>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config; exit 1 with `file:line: field: message` lines.
+    Check,
+    /// Print the effective settings and where they came from.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 5s, 1m30s"))
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{s}` is not a window size; write WIDTHxHEIGHT, e.g. 1280x720");
+    let (w, h) = s.split_once(['x', 'X', '×']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    if !(160..=7680).contains(&w) || !(160..=7680).contains(&h) {
+        return Err(format!("`{s}`: width and height must be between 160 and 7680"));
+    }
+    Ok((w, h))
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); write e.g. 2026-11-23T08:00:00+08:00"))
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_cli_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Loads the config; problems are printed and defaults used for those fields.
+fn load_config(cli_path: Option<&Path>) -> anyhow::Result<(Config, config::Loaded)> {
+    let location = config::locate(cli_path, std::env::var_os(config::ENV_VAR), config::user_config_dir());
+    let loaded = config::load(&location)?;
+    Ok((loaded.config.clone(), loaded))
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Play(PlayArgs::default())) {
+        Command::Play(args) => {
+            let (config, loaded) = load_config(cli.config.as_deref())?;
+            play(config, loaded, args)
+        }
+        Command::Playlist(cmd) => {
+            init_cli_logging();
+            match cmd {
+                PlaylistCommand::Check { files } => Ok(playlist_cmd::check(&files)),
+                PlaylistCommand::At { path, time, json } => {
+                    let (config, loaded) = load_config(cli.config.as_deref())?;
+                    for p in &loaded.problems.0 {
+                        eprintln!("warning: {p}");
+                    }
+                    playlist_cmd::at(&path, time, config.timezone, json)
+                }
+            }
+        }
+        Command::Config(cmd) => {
+            let (config, loaded) = load_config(cli.config.as_deref())?;
+            match cmd {
+                ConfigCommand::Check => {
+                    if loaded.problems.0.is_empty() {
+                        println!("ok: {}", loaded.note);
+                        Ok(ExitCode::SUCCESS)
+                    } else {
+                        println!("{}", loaded.problems);
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
+                ConfigCommand::Show { json } => {
+                    for p in &loaded.problems.0 {
+                        eprintln!("warning: {p}");
+                    }
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&config)?);
+                    } else {
+                        println!("# {}", loaded.note);
+                        println!("{config:#?}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+    }
+}
+
+/// Where the bundled demo lives: beside an installed binary, or in the source tree.
+pub fn bundled_playlists() -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os("ESTATION_DATA_DIR") {
+        candidates.push(PathBuf::from(dir).join("playlists/demo.toml"));
+    }
+    candidates.push(PathBuf::from("/usr/share/estation/playlists/demo.toml"));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("playlists/demo.toml"));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// Where the bundled fonts live (same search as the demo).
+pub fn bundled_assets() -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os("ESTATION_DATA_DIR") {
+        candidates.push(PathBuf::from(dir).join("assets"));
+    }
+    candidates.push(PathBuf::from("/usr/share/estation/assets"));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"));
+    candidates.into_iter().find(|p| p.join("fonts").is_dir())
+}
+
+#[cfg(feature = "player")]
+fn play(config: Config, loaded: config::Loaded, args: PlayArgs) -> anyhow::Result<ExitCode> {
+    let playlist = args
+        .playlist
+        .clone()
+        .or_else(|| config.playlist.clone())
+        .or_else(bundled_playlists)
+        .context("no playlist given and the bundled demo was not found; pass --playlist PATH")?;
+    let assets = bundled_assets().context(
+        "the bundled fonts were not found; set ESTATION_DATA_DIR to the folder holding assets/",
+    )?;
+    crate::player::run(crate::player::Options {
+        config,
+        config_problems: loaded.problems.0,
+        config_note: loaded.note,
+        playlist,
+        assets,
+        window: args.window,
+        screenshot: args.screenshot,
+        screenshot_at: args.screenshot_at,
+        exit_after: args.exit_after,
+    })
+}
+
+#[cfg(not(feature = "player"))]
+fn play(_: Config, _: config::Loaded, _: PlayArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this estation was built without the `player` feature; rebuild with default features to play")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn argument_parsers() {
+        assert_eq!(parse_size("1920x1080"), Ok((1920, 1080)));
+        assert!(parse_size("1920").is_err());
+        assert!(parse_size("10x10").is_err());
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_time("2026-11-23 08:00").is_err());
+    }
+
+    #[test]
+    fn several_screenshot_times() {
+        let cli = Cli::try_parse_from([
+            "estation", "play", "--screenshot", "s.png", "--screenshot-at", "1s,1.5s,2s",
+        ])
+        .unwrap();
+        let Some(Command::Play(p)) = cli.command else { panic!() };
+        assert_eq!(p.screenshot_at.len(), 3);
+    }
+}

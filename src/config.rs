@@ -1,0 +1,482 @@
+//! The kiosk's settings: who the screen is, where it is, how it shows things.
+//!
+//! Where the config comes from, highest first (see [`locate`]):
+//! 1. `--config PATH` on the command line,
+//! 2. the `ESTATION_CONFIG` environment variable,
+//! 3. the user's config dir (`~/.config/estation/config.toml` on Linux),
+//! 4. `/etc/estation/config.toml` (system installs),
+//! 5. built-in defaults.
+//!
+//! A missing file in 3 or 4 means "use defaults" (logged); a file named by 1
+//! or 2 must exist. A field with a bad value is reported with file, line and
+//! field, and its default is used, so a typo cannot keep a screen dark.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Diagnostic, Diagnostics, SourceMap};
+use crate::validity::Validity;
+
+pub const ENV_VAR: &str = "ESTATION_CONFIG";
+pub const SYSTEM_PATH: &str = "/etc/estation/config.toml";
+
+/// Display language of the player's own texts (clock, idle screen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Language {
+    #[default]
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    #[serde(rename = "en")]
+    En,
+}
+
+impl FromStr for Language {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "zh" | "zh-cn" | "zh-hans" | "zh-hans-cn" | "zh_cn" => Ok(Language::ZhCn),
+            "en" | "en-us" | "en-gb" | "en_us" => Ok(Language::En),
+            _ => Err(format!("`{s}` is not a supported language; use zh-CN or en")),
+        }
+    }
+}
+
+/// How the window is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum DisplayMode {
+    /// Borderless full screen on the primary monitor, at its resolution.
+    Fullscreen,
+    Window { width: u32, height: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Config {
+    /// Where the settings came from (`None` = defaults only).
+    pub source: Option<PathBuf>,
+    pub screen_id: String,
+    pub screen_name: String,
+    #[serde(serialize_with = "ser_tz")]
+    pub timezone: Tz,
+    pub language: Language,
+    /// 行政区划代码: 6 digits (county) or 12 digits (down to village).
+    pub region: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub display: DisplayMode,
+    /// Screen-on hours; empty = always on.
+    #[serde(skip)]
+    pub screen_on: Vec<Validity>,
+    /// Master volume, 0-100.
+    pub volume: u8,
+    /// Playlist file or folder to play when none is given on the command line.
+    pub playlist: Option<PathBuf>,
+}
+
+fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tz.name())
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            screen_id: "estation".into(),
+            screen_name: "科普e站".into(),
+            timezone: chrono_tz::Asia::Shanghai,
+            language: Language::ZhCn,
+            region: None,
+            latitude: None,
+            longitude: None,
+            display: DisplayMode::Fullscreen,
+            screen_on: Vec::new(),
+            volume: 80,
+            playlist: None,
+        }
+    }
+}
+
+impl Config {
+    /// Whether the screen should be on at local time `t`.
+    pub fn screen_is_on(&self, t: chrono::NaiveDateTime) -> bool {
+        self.screen_on.is_empty() || self.screen_on.iter().any(|v| v.matches(t))
+    }
+}
+
+/// Where the config file is, and whether it must exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// Named by `--config` or `ESTATION_CONFIG`: missing is an error.
+    Explicit(PathBuf),
+    /// Found by search: missing means defaults.
+    Searched(Vec<PathBuf>),
+}
+
+/// The one place the precedence is written down.
+pub fn locate(cli: Option<&Path>, env: Option<OsString>, user_dir: Option<PathBuf>) -> Location {
+    if let Some(p) = cli {
+        return Location::Explicit(p.to_path_buf());
+    }
+    if let Some(p) = env.filter(|v| !v.is_empty()) {
+        return Location::Explicit(PathBuf::from(p));
+    }
+    let mut candidates = Vec::new();
+    if let Some(dir) = user_dir {
+        candidates.push(dir.join("config.toml"));
+    }
+    candidates.push(PathBuf::from(SYSTEM_PATH));
+    Location::Searched(candidates)
+}
+
+/// The user's config dir from the `directories` crate.
+pub fn user_config_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "estation").map(|d| d.config_dir().to_path_buf())
+}
+
+/// Why no config could be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A loaded config plus the problems found in it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub problems: Diagnostics,
+    /// What happened, for the log: "using defaults: no config file at …".
+    pub note: String,
+}
+
+/// Finds and loads the config following [`locate`]'s precedence.
+pub fn load(location: &Location) -> Result<Loaded, ConfigError> {
+    match location {
+        Location::Explicit(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(parse(path, &text))
+        }
+        Location::Searched(candidates) => {
+            for path in candidates {
+                match std::fs::read_to_string(path) {
+                    Ok(text) => return Ok(parse(path, &text)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(source) => {
+                        return Err(ConfigError::Read {
+                            path: path.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+            let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            Ok(Loaded {
+                config: Config::default(),
+                problems: Diagnostics(Vec::new()),
+                note: format!("no config file (looked at {}); using defaults", looked.join(", ")),
+            })
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    screen: RawScreen,
+    #[serde(default)]
+    display: RawDisplay,
+    #[serde(default)]
+    audio: RawAudio,
+    #[serde(default)]
+    player: RawPlayer,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawScreen {
+    id: Option<Spanned<String>>,
+    name: Option<String>,
+    timezone: Option<Spanned<String>>,
+    language: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    latitude: Option<Spanned<f64>>,
+    longitude: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDisplay {
+    mode: Option<Spanned<String>>,
+    width: Option<Spanned<u32>>,
+    height: Option<Spanned<u32>>,
+    #[serde(default)]
+    on: Vec<RawOn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOn {
+    weekdays: Option<Spanned<String>>,
+    hours: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudio {
+    volume: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPlayer {
+    playlist: Option<String>,
+}
+
+/// Parses config text. Problems are collected; bad values keep their default.
+///
+/// ```
+/// use std::path::Path;
+/// let ok = estation::config::parse(Path::new("c.toml"), "[screen]\nname = \"一号屏\"\n");
+/// assert!(ok.problems.0.is_empty());
+/// let bad = estation::config::parse(Path::new("c.toml"), "[screen]\ntimezone = \"Mars/Base\"\n");
+/// assert_eq!(bad.problems.to_string(),
+///     "c.toml:2: screen.timezone: `Mars/Base` is not an IANA time zone, e.g. Asia/Shanghai");
+/// ```
+pub fn parse(path: &Path, text: &str) -> Loaded {
+    let map = SourceMap::new(path, text);
+    let mut config = Config {
+        source: Some(path.to_path_buf()),
+        ..Config::default()
+    };
+    let raw: Raw = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            return Loaded {
+                config,
+                problems: Diagnostics(vec![map.from_toml(&e)]),
+                note: format!("config {} is not usable; using defaults", path.display()),
+            };
+        }
+    };
+    let mut problems: Vec<Diagnostic> = Vec::new();
+    let mut bad = |at: usize, field: &str, msg: String| problems.push(map.diag(at, field, msg));
+
+    let s = raw.screen;
+    if let Some(id) = s.id {
+        let v = id.get_ref().trim();
+        if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            bad(id.span().start, "screen.id", format!("`{v}` is not a valid id; use 1-64 ASCII letters, digits, '-', '_' or '.'"));
+        } else {
+            config.screen_id = v.to_string();
+        }
+    }
+    if let Some(name) = s.name.filter(|n| !n.trim().is_empty()) {
+        config.screen_name = name.trim().to_string();
+    }
+    if let Some(tz) = s.timezone {
+        match tz.get_ref().trim().parse::<Tz>() {
+            Ok(z) => config.timezone = z,
+            Err(_) => bad(tz.span().start, "screen.timezone", format!("`{}` is not an IANA time zone, e.g. Asia/Shanghai", tz.get_ref())),
+        }
+    }
+    if let Some(lang) = s.language {
+        match lang.get_ref().parse() {
+            Ok(l) => config.language = l,
+            Err(e) => bad(lang.span().start, "screen.language", e),
+        }
+    }
+    if let Some(region) = s.region {
+        let v = region.get_ref().trim();
+        if (v.len() == 6 || v.len() == 12) && v.bytes().all(|b| b.is_ascii_digit()) {
+            config.region = Some(v.to_string());
+        } else {
+            bad(region.span().start, "screen.region", format!("`{v}` is not a 行政区划代码; write 6 digits (e.g. 330522) or 12 digits"));
+        }
+    }
+    if let Some(lat) = s.latitude {
+        if (-90.0..=90.0).contains(lat.get_ref()) {
+            config.latitude = Some(*lat.get_ref());
+        } else {
+            bad(lat.span().start, "screen.latitude", "must be between -90 and 90".into());
+        }
+    }
+    if let Some(lon) = s.longitude {
+        if (-180.0..=180.0).contains(lon.get_ref()) {
+            config.longitude = Some(*lon.get_ref());
+        } else {
+            bad(lon.span().start, "screen.longitude", "must be between -180 and 180".into());
+        }
+    }
+
+    let d = raw.display;
+    let size = |v: &Option<Spanned<u32>>, field: &str, default: u32, bad: &mut dyn FnMut(usize, &str, String)| match v {
+        Some(x) if (160..=7680).contains(x.get_ref()) => *x.get_ref(),
+        Some(x) => {
+            bad(x.span().start, field, "must be between 160 and 7680 pixels".into());
+            default
+        }
+        None => default,
+    };
+    let width = size(&d.width, "display.width", 1280, &mut bad);
+    let height = size(&d.height, "display.height", 720, &mut bad);
+    match d.mode.as_ref().map(|m| (m.span().start, m.get_ref().trim())) {
+        None | Some((_, "fullscreen")) => {}
+        Some((_, "window")) => config.display = DisplayMode::Window { width, height },
+        Some((at, other)) => bad(at, "display.mode", format!("`{other}` is not a display mode; use fullscreen or window")),
+    }
+    for (i, on) in d.on.into_iter().enumerate() {
+        let field = |f: &str| format!("display.on[{}].{f}", i + 1);
+        let mut v = Validity::default();
+        if let Some(w) = on.weekdays {
+            match w.get_ref().parse() {
+                Ok(w) => v.weekdays = Some(w),
+                Err(e) => bad(w.span().start, &field("weekdays"), e.to_string()),
+            }
+        }
+        match on.hours.get_ref().parse() {
+            Ok(h) => {
+                v.hours.push(h);
+                config.screen_on.push(v);
+            }
+            Err(e) => bad(on.hours.span().start, &field("hours"), e.to_string()),
+        }
+    }
+
+    if let Some(vol) = raw.audio.volume {
+        match u8::try_from(*vol.get_ref()) {
+            Ok(v) if v <= 100 => config.volume = v,
+            _ => bad(vol.span().start, "audio.volume", "must be between 0 and 100".into()),
+        }
+    }
+    if let Some(p) = raw.player.playlist.filter(|p| !p.trim().is_empty()) {
+        // Relative to the config file, like paths inside playlists.
+        config.playlist = Some(path.parent().unwrap_or(Path::new(".")).join(p.trim()));
+    }
+    let note = format!("config from {}", path.display());
+    problems.sort_by_key(|d| d.line);
+    Loaded {
+        config,
+        problems: Diagnostics(problems),
+        note,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_cli_then_env_then_user_then_system() {
+        let user = Some(PathBuf::from("/home/k/.config/estation"));
+        assert_eq!(
+            locate(Some(Path::new("/x.toml")), Some("/y.toml".into()), user.clone()),
+            Location::Explicit("/x.toml".into())
+        );
+        assert_eq!(
+            locate(None, Some("/y.toml".into()), user.clone()),
+            Location::Explicit("/y.toml".into())
+        );
+        assert_eq!(
+            locate(None, Some("".into()), user),
+            Location::Searched(vec![
+                "/home/k/.config/estation/config.toml".into(),
+                SYSTEM_PATH.into()
+            ])
+        );
+    }
+
+    #[test]
+    fn a_full_config_parses() {
+        let text = r#"
+[screen]
+id = "cx-001"
+name = "长兴县气象科普屏"
+timezone = "Asia/Urumqi"
+language = "en"
+region = "330522"
+latitude = 31.03
+longitude = 119.91
+[display]
+mode = "window"
+width = 1920
+height = 1080
+[[display.on]]
+weekdays = "mon-fri"
+hours = "07:00-22:00"
+[audio]
+volume = 35
+[player]
+playlist = "../playlists"
+"#;
+        let l = parse(Path::new("/etc/estation/config.toml"), text);
+        assert_eq!(l.problems.0, vec![]);
+        let c = l.config;
+        assert_eq!(c.screen_id, "cx-001");
+        assert_eq!(c.timezone, chrono_tz::Asia::Urumqi);
+        assert_eq!(c.language, Language::En);
+        assert_eq!(c.region.as_deref(), Some("330522"));
+        assert_eq!(c.display, DisplayMode::Window { width: 1920, height: 1080 });
+        assert_eq!(c.volume, 35);
+        assert_eq!(c.playlist, Some(PathBuf::from("/etc/estation/../playlists")));
+        let t = |s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+        assert!(c.screen_is_on(t("2026-11-23 08:00")));
+        assert!(!c.screen_is_on(t("2026-11-23 23:00")));
+        assert!(!c.screen_is_on(t("2026-11-28 08:00")));
+    }
+
+    #[test]
+    fn bad_values_are_reported_and_defaults_kept() {
+        let text = "[screen]\nregion = \"3305\"\nlatitude = 123.0\nlanguage = \"fr\"\n[display]\nmode = \"tv\"\nwidth = 5\n[audio]\nvolume = 300\n[[display.on]]\nhours = \"7-22\"\n";
+        let l = parse(Path::new("c.toml"), text);
+        assert_eq!(
+            l.problems.to_string().lines().collect::<Vec<_>>(),
+            vec![
+                "c.toml:2: screen.region: `3305` is not a 行政区划代码; write 6 digits (e.g. 330522) or 12 digits",
+                "c.toml:3: screen.latitude: must be between -90 and 90",
+                "c.toml:4: screen.language: `fr` is not a supported language; use zh-CN or en",
+                "c.toml:6: display.mode: `tv` is not a display mode; use fullscreen or window",
+                "c.toml:7: display.width: must be between 160 and 7680 pixels",
+                "c.toml:9: audio.volume: must be between 0 and 100",
+                "c.toml:11: display.on[1].hours: `7` is not a time; write HH:MM, e.g. 07:30",
+            ]
+        );
+        assert_eq!(l.config.region, None);
+        assert_eq!(l.config.volume, 80);
+        assert_eq!(l.config.display, DisplayMode::Fullscreen);
+    }
+
+    #[test]
+    fn unknown_fields_and_syntax_errors_name_the_place() {
+        let l = parse(Path::new("c.toml"), "[screen]\nnmae = \"x\"\n");
+        let msg = l.problems.to_string();
+        assert!(msg.starts_with("c.toml:2: screen.nmae: unknown field `nmae`"), "{msg}");
+        let l = parse(Path::new("c.toml"), "[screen\n");
+        assert!(l.problems.to_string().starts_with("c.toml:1: "), "{}", l.problems);
+        assert_eq!(l.config.timezone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn missing_searched_file_means_defaults_but_explicit_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let l = load(&Location::Searched(vec![missing.clone()])).unwrap();
+        assert_eq!(l.config, Config::default());
+        assert!(l.note.contains("using defaults"));
+        let e = load(&Location::Explicit(missing)).unwrap_err();
+        assert!(e.to_string().starts_with("config file "), "{e}");
+    }
+}
