@@ -142,7 +142,7 @@ pub fn user_config_dir() -> Option<PathBuf> {
 /// Why no config could be used at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -477,6 +477,6 @@ playlist = "../playlists"
         assert_eq!(l.config, Config::default());
         assert!(l.note.contains("using defaults"));
         let e = load(&Location::Explicit(missing)).unwrap_err();
-        assert!(e.to_string().starts_with("config file "), "{e}");
+        assert_eq!(e.to_string(), format!("cannot read config file {}", dir.path().join("nope.toml").display()));
     }
 }

@@ -1,4 +1,5 @@
-//! Problems found in an input file, reported as `file:line: field: message`.
+//! Problems found in an input file, reported as `file:line: field: message`
+//! (`file: field: message` when the problem is the whole file).
 //!
 //! Playlists and the config are TOML written by hand by operators, so every
 //! problem names where it is. Serde errors only carry a byte span, so the
@@ -19,14 +20,12 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.field,
-            self.message
-        )
+        // A problem with the whole file has no line: `file: field: message`.
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        write!(f, ": {}: {}", self.field, self.message)
     }
 }
 

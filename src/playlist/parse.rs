@@ -488,7 +488,10 @@ impl Cx<'_> {
             return None;
         }
         if !path.is_file() {
-            self.problem(at, field, format!("`{rel}`: file not found (looked in {})", path.display()));
+            self.problem(at, field, format!(
+                    "`{rel}`: file not found (looked for {})",
+                    std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display()
+                ));
             return None;
         }
         if let Err(e) = crate::media::probe_image(&path) {
@@ -736,7 +739,7 @@ title = "still fine"
         let m: Vec<String> = p.problems.iter().map(ToString::to_string).collect();
         assert_eq!(
             m,
-            vec![
+            [
                 "p.toml:3: items[1].kind: unknown kind `video`; expected one of image, text, qr, clock",
                 "p.toml:5: items[2].body: text items need a `title` or a `body`",
                 "p.toml:7: items[3].data: qr items need `data` (a URL or text)",
@@ -750,7 +753,11 @@ title = "still fine"
                 "p.toml:23: items[7].fit: `fit` is not used by text items; allowed here: title, body, footer, background_image",
                 "p.toml:25: items[8].id: `a b` is not a valid id; use 1-64 ASCII letters, digits, '-', '_' or '.'",
                 "p.toml:31: items[10].id: id `same` is already used by the item on line 27",
-                "p.toml:35: items[11].path: `nope.png`: file not found (looked in nope.png)",
+                format!(
+                    "p.toml:35: items[11].path: `nope.png`: file not found (looked for {})",
+                    std::path::absolute("nope.png").unwrap().display()
+                )
+                .as_str(),
                 "p.toml:38: items[12].path: `notes.txt`: unsupported image type; use png, jpeg or webp",
                 "p.toml:41: items[13].data: is empty",
             ]

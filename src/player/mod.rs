@@ -1,0 +1,140 @@
+//! The Bevy shell: presents what the pure core decides.
+//!
+//! One plugin per concern. The rotation plugin asks [`crate::schedule`] what
+//! plays next, prepares it off the frame loop and crossfades to it; the other
+//! plugins draw the ticker and clocks, take screenshots, and keep the frame
+//! rate near zero when nothing moves.
+
+mod capture;
+mod clock;
+mod display;
+mod fonts;
+mod power;
+mod rotation;
+mod slides;
+mod ticker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy::window::{CursorOptions, MonitorSelection, PresentMode, WindowMode, WindowResolution};
+use bevy::winit::WinitSettings;
+
+use crate::config::{Config, DisplayMode};
+use crate::diag::Diagnostic;
+
+/// Everything `estation play` was asked to do.
+pub struct Options {
+    pub config: Config,
+    pub config_problems: Vec<Diagnostic>,
+    pub config_note: String,
+    /// Playlist file or folder.
+    pub playlist: PathBuf,
+    /// Folder holding `fonts/`.
+    pub assets: PathBuf,
+    pub window: Option<(u32, u32)>,
+    pub screenshot: Option<PathBuf>,
+    pub screenshot_at: Vec<Duration>,
+    pub exit_after: Option<Duration>,
+}
+
+/// The settings every plugin reads; set once at start.
+#[derive(Resource)]
+pub(crate) struct Settings {
+    pub config: Config,
+    pub playlist: PathBuf,
+    pub assets: PathBuf,
+}
+
+/// The order of the frame's work, written once.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Phase {
+    /// Decide what is on screen (rotation, screen hours).
+    Decide,
+    /// Update what moves or changes (fades, ticker, clocks).
+    Animate,
+    /// Screenshots and exit, after the frame's content is final.
+    Observe,
+}
+
+/// Runs the player until the window closes or `--exit-after` elapses.
+pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
+    let (mode, resolution) = match (opts.window, opts.config.display) {
+        (Some((w, h)), _) | (None, DisplayMode::Window { width: w, height: h }) => {
+            (WindowMode::Windowed, WindowResolution::new(w, h))
+        }
+        (None, DisplayMode::Fullscreen) => (
+            WindowMode::BorderlessFullscreen(MonitorSelection::Primary),
+            WindowResolution::default(),
+        ),
+    };
+    let window = Window {
+        title: format!("estation — {}", opts.config.screen_name),
+        mode,
+        resolution,
+        present_mode: PresentMode::AutoVsync,
+        resizable: true,
+        ..default()
+    };
+
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: Some(window),
+                primary_cursor_options: Some(CursorOptions {
+                    visible: false,
+                    ..default()
+                }),
+                ..default()
+            })
+            .set(bevy::log::LogPlugin {
+                filter: "info,wgpu=error,naga=warn,bevy_render=warn,bevy_winit=warn,estation=info".into(),
+                ..default()
+            }),
+    );
+    for p in &opts.config_problems {
+        error!("config: {p} (using the default for this field)");
+    }
+    info!("{}", opts.config_note);
+
+    app.insert_resource(WinitSettings {
+        focused_mode: bevy::winit::UpdateMode::reactive_low_power(Duration::from_millis(100)),
+        unfocused_mode: bevy::winit::UpdateMode::reactive_low_power(Duration::from_millis(100)),
+    })
+    .insert_resource(ClearColor(Color::srgb_u8(0x0d, 0x2b, 0x4e)))
+    .insert_resource(Settings {
+        config: opts.config,
+        playlist: opts.playlist,
+        assets: opts.assets,
+    })
+    .insert_resource(capture::Plan::new(
+        opts.screenshot,
+        opts.screenshot_at,
+        opts.exit_after,
+        Instant::now(),
+    ))
+    .configure_sets(Update, (Phase::Decide, Phase::Animate, Phase::Observe).chain())
+    .add_plugins((
+        fonts::plugin,
+        power::plugin,
+        slides::plugin,
+        rotation::plugin,
+        ticker::plugin,
+        clock::plugin,
+        capture::plugin,
+        display::plugin,
+    ))
+    .add_systems(Startup, spawn_camera);
+
+    Ok(match app.run() {
+        AppExit::Success => ExitCode::SUCCESS,
+        AppExit::Error(code) => ExitCode::from(code.get()),
+    })
+}
+
+fn spawn_camera(mut commands: Commands) {
+    commands.spawn(Camera2d);
+}

@@ -1,0 +1,392 @@
+//! Rotating the playlist on screen: ask the schedule what is next, prepare it
+//! off the frame loop, then crossfade to it.
+//!
+//! The next item is decoded (and its texture created) *before* the current
+//! one ends, and the outgoing slide stays fully opaque underneath until the
+//! incoming one has faded all the way in, so there is never a black frame
+//! between items. An item that cannot be prepared (missing or corrupt file)
+//! is logged once and skipped; with nothing playable the idle screen shows.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use bevy::asset::RenderAssetUsages;
+use bevy::image::ImageSampler;
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use bevy::tasks::{block_on, poll_once, AsyncComputeTaskPool, Task};
+use bevy::window::PrimaryWindow;
+use chrono::Utc;
+use image::RgbaImage;
+
+use super::fonts::Fonts;
+use super::power::Wake;
+use super::slides::{self, Content, Pictures, Slide};
+use super::{Phase, Settings};
+use crate::media;
+use crate::playlist::{Fit, Item, ItemKind, Library, Playlist, Ticker};
+use crate::qr;
+use crate::schedule::{Scheduler, Slot, Usable};
+
+/// Start preparing the next item this long before the current one ends.
+const PRELOAD: Duration = Duration::from_secs(3);
+/// How often the idle screen asks the schedule again.
+const IDLE_RECHECK: Duration = Duration::from_secs(5);
+/// How often a preparing item is polled.
+const POLL: Duration = Duration::from_millis(40);
+/// QR code side as a fraction of the content box's smaller side.
+const QR_SIDE: f32 = 0.62;
+
+/// The loaded playlists and the items found unplayable.
+#[derive(Resource, Default)]
+pub(crate) struct Programme {
+    library: Library,
+    bad: HashSet<(String, String)>,
+}
+
+struct NotBad<'a>(&'a HashSet<(String, String)>);
+impl Usable for NotBad<'_> {
+    fn usable(&self, p: &Playlist, item: &Item) -> bool {
+        !self.0.contains(&(p.id.clone(), item.id.clone()))
+    }
+}
+
+/// The ticker of the playlist on screen, for the ticker plugin.
+#[derive(Resource, Default, PartialEq)]
+pub(crate) struct CurrentTicker(pub Option<Ticker>);
+
+/// When the first content frame was put on screen (the player's time zero).
+#[derive(Resource, Default)]
+pub(crate) struct Started(pub Option<Instant>);
+
+#[derive(Clone, PartialEq)]
+enum Next {
+    Item(Slot),
+    Idle,
+}
+
+struct Prepared {
+    next: Next,
+    picture: Option<(RgbaImage, bool)>,
+}
+
+struct OnScreen {
+    next: Next,
+    root: Entity,
+    until: Instant,
+}
+
+#[derive(Resource, Default)]
+struct Show {
+    current: Option<OnScreen>,
+    fading_out: Vec<Entity>,
+    fade: Option<(Entity, Instant, Duration)>,
+    pending: Option<Task<Result<Prepared, (Next, String)>>>,
+    /// Prepared and waiting for the current item to end.
+    ready: Option<Prepared>,
+    z: i32,
+    off: bool,
+}
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<Show>()
+        .init_resource::<CurrentTicker>()
+        .init_resource::<Started>()
+        .add_systems(Startup, load_programme)
+        .add_systems(
+            Update,
+            (screen_hours, rotate).chain().in_set(Phase::Decide),
+        )
+        .add_systems(Update, fade.in_set(Phase::Animate));
+}
+
+fn load_programme(mut commands: Commands, settings: Res<Settings>) {
+    let library = Library::load(&settings.playlist);
+    for p in &library.problems {
+        warn!("playlist: {p}");
+    }
+    info!(
+        "loaded {} playlist(s) with {} item(s) from {}",
+        library.playlists.len(),
+        library.playlists.iter().map(|p| p.items.len()).sum::<usize>(),
+        settings.playlist.display()
+    );
+    commands.insert_resource(Programme { library, bad: HashSet::new() });
+}
+
+/// Outside screen-on hours nothing is drawn (and no frames are rendered
+/// beyond one a minute to notice the hours starting again).
+fn screen_hours(
+    mut commands: Commands,
+    settings: Res<Settings>,
+    mut show: ResMut<Show>,
+    mut clear: ResMut<ClearColor>,
+    mut ticker: ResMut<CurrentTicker>,
+    mut wake: ResMut<Wake>,
+) {
+    let local = Utc::now().with_timezone(&settings.config.timezone).naive_local();
+    let on = settings.config.screen_is_on(local);
+    if on == !show.off {
+        if show.off {
+            wake.at(Instant::now() + Duration::from_secs(30));
+        }
+        return;
+    }
+    show.off = !on;
+    if show.off {
+        info!("outside screen-on hours: screen dark");
+        let Show { current, fading_out, fade, pending, ready, .. } = &mut *show;
+        for e in fading_out.drain(..).chain(current.take().map(|c| c.root)).chain(fade.take().map(|f| f.0)) {
+            commands.entity(e).try_despawn();
+        }
+        *pending = None;
+        *ready = None;
+        clear.0 = Color::BLACK;
+        ticker.0 = None;
+    } else {
+        info!("screen-on hours started");
+        clear.0 = Color::srgb_u8(0x0d, 0x2b, 0x4e);
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // a Bevy system: one parameter per resource it touches
+fn rotate(
+    mut commands: Commands,
+    settings: Res<Settings>,
+    mut programme: ResMut<Programme>,
+    mut show: ResMut<Show>,
+    mut images: ResMut<Assets<Image>>,
+    fonts: Res<Fonts>,
+    window: Single<&Window, With<PrimaryWindow>>,
+    mut ticker: ResMut<CurrentTicker>,
+    mut started: ResMut<Started>,
+    mut wake: ResMut<Wake>,
+) {
+    if show.off {
+        return;
+    }
+    let now = Instant::now();
+
+    // 1. Collect a finished preparation.
+    if let Some(task) = show.pending.as_mut() {
+        if let Some(result) = block_on(poll_once(task)) {
+            show.pending = None;
+            match result {
+                Ok(p) => show.ready = Some(p),
+                Err((Next::Item(slot), why)) => {
+                    let p = &programme.library.playlists[slot.playlist];
+                    let item = &p.items[slot.item];
+                    warn!("skipping item `{}` (line {}) of {}: {why}", item.id, item.line, p.source.display());
+                    let key = (p.id.clone(), item.id.clone());
+                    programme.bad.insert(key);
+                }
+                Err((Next::Idle, why)) => warn!("idle screen: {why}"),
+            }
+        } else {
+            wake.at(now + POLL);
+        }
+    }
+
+    let due = show.current.as_ref().is_none_or(|c| now >= c.until);
+
+    // 2. Show what is ready once the current item is over.
+    if due {
+        if let Some(prepared) = show.ready.take() {
+            put_on_screen(&mut commands, &settings, &programme, &mut show, &mut images, &fonts, &window, &mut ticker, prepared, now);
+            started.0.get_or_insert(now);
+        }
+    }
+
+    // 3. Start preparing the next item ahead of the boundary.
+    if show.pending.is_none() && show.ready.is_none() {
+        let start_at = show.current.as_ref().map(|c| c.until.checked_sub(PRELOAD).unwrap_or(c.until));
+        if start_at.is_none_or(|t| now >= t) {
+            let boundary = show.current.as_ref().map_or(now, |c| c.until.max(now));
+            let wall = Utc::now() + chrono::Duration::from_std(boundary - now).unwrap_or_default();
+            let scheduler = Scheduler {
+                library: &programme.library,
+                tz: settings.config.timezone,
+                usable: NotBad(&programme.bad),
+            };
+            let prev = match show.current.as_ref().map(|c| &c.next) {
+                Some(Next::Item(slot)) => Some(slot),
+                _ => None,
+            };
+            let next = scheduler.next_slot(prev, wall).map_or(Next::Idle, Next::Item);
+            let same = show.current.as_ref().is_some_and(|c| same_content(&c.next, &next));
+            if same {
+                // One item (or the idle screen) again: keep it, no redraw.
+                if let Some(c) = show.current.as_mut() {
+                    c.until = boundary + duration_of(&programme.library, &next);
+                    c.next = next;
+                }
+            } else {
+                let item = match &next {
+                    Next::Item(slot) => Some(programme.library.playlists[slot.playlist].items[slot.item].clone()),
+                    Next::Idle => None,
+                };
+                let band = match &next {
+                    Next::Item(slot) => programme.library.playlists[slot.playlist].ticker.is_some(),
+                    Next::Idle => false,
+                };
+                let size = window.physical_size();
+                show.pending = Some(AsyncComputeTaskPool::get().spawn(async move {
+                    prepare(next, item.as_ref(), size, band)
+                }));
+                wake.at(now + POLL);
+            }
+        } else if let Some(t) = start_at {
+            wake.at(t);
+        }
+    }
+    if let Some(c) = &show.current {
+        wake.at(c.until);
+    }
+}
+
+fn same_content(a: &Next, b: &Next) -> bool {
+    match (a, b) {
+        (Next::Idle, Next::Idle) => true,
+        (Next::Item(x), Next::Item(y)) => x.playlist == y.playlist && x.item == y.item,
+        _ => false,
+    }
+}
+
+fn duration_of(library: &Library, next: &Next) -> Duration {
+    match next {
+        Next::Item(slot) => library.playlists[slot.playlist].items[slot.item].duration,
+        Next::Idle => IDLE_RECHECK,
+    }
+}
+
+/// Decodes what an item needs, on a worker thread. `size` is the window in
+/// physical pixels.
+fn prepare(next: Next, item: Option<&Item>, size: UVec2, band: bool) -> Result<Prepared, (Next, String)> {
+    let box_h = if band {
+        (size.y as f32 * (1.0 - slides::TICKER_BAND_VH / 100.0)) as u32
+    } else {
+        size.y
+    };
+    let fail = |why: String| (next.clone(), why);
+    let picture = match item.map(|i| &i.kind) {
+        Some(ItemKind::Image { path, fit }) => Some((
+            media::decode_image(path, size.x, box_h, *fit).map_err(|e| fail(format!("{}: {e}", path.display())))?,
+            false,
+        )),
+        Some(ItemKind::Text { background_image: Some(path), .. }) => Some((
+            media::decode_image(path, size.x, box_h, Fit::Cover).map_err(|e| fail(format!("{}: {e}", path.display())))?,
+            false,
+        )),
+        Some(ItemKind::Qr { data, .. }) => {
+            let modules = qr::modules(data).map_err(|e| fail(format!("QR code: {e}")))?;
+            let side = QR_SIDE * size.x.min(box_h) as f32;
+            let scale = ((side / modules as f32).floor() as u32).max(2);
+            Some((qr::render(data, scale).map_err(|e| fail(format!("QR code: {e}")))?, true))
+        }
+        _ => None,
+    };
+    Ok(Prepared { next, picture })
+}
+
+#[allow(clippy::too_many_arguments)] // the pieces of one hand-over, kept explicit
+fn put_on_screen(
+    commands: &mut Commands,
+    settings: &Settings,
+    programme: &Programme,
+    show: &mut Show,
+    images: &mut Assets<Image>,
+    fonts: &Fonts,
+    window: &Window,
+    ticker: &mut CurrentTicker,
+    prepared: Prepared,
+    now: Instant,
+) {
+    let scale = window.scale_factor();
+    let pictures = Pictures {
+        main: prepared.picture.map(|(img, nearest)| {
+            let (w, h) = img.dimensions();
+            let mut image = Image::new(
+                Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+                TextureDimension::D2,
+                img.into_raw(),
+                TextureFormat::Rgba8UnormSrgb,
+                // The pixels are needed on the GPU only; drop the CPU copy.
+                RenderAssetUsages::RENDER_WORLD,
+            );
+            if nearest {
+                image.sampler = ImageSampler::nearest();
+            }
+            let logical = UVec2::new((w as f32 / scale) as u32, (h as f32 / scale) as u32);
+            (images.add(image), logical)
+        }),
+    };
+    let (content, new_ticker, transition) = match &prepared.next {
+        Next::Item(slot) => {
+            let p = &programme.library.playlists[slot.playlist];
+            let item = &p.items[slot.item];
+            info!("showing `{}` ({}) from {}", item.id, item.kind.name(), p.id);
+            (Content::Item(item), p.ticker.clone(), item.transition)
+        }
+        Next::Idle => {
+            info!("nothing to play now: idle screen");
+            (
+                Content::Idle { name: &settings.config.screen_name, language: settings.config.language },
+                None,
+                Duration::from_millis(500),
+            )
+        }
+    };
+    // An unfinished fade is cut short: its outgoing slides go now.
+    if let Some((root, _, _)) = show.fade.take() {
+        commands.entity(root).insert(Slide { alpha: 1.0 });
+    }
+    for e in show.fading_out.drain(..) {
+        commands.entity(e).try_despawn();
+    }
+    let fading = show.current.is_some() && !transition.is_zero();
+    show.z += 1;
+    let band = new_ticker.is_some();
+    let root = slides::spawn(
+        commands,
+        &content,
+        &pictures,
+        fonts,
+        band,
+        window.size(),
+        show.z,
+        if fading { 0.0 } else { 1.0 },
+    );
+    let duration = duration_of(&programme.library, &prepared.next);
+    if let Some(old) = show.current.take() {
+        if fading {
+            show.fading_out.push(old.root);
+            show.fade = Some((root, now, transition));
+        } else {
+            commands.entity(old.root).try_despawn();
+        }
+    }
+    show.current = Some(OnScreen { next: prepared.next, root, until: now + duration });
+    if ticker.0 != new_ticker {
+        ticker.0 = new_ticker;
+    }
+}
+
+fn fade(mut commands: Commands, mut show: ResMut<Show>, mut slides: Query<&mut Slide>, mut wake: ResMut<Wake>) {
+    let Some((root, start, len)) = show.fade else { return };
+    let t = (start.elapsed().as_secs_f32() / len.as_secs_f32()).clamp(0.0, 1.0);
+    // Smoothstep: eases in and out like a projector's dissolve.
+    let alpha = t * t * (3.0 - 2.0 * t);
+    if let Ok(mut slide) = slides.get_mut(root) {
+        if slide.alpha != alpha {
+            slide.alpha = alpha;
+        }
+    }
+    if t >= 1.0 {
+        show.fade = None;
+        for e in show.fading_out.drain(..) {
+            commands.entity(e).try_despawn();
+        }
+    } else {
+        wake.animate();
+    }
+}
