@@ -1,0 +1,118 @@
+//! Shared by the integration tests: run the real binary, in a real X server.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `estation` binary with a config of our own, so the tester's config
+/// never leaks in.
+pub fn estation(config: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_estation"));
+    c.arg("--config").arg(config);
+    c.env_remove("ESTATION_CONFIG").env("ESTATION_DATA_DIR", root());
+    c
+}
+
+/// A config file in `dir`: Shanghai time, zh-CN, windowed only if asked.
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        "[screen]\nname = \"测试屏\"\nid = \"test-1\"\ntimezone = \"Asia/Shanghai\"\nlanguage = \"zh-CN\"\n{extra}"
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A private Xvfb server, killed on drop. `-displayfd` lets the server pick a
+/// free display number, so tests can run in parallel.
+pub struct Xvfb {
+    child: Child,
+    pub display: String,
+}
+
+impl Xvfb {
+    pub fn start(width: u32, height: u32) -> Xvfb {
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
+            .arg(format!("{width}x{height}x24"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb must be installed to run the screen tests (scripts/install-deps --test)");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("piped stdout");
+        BufReader::new(out).read_line(&mut line).expect("read the display number from Xvfb");
+        let n = line.trim();
+        assert!(!n.is_empty(), "Xvfb did not report a display number");
+        Xvfb { child, display: format!(":{n}") }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a run printed, and how it ended.
+pub struct Run {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion, killing it after `limit`. Output is drained on
+/// threads so a chatty child never blocks on a full pipe.
+pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Run {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start estation");
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = Read::read_to_string(&mut r, &mut s);
+            }
+            s
+        })
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as _));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as _));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for estation") {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let run = Run {
+        success: status.is_some_and(|s| s.success()),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
+    assert!(status.is_some(), "estation did not finish within {limit:?}\nstderr:\n{}", run.stderr);
+    run
+}
