@@ -19,6 +19,8 @@ const LIMIT: Duration = Duration::from_secs(240);
 /// One player run: a playlist (file or folder), a screen size, shot times.
 struct Play<'a> {
     playlist: &'a Path,
+    /// Extra config TOML.
+    config: &'a str,
     screen: (u32, u32),
     window: Option<(u32, u32)>,
     shots: &'a [&'a str],
@@ -28,7 +30,7 @@ impl Play<'_> {
     /// Runs the player and returns its output and the screenshots, in order.
     fn run(&self, dir: &Path) -> (Run, Vec<RgbImage>) {
         let x = Xvfb::start(self.screen.0, self.screen.1);
-        let config = write_config(dir, "");
+        let config = write_config(dir, self.config);
         let shot = dir.join("shot.png");
         let mut cmd = estation(&config);
         cmd.env("DISPLAY", &x.display)
@@ -132,7 +134,7 @@ fn text_lines(img: &RgbImage, x0: u32, y0: u32, x1: u32, y1: u32) -> Vec<(u32, u
 fn demo_starts_full_screen_with_clock_and_ticker() {
     let dir = tempdir();
     let demo = root().join("playlists/demo.toml");
-    let (run, shots) = Play { playlist: &demo, screen: (960, 540), window: None, shots: &["2s"] }.run(dir.path());
+    let (run, shots) = Play { config: "", playlist: &demo, screen: (960, 540), window: None, shots: &["2s"] }.run(dir.path());
     let img = &shots[0];
     // Full screen by default: the frame is the whole X screen.
     assert_eq!(img.dimensions(), (960, 540));
@@ -160,7 +162,7 @@ background = "#12372a"
 color = "#ffffff"
 "##,
     );
-    let (_, shots) = Play { playlist: &playlist, screen: (1280, 720), window: None, shots: &["1s"] }.run(dir.path());
+    let (_, shots) = Play { config: "", playlist: &playlist, screen: (1280, 720), window: None, shots: &["1s"] }.run(dir.path());
     let img = &shots[0];
     let bg = [0x12, 0x37, 0x2a];
     for (x, y) in [(5, 5), (1275, 5), (5, 715), (1275, 715), (1200, 400)] {
@@ -207,7 +209,7 @@ fn chinese_text_wraps_between_characters_keeping_punctuation_on_the_line() {
              [[items]]\nkind = \"text\"\nbody = \"{with_comma}\"\n"
         ),
     );
-    let (_, shots) = Play { playlist: &playlist, screen: (1280, 720), window: None, shots: &["1s", "4.5s"] }.run(dir.path());
+    let (_, shots) = Play { config: "", playlist: &playlist, screen: (1280, 720), window: None, shots: &["1s", "4.5s"] }.run(dir.path());
     let em = 720.0 * 0.044;
     let plain_lines = text_lines(&shots[0], 0, 0, 1280, 720);
     let comma_lines = text_lines(&shots[1], 0, 0, 1280, 720);
@@ -270,7 +272,7 @@ fit = "contain"
 background = "#ff00ff"
 "##,
     );
-    let (_, shots) = Play { playlist: &playlist, screen: (1280, 720), window: None, shots: &["1.5s", "4.5s", "7.5s"] }.run(dir.path());
+    let (_, shots) = Play { config: "", playlist: &playlist, screen: (1280, 720), window: None, shots: &["1.5s", "4.5s", "7.5s"] }.run(dir.path());
     let (red, green, blue, yellow) = ([220, 30, 30], [30, 200, 40], [30, 60, 220], [240, 220, 30]);
     // contain: 960×720 in the middle, black bars of 160 px left and right.
     let png = &shots[0];
@@ -305,7 +307,7 @@ fn qr_code_on_screen_decodes_to_its_url() {
             "[[items]]\nkind = \"qr\"\ndata = \"{url}\"\ncaption = \"扫码访问“科普中国”\"\nbackground = \"#ffffff\"\ncolor = \"#0d2b4e\"\n"
         ),
     );
-    let (_, shots) = Play { playlist: &playlist, screen: (1024, 600), window: None, shots: &["1s"] }.run(dir.path());
+    let (_, shots) = Play { config: "", playlist: &playlist, screen: (1024, 600), window: None, shots: &["1s"] }.run(dir.path());
     let gray = image::DynamicImage::ImageRgb8(shots[0].clone()).to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(gray);
     let grids = prepared.detect_grids();
@@ -341,7 +343,7 @@ background = "#148cc8"
     );
     let times: Vec<String> = (0..16).map(|i| format!("{}ms", 2700 + i * 150)).collect();
     let times: Vec<&str> = times.iter().map(String::as_str).collect();
-    let (_, shots) = Play { playlist: &playlist, screen: (640, 360), window: None, shots: &times }.run(dir.path());
+    let (_, shots) = Play { config: "", playlist: &playlist, screen: (640, 360), window: None, shots: &times }.run(dir.path());
     let mut saw_a = false;
     let mut saw_b = false;
     let mut saw_mix = false;
@@ -384,7 +386,7 @@ fn nothing_playable_shows_the_idle_screen() {
     RgbImage::from_fn(300, 200, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 90])).save(&whole).expect("png");
     let bytes = std::fs::read(&whole).expect("read png");
     std::fs::write(dir.path().join("noise.png"), &bytes[..bytes.len() / 3]).expect("write");
-    let (run, shots) = Play { playlist: &playlist, screen: (800, 600), window: None, shots: &["1s"] }.run(dir.path());
+    let (run, shots) = Play { config: "", playlist: &playlist, screen: (800, 600), window: None, shots: &["1s"] }.run(dir.path());
     let img = &shots[0];
     assert_near(img, 10, 10, [0x0d, 0x2b, 0x4e], "idle background");
     assert!(ink(img, 0, 0, 800, 600) > 1500, "idle screen has no text");
@@ -398,7 +400,7 @@ fn nothing_playable_shows_the_idle_screen() {
 fn portrait_screen_and_window_size() {
     let dir = tempdir();
     let demo = root().join("playlists/demo.toml");
-    let (_, shots) = Play { playlist: &demo, screen: (1024, 768), window: Some((450, 800)), shots: &["1s"] }.run(dir.path());
+    let (_, shots) = Play { config: "", playlist: &demo, screen: (1024, 768), window: Some((450, 800)), shots: &["1s"] }.run(dir.path());
     let img = &shots[0];
     assert_eq!(img.dimensions(), (450, 800));
     // The ticker band is 7 % of the height at the bottom, full width.
@@ -406,4 +408,22 @@ fn portrait_screen_and_window_size() {
     assert_near(img, 446, 795, [0xb7, 0x1c, 0x1c], "ticker band right");
     assert_near(img, 3, 700, [0x0d, 0x2b, 0x4e], "card above the band");
     assert!(ink(img, 0, 150, 450, 700) > 1000, "no clock text in portrait");
+}
+
+/// Outside the configured screen-on hours the screen is dark and nothing
+/// plays; the log says why.
+#[test]
+fn outside_screen_on_hours_the_screen_is_dark() {
+    use chrono::Timelike;
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    // A window that opens two hours from now and closes an hour later.
+    let (h1, h2) = ((now.hour() + 2) % 24, (now.hour() + 3) % 24);
+    let config = format!("\n[[display.on]]\nhours = \"{h1:02}:00-{h2:02}:00\"\n");
+    let dir = tempdir();
+    let demo = root().join("playlists/demo.toml");
+    let (run, shots) = Play { config: &config, playlist: &demo, screen: (640, 360), window: None, shots: &["1s"] }.run(dir.path());
+    let img = &shots[0];
+    assert!(img.pixels().all(|p| luma(p) < 8), "the screen is not dark outside screen-on hours");
+    assert!(run.stderr.contains("outside screen-on hours"), "{}", run.stderr);
+    assert!(!run.stderr.contains("showing `"), "something was shown:\n{}", run.stderr);
 }

@@ -14,6 +14,7 @@ mod rotation;
 mod slides;
 mod ticker;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -92,6 +93,15 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
             })
             .set(bevy::log::LogPlugin {
                 filter: "info,wgpu=error,naga=warn,bevy_render=warn,bevy_winit=warn,estation=info".into(),
+                // Colours only on a terminal: under systemd the log goes to
+                // journald, where escape codes are noise.
+                fmt_layer: |_| {
+                    Some(Box::new(
+                        tracing_subscriber::fmt::Layer::default()
+                            .with_writer(std::io::stderr)
+                            .with_ansi(std::io::stderr().is_terminal()),
+                    ))
+                },
                 ..default()
             }),
     );

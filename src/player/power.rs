@@ -14,9 +14,11 @@ use bevy::winit::{UpdateMode, WinitSettings};
 /// Frame interval while something moves: smooth enough for a ticker and a
 /// crossfade, half the cost of 60 fps.
 pub(crate) const ANIMATION_FRAME: Duration = Duration::from_millis(33);
-/// Upper bound of a sleep, so a stuck wake-up computation cannot freeze the
-/// screen for long (and, later, so the systemd watchdog is fed).
-const MAX_SLEEP: Duration = Duration::from_secs(10);
+/// Upper bound of a sleep, so a missed wake-up request cannot freeze the
+/// screen for long (and, later, so the systemd watchdog is fed). Every
+/// plugin asks for its own wake-ups; this is only the safety net, and each
+/// wake-up draws a frame, so it is kept long.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 /// When the next frame is needed, gathered anew every frame.
 #[derive(Resource, Default)]

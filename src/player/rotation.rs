@@ -16,7 +16,7 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::tasks::{block_on, poll_once, AsyncComputeTaskPool, Task};
 use bevy::window::PrimaryWindow;
-use chrono::Utc;
+use chrono::{Timelike, Utc};
 use image::RgbaImage;
 
 use super::fonts::Fonts;
@@ -122,14 +122,21 @@ fn screen_hours(
     mut show: ResMut<Show>,
     mut clear: ResMut<ClearColor>,
     mut ticker: ResMut<CurrentTicker>,
+    mut started: ResMut<Started>,
     mut wake: ResMut<Wake>,
 ) {
     let local = Utc::now().with_timezone(&settings.config.timezone).naive_local();
     let on = settings.config.screen_is_on(local);
+    if !on {
+        // A dark screen is what is on screen: screenshots count from here.
+        started.0.get_or_insert(Instant::now());
+    }
+    if !settings.config.screen_on.is_empty() {
+        // Screen-on hours switch on whole minutes: look again at the next one.
+        let into_minute = Duration::from_secs(u64::from(local.second())) + Duration::from_nanos(u64::from(local.nanosecond()));
+        wake.at(Instant::now() + Duration::from_secs(60).saturating_sub(into_minute) + Duration::from_millis(20));
+    }
     if on == !show.off {
-        if show.off {
-            wake.at(Instant::now() + Duration::from_secs(30));
-        }
         return;
     }
     show.off = !on;
