@@ -4,7 +4,9 @@
 use ttf_parser::{Face, name_id};
 
 fn face(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/fonts").join(name);
+    // Run-time `CARGO_MANIFEST_DIR`: see `common::root`.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let path = std::path::Path::new(&root).join("assets/fonts").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

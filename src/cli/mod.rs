@@ -190,26 +190,36 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Where the bundled demo lives: beside an installed binary, or in the source tree.
-pub fn bundled_playlists() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
+/// Folders that may hold the bundled `assets/` and `playlists/`, best first:
+/// `ESTATION_DATA_DIR`; the source tree when started by `cargo run` (cargo
+/// sets `CARGO_MANIFEST_DIR` at run time); `../share/estation` beside the
+/// binary (`/usr/bin` → `/usr/share/estation`, also for `/usr/local`); the
+/// source tree the binary was built from. The last comes last because it
+/// goes stale when a clone reuses another clone's target folder.
+fn data_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
     if let Some(dir) = std::env::var_os("ESTATION_DATA_DIR") {
-        candidates.push(PathBuf::from(dir).join("playlists/demo.toml"));
+        dirs.push(PathBuf::from(dir));
     }
-    candidates.push(PathBuf::from("/usr/share/estation/playlists/demo.toml"));
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("playlists/demo.toml"));
-    candidates.into_iter().find(|p| p.is_file())
+    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(prefix) = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf())) {
+        dirs.push(prefix.join("share/estation"));
+    }
+    dirs.push(PathBuf::from("/usr/share/estation"));
+    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dirs
 }
 
-/// Where the bundled fonts live (same search as the demo).
+/// Where the bundled demo lives (see [`data_dirs`]).
+pub fn bundled_playlists() -> Option<PathBuf> {
+    data_dirs().into_iter().map(|d| d.join("playlists/demo.toml")).find(|p| p.is_file())
+}
+
+/// Where the bundled fonts and pictures live (see [`data_dirs`]).
 pub fn bundled_assets() -> Option<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(dir) = std::env::var_os("ESTATION_DATA_DIR") {
-        candidates.push(PathBuf::from(dir).join("assets"));
-    }
-    candidates.push(PathBuf::from("/usr/share/estation/assets"));
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"));
-    candidates.into_iter().find(|p| p.join("fonts").is_dir())
+    data_dirs().into_iter().map(|d| d.join("assets")).find(|p| p.join("fonts").is_dir())
 }
 
 #[cfg(feature = "player")]

@@ -76,6 +76,9 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         mode,
         resolution,
         present_mode: PresentMode::AutoVsync,
+        // One frame in flight: a kiosk gains nothing from queued frames, and
+        // each one is a full-screen buffer (8 MB at 1080p).
+        desired_maximum_frame_latency: std::num::NonZeroU32::new(1),
         resizable: true,
         ..default()
     };

@@ -7,8 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The source tree being tested. Read at run time: cargo sets
+/// `CARGO_MANIFEST_DIR` for the tests it runs, while the compile-time value
+/// goes stale when a clone reuses another clone's `CARGO_TARGET_DIR` (cargo
+/// does not rebuild a package just because its folder moved).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The `estation` binary with a config of our own, so the tester's config
