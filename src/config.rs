@@ -77,6 +77,54 @@ pub struct Config {
     pub volume: u8,
     /// Playlist file or folder to play when none is given on the command line.
     pub playlist: Option<PathBuf>,
+    pub feed: FeedConfig,
+    pub cache: CacheConfig,
+}
+
+/// Where this kiosk's content comes from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FeedConfig {
+    /// URL of the feed folder (holding `manifest.json`); None: no network sync.
+    pub url: Option<String>,
+    /// `ed25519:…` as `estation feed keygen` prints it. With a key the
+    /// player plays from the cache; without one it plays local files.
+    pub public_key: Option<String>,
+    #[serde(with = "humantime_serde_secs")]
+    pub interval: std::time::Duration,
+    pub max_bytes_per_sec: Option<u64>,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig { url: None, public_key: None, interval: std::time::Duration::from_secs(60), max_bytes_per_sec: None }
+    }
+}
+
+mod humantime_serde_secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+/// The offline cache.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CacheConfig {
+    /// None: the user's data dir (`~/.local/share/estation/cache`).
+    pub dir: Option<PathBuf>,
+    /// Most bytes the cache may hold.
+    pub budget: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { dir: None, budget: 4_000_000_000 }
+    }
+}
+
+impl CacheConfig {
+    pub fn dir(&self) -> Option<PathBuf> {
+        self.dir.clone().or_else(crate::cache::default_dir)
+    }
 }
 
 fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -98,6 +146,8 @@ impl Default for Config {
             screen_on: Vec::new(),
             volume: 80,
             playlist: None,
+            feed: FeedConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -203,6 +253,26 @@ struct Raw {
     audio: RawAudio,
     #[serde(default)]
     player: RawPlayer,
+    #[serde(default)]
+    feed: RawFeed,
+    #[serde(default)]
+    cache: RawCache,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    url: Option<Spanned<String>>,
+    public_key: Option<Spanned<String>>,
+    interval: Option<Spanned<toml::Value>>,
+    max_bytes_per_sec: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    dir: Option<String>,
+    budget: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -366,12 +436,66 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         // Relative to the config file, like paths inside playlists.
         config.playlist = Some(path.parent().unwrap_or(Path::new(".")).join(p.trim()));
     }
+    let f = raw.feed;
+    if let Some(url) = f.url {
+        match crate::sync::Source::http(url.get_ref()) {
+            Ok(_) => config.feed.url = Some(url.get_ref().trim().to_string()),
+            Err(e) => bad(url.span().start, "feed.url", e),
+        }
+    }
+    if let Some(key) = f.public_key {
+        match crate::feed::keys::parse_public_key(key.get_ref()) {
+            Ok(_) => config.feed.public_key = Some(key.get_ref().trim().to_string()),
+            Err(e) => bad(key.span().start, "feed.public_key", e.to_string()),
+        }
+    }
+    if let Some(iv) = f.interval {
+        match duration_value(iv.get_ref()) {
+            Some(d) if d >= std::time::Duration::from_secs(5) && d <= std::time::Duration::from_secs(86_400) => config.feed.interval = d,
+            _ => bad(iv.span().start, "feed.interval", "must be a duration from 5s to 24h, e.g. \"60s\" or \"5m\"".into()),
+        }
+    }
+    if let Some(rate) = f.max_bytes_per_sec {
+        match size_value(rate.get_ref()) {
+            Some(0) => config.feed.max_bytes_per_sec = None,
+            Some(n) if n >= 1024 => config.feed.max_bytes_per_sec = Some(n),
+            _ => bad(rate.span().start, "feed.max_bytes_per_sec", "must be at least 1 KiB per second, e.g. \"200KiB\" or 204800 (0: no cap)".into()),
+        }
+    }
+    if let Some(dir) = raw.cache.dir.filter(|d| !d.trim().is_empty()) {
+        config.cache.dir = Some(path.parent().unwrap_or(Path::new(".")).join(dir.trim()));
+    }
+    if let Some(budget) = raw.cache.budget {
+        match size_value(budget.get_ref()) {
+            Some(n) if n >= 10_000_000 => config.cache.budget = n,
+            _ => bad(budget.span().start, "cache.budget", "must be a size of at least 10 MB, e.g. \"4GB\"".into()),
+        }
+    }
+
     let note = format!("config from {}", path.display());
     problems.sort_by_key(|d| d.line);
     Loaded {
         config,
         problems: Diagnostics(problems),
         note,
+    }
+}
+
+/// A duration written as text ("90s", "5m") or as seconds.
+fn duration_value(v: &toml::Value) -> Option<std::time::Duration> {
+    match v {
+        toml::Value::String(s) => humantime::parse_duration(s.trim()).ok(),
+        toml::Value::Integer(n) => u64::try_from(*n).ok().map(std::time::Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// A size written as text ("200KiB", "4GB") or as bytes.
+fn size_value(v: &toml::Value) -> Option<u64> {
+    match v {
+        toml::Value::String(s) => s.trim().parse::<bytesize::ByteSize>().ok().map(|b| b.as_u64()),
+        toml::Value::Integer(n) => u64::try_from(*n).ok(),
+        _ => None,
     }
 }
 
@@ -401,7 +525,8 @@ mod tests {
 
     #[test]
     fn a_full_config_parses() {
-        let text = r#"
+        let key = crate::feed::keys::public_key_string(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key());
+        let text = format!(r#"
 [screen]
 id = "cx-001"
 name = "长兴县气象科普屏"
@@ -421,8 +546,16 @@ hours = "07:00-22:00"
 volume = 35
 [player]
 playlist = "../playlists"
-"#;
-        let l = parse(Path::new("/etc/estation/config.toml"), text);
+[feed]
+url = "https://feed.example.org/county"
+public_key = "{key}"
+interval = "2m"
+max_bytes_per_sec = "200KiB"
+[cache]
+dir = "/var/lib/estation/cache"
+budget = "8GB"
+"#);
+        let l = parse(Path::new("/etc/estation/config.toml"), &text);
         assert_eq!(l.problems.0, vec![]);
         let c = l.config;
         assert_eq!(c.screen_id, "cx-001");
@@ -432,6 +565,11 @@ playlist = "../playlists"
         assert_eq!(c.display, DisplayMode::Window { width: 1920, height: 1080 });
         assert_eq!(c.volume, 35);
         assert_eq!(c.playlist, Some(PathBuf::from("/etc/estation/../playlists")));
+        assert_eq!(c.feed.url.as_deref(), Some("https://feed.example.org/county"));
+        assert_eq!(c.feed.interval, std::time::Duration::from_secs(120));
+        assert_eq!(c.feed.max_bytes_per_sec, Some(200 * 1024));
+        assert_eq!(c.cache.dir, Some(PathBuf::from("/var/lib/estation/cache")));
+        assert_eq!(c.cache.budget, 8_000_000_000);
         let t = |s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
         assert!(c.screen_is_on(t("2026-11-23 08:00")));
         assert!(!c.screen_is_on(t("2026-11-23 23:00")));
@@ -440,7 +578,7 @@ playlist = "../playlists"
 
     #[test]
     fn bad_values_are_reported_and_defaults_kept() {
-        let text = "[screen]\nregion = \"3305\"\nlatitude = 123.0\nlanguage = \"fr\"\n[display]\nmode = \"tv\"\nwidth = 5\n[audio]\nvolume = 300\n[[display.on]]\nhours = \"7-22\"\n";
+        let text = "[screen]\nregion = \"3305\"\nlatitude = 123.0\nlanguage = \"fr\"\n[display]\nmode = \"tv\"\nwidth = 5\n[audio]\nvolume = 300\n[[display.on]]\nhours = \"7-22\"\n[feed]\nurl = \"ftp://x/\"\npublic_key = \"AAAA\"\ninterval = \"1s\"\n[cache]\nbudget = \"lots\"\n";
         let l = parse(Path::new("c.toml"), text);
         assert_eq!(
             l.problems.to_string().lines().collect::<Vec<_>>(),
@@ -452,6 +590,10 @@ playlist = "../playlists"
                 "c.toml:7: display.width: must be between 160 and 7680 pixels",
                 "c.toml:9: audio.volume: must be between 0 and 100",
                 "c.toml:11: display.on[1].hours: `7` is not a time; write HH:MM, e.g. 07:30",
+                "c.toml:13: feed.url: `ftp://x/`: only http and https feeds are supported",
+                "c.toml:14: feed.public_key: `AAAA` is not a public key; write ed25519:<base64>, as `estation feed keygen` prints it",
+                "c.toml:15: feed.interval: must be a duration from 5s to 24h, e.g. \"60s\" or \"5m\"",
+                "c.toml:17: cache.budget: must be a size of at least 10 MB, e.g. \"4GB\"",
             ]
         );
         assert_eq!(l.config.region, None);

@@ -1,6 +1,8 @@
 //! The `estation` command line: the player and the operator tools.
 
+mod feed_cmd;
 mod playlist_cmd;
+mod sync_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,6 +36,65 @@ pub enum Command {
     /// Check or show the config.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Publish content: keys, build and sign a feed, verify it, serve it.
+    #[command(subcommand)]
+    Feed(FeedCommand),
+    /// Bring the offline cache up to the feed's newest version.
+    Sync {
+        /// One sync, then exit (default: keep syncing every feed.interval).
+        #[arg(long)]
+        once: bool,
+        /// Load a feed folder (a USB stick) instead of the feed URL; implies --once.
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+    },
+    /// The feed version in the cache, the last sync, downloads pending, the
+    /// playing item.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedCommand {
+    /// Make an ed25519 key pair: DIR/feed-key.pem (private, mode 0600) and
+    /// DIR/feed-key.pub; prints the line for the kiosks' config.
+    Keygen {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Build (or update) a signed, content-addressed feed from playlists.
+    Build {
+        /// A playlist file or a folder of them; their pictures come along.
+        #[arg(long, value_name = "PATH")]
+        playlists: PathBuf,
+        /// A folder of CAP alert documents (*.xml) to publish with them.
+        #[arg(long, value_name = "DIR")]
+        alerts: Option<PathBuf>,
+        /// The private key (feed-key.pem).
+        #[arg(long, value_name = "PRIVATE")]
+        key: PathBuf,
+        /// The feed folder to write (created; an existing feed is updated).
+        #[arg(long, value_name = "FEED")]
+        out: PathBuf,
+        /// How long kiosks accept this build as new, e.g. 14d, 36h.
+        #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = parse_duration)]
+        expires: Duration,
+    },
+    /// Check a feed folder: signature and every file's hash.
+    Verify {
+        feed: PathBuf,
+        /// `ed25519:…`, or a file holding it (feed-key.pub).
+        #[arg(long, value_name = "KEY")]
+        public_key: String,
+    },
+    /// Serve a feed folder over HTTP (ETag/304, ranges, access log).
+    Serve {
+        feed: PathBuf,
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Options of `estation play`.
@@ -130,9 +191,18 @@ pub fn main() -> ExitCode {
 }
 
 fn init_cli_logging() {
+    init_cli_logging_at("warn");
+}
+
+/// Logs to stderr at `level` unless `RUST_LOG` says otherwise.
+fn init_cli_logging_at(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 /// Loads the config; problems are printed and defaults used for those fields.
@@ -160,6 +230,33 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     playlist_cmd::at(&path, time, config.timezone, json)
                 }
             }
+        }
+        Command::Feed(cmd) => {
+            init_cli_logging_at("info");
+            match cmd {
+                FeedCommand::Keygen { out } => feed_cmd::keygen(&out),
+                FeedCommand::Build { playlists, alerts, key, out, expires } => {
+                    feed_cmd::build_cmd(&playlists, alerts.as_deref(), &key, &out, expires)
+                }
+                FeedCommand::Verify { feed, public_key } => feed_cmd::verify(&feed, &public_key),
+                FeedCommand::Serve { feed, listen } => feed_cmd::serve(&feed, listen),
+            }
+        }
+        Command::Sync { once, from } => {
+            init_cli_logging_at("info");
+            let (config, loaded) = load_config(cli.config.as_deref())?;
+            for p in &loaded.problems.0 {
+                eprintln!("warning: {p}");
+            }
+            sync_cmd::sync(&config, once, from.as_deref())
+        }
+        Command::Status { json } => {
+            init_cli_logging();
+            let (config, loaded) = load_config(cli.config.as_deref())?;
+            for p in &loaded.problems.0 {
+                eprintln!("warning: {p}");
+            }
+            sync_cmd::status(&config, json)
         }
         Command::Config(cmd) => {
             let (config, loaded) = load_config(cli.config.as_deref())?;

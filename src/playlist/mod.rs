@@ -7,6 +7,7 @@
 
 mod parse;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +15,17 @@ use crate::color::Rgba;
 use crate::diag::Diagnostic;
 use crate::validity::Validity;
 
-pub use parse::{parse_playlist, Parsed};
+pub use parse::{parse_playlist, parse_playlist_in, Parsed};
+
+/// Where the media files a playlist names are found.
+#[derive(Debug, Clone)]
+pub enum MediaRoot {
+    /// Relative to a folder: the playlist's own, for files on disk.
+    Dir(PathBuf),
+    /// Looked up by the exact text written in the playlist: a feed in the
+    /// cache, whose names come from the network and are never used as paths.
+    Lookup(BTreeMap<String, PathBuf>),
+}
 
 /// How an image fills the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -107,6 +118,8 @@ pub struct Playlist {
     pub schedule: Schedule,
     pub ticker: Option<Ticker>,
     pub items: Vec<Item>,
+    /// Each media path as written in the playlist, and the file it names.
+    pub media: BTreeMap<String, PathBuf>,
 }
 
 /// Every playlist found at a path, with the problems met while loading them.
@@ -128,12 +141,26 @@ impl Library {
             }
         };
         for file in files {
-            let parsed = parse::parse_file(&file);
-            lib.problems.extend(parsed.problems);
-            lib.playlists.extend(parsed.playlist);
+            lib.add(parse::parse_file(&file));
         }
         lib.check_set();
         lib
+    }
+
+    /// A library from playlist texts already in memory (a feed in the cache):
+    /// `(name for messages, text, where its media are)`.
+    pub fn from_texts<'a>(texts: impl IntoIterator<Item = (PathBuf, String, &'a MediaRoot)>) -> Library {
+        let mut lib = Library::default();
+        for (name, text, root) in texts {
+            lib.add(parse::parse_playlist_in(&name, &text, root));
+        }
+        lib.check_set();
+        lib
+    }
+
+    fn add(&mut self, parsed: Parsed) {
+        self.problems.extend(parsed.problems);
+        self.playlists.extend(parsed.playlist);
     }
 
     /// Rules across playlists: unique ids, at most one fallback.

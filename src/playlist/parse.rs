@@ -1,12 +1,13 @@
 //! TOML → [`Playlist`], collecting every problem as a [`Diagnostic`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Fit, Item, ItemKind, Playlist, Schedule, Ticker};
+use super::{Fit, Item, ItemKind, MediaRoot, Playlist, Schedule, Ticker};
 use crate::color::Rgba;
 use crate::diag::{Diagnostic, SourceMap};
 use crate::validity::Validity;
@@ -160,6 +161,12 @@ pub(crate) fn parse_file(path: &Path) -> Parsed {
 ///     "p.toml:3: items[1].duration: `forever` is not a duration; write e.g. 10s, 1m30s");
 /// ```
 pub fn parse_playlist(path: &Path, text: &str) -> Parsed {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse_playlist_in(path, text, &MediaRoot::Dir(base))
+}
+
+/// Parses playlist text whose media are found through `root`.
+pub fn parse_playlist_in(path: &Path, text: &str, root: &MediaRoot) -> Parsed {
     let map = SourceMap::new(path, text);
     let raw: RawPlaylist = match toml::from_str(text) {
         Ok(r) => r,
@@ -173,7 +180,8 @@ pub fn parse_playlist(path: &Path, text: &str) -> Parsed {
     let mut cx = Cx {
         map: &map,
         problems: Vec::new(),
-        base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        root,
+        media: BTreeMap::new(),
     };
     let playlist = cx.playlist(raw);
     // Report in file order, whatever order the checks ran in.
@@ -187,7 +195,8 @@ pub fn parse_playlist(path: &Path, text: &str) -> Parsed {
 struct Cx<'a> {
     map: &'a SourceMap<'a>,
     problems: Vec<Diagnostic>,
-    base: PathBuf,
+    root: &'a MediaRoot,
+    media: BTreeMap<String, PathBuf>,
 }
 
 impl Cx<'_> {
@@ -263,6 +272,7 @@ impl Cx<'_> {
             schedule,
             ticker,
             items,
+            media: std::mem::take(&mut self.media),
         }
     }
 
@@ -478,8 +488,7 @@ impl Cx<'_> {
             self.problem(at, field, "is empty");
             return None;
         }
-        let path = self.base.join(rel);
-        let ext = path
+        let ext = Path::new(rel)
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
@@ -487,17 +496,31 @@ impl Cx<'_> {
             self.problem(at, field, format!("`{rel}`: unsupported image type; use png, jpeg or webp"));
             return None;
         }
-        if !path.is_file() {
-            self.problem(at, field, format!(
-                    "`{rel}`: file not found (looked for {})",
-                    std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display()
-                ));
-            return None;
-        }
+        let path = match self.root {
+            MediaRoot::Dir(base) => {
+                let path = base.join(rel);
+                if !path.is_file() {
+                    self.problem(at, field, format!(
+                        "`{rel}`: file not found (looked for {})",
+                        std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display()
+                    ));
+                    return None;
+                }
+                path
+            }
+            MediaRoot::Lookup(files) => match files.get(rel) {
+                Some(p) => p.clone(),
+                None => {
+                    self.problem(at, field, format!("`{rel}`: not in the feed"));
+                    return None;
+                }
+            },
+        };
         if let Err(e) = crate::media::probe_image(&path) {
             self.problem(at, field, format!("`{rel}`: {e}"));
             return None;
         }
+        self.media.insert(rel.to_string(), path.clone());
         Some(path)
     }
 

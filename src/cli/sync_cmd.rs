@@ -1,0 +1,153 @@
+//! `estation sync` and `estation status`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::feed::keys;
+use crate::status::{PlayerStatus, SyncStatus};
+use crate::sync::{Options, Source, Syncer};
+
+/// The cache folder the config names (or the default).
+pub fn cache_dir(config: &Config) -> anyhow::Result<PathBuf> {
+    config.cache.dir().context("no cache folder: set [cache] dir in the config (no home directory to default to)")
+}
+
+/// Sync options from the config; the key is required.
+pub fn options(config: &Config) -> anyhow::Result<Options> {
+    let text = config.feed.public_key.as_deref().with_context(|| {
+        format!(
+            "[feed] public_key is not set in {}; add the line `estation feed keygen` printed",
+            config.source.as_ref().map_or("the config".into(), |p| p.display().to_string())
+        )
+    })?;
+    let mut opts = Options::new(keys::parse_public_key(text)?);
+    opts.max_bytes_per_sec = config.feed.max_bytes_per_sec;
+    opts.budget = config.cache.budget;
+    Ok(opts)
+}
+
+pub fn sync(config: &Config, once: bool, from: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let opts = options(config)?;
+    let source = match from {
+        Some(dir) => Source::Dir(dir.to_path_buf()),
+        None => {
+            let url = config.feed.url.as_deref().context("[feed] url is not set in the config; set it, or use --from DIR")?;
+            Source::http(url).map_err(anyhow::Error::msg)?
+        }
+    };
+    let cache = Cache::open(&cache_dir(config)?)?;
+    let syncer = Syncer::new(cache, source, opts)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    if once || from.is_some() {
+        return match rt.block_on(syncer.once()) {
+            Ok(outcome) => {
+                println!("{outcome}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("sync failed: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        };
+    }
+    rt.block_on(syncer.forever(config.feed.interval));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    cache: PathBuf,
+    feed_version: Option<u64>,
+    feed_created: Option<String>,
+    feed_expires: Option<String>,
+    /// The feed on screen is past its expiry (still played).
+    stale: bool,
+    cache_bytes: u64,
+    cache_budget: u64,
+    /// Problem reading the cached feed, if any.
+    cache_error: Option<String>,
+    sync: SyncStatus,
+    player: Option<PlayerStatus>,
+}
+
+pub fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let dir = cache_dir(config)?;
+    let cache = Cache::at(&dir);
+    let mut report = Report {
+        cache: dir.clone(),
+        feed_version: None,
+        feed_created: None,
+        feed_expires: None,
+        stale: false,
+        cache_bytes: cache.used_bytes(),
+        cache_budget: config.cache.budget,
+        cache_error: None,
+        sync: SyncStatus::load(&cache.status_path()),
+        player: PlayerStatus::load(&PlayerStatus::path(&dir)),
+    };
+    let tz = config.timezone;
+    let local = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z").to_string();
+    match config.feed.public_key.as_deref().map(keys::parse_public_key).transpose()? {
+        Some(key) => match cache.current(&key) {
+            Ok(Some(v)) => {
+                report.feed_version = Some(v.manifest.version);
+                report.feed_created = Some(local(v.manifest.created));
+                report.feed_expires = Some(local(v.manifest.expires));
+                report.stale = v.manifest.is_expired(Utc::now());
+            }
+            Ok(None) => {}
+            Err(e) => report.cache_error = Some(e.to_string()),
+        },
+        None => report.cache_error = Some("no [feed] public_key in the config: the cache is not used".into()),
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let when = |t: Option<chrono::DateTime<Utc>>| t.map_or("never".to_string(), |t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string());
+    match report.feed_version {
+        Some(v) => println!(
+            "feed:       version {v}, built {}, expires {}{}",
+            report.feed_created.as_deref().unwrap_or("?"),
+            report.feed_expires.as_deref().unwrap_or("?"),
+            if report.stale { "  — STALE: past its expiry, still playing; the feed needs a new build" } else { "" }
+        ),
+        None => println!("feed:       none in the cache yet (the bundled demo plays)"),
+    }
+    if let Some(e) = &report.cache_error {
+        println!("cache:      {e}");
+    }
+    println!("cache:      {} of {} used, in {}", bytesize::ByteSize(report.cache_bytes), bytesize::ByteSize(report.cache_budget), dir.display());
+    let s = &report.sync;
+    println!("source:     {}", s.source.as_deref().or(config.feed.url.as_deref()).unwrap_or("none configured"));
+    println!("last sync:  {} (attempted {})", when(s.last_success), when(s.last_attempt));
+    if let Some(e) = &s.last_error {
+        println!("last error: {} — {e}", when(s.last_error_at));
+    }
+    if let Some(p) = &s.pending {
+        let done: u64 = p.files.iter().map(|f| f.done).sum();
+        let total: u64 = p.files.iter().map(|f| f.size).sum();
+        println!("pending:    version {}: {} file(s), {} of {}", p.version, p.files.len(), bytesize::ByteSize(done), bytesize::ByteSize(total));
+        for f in p.files.iter().filter(|f| f.done < f.size) {
+            println!("            {} {} of {}", f.sha256, bytesize::ByteSize(f.done), bytesize::ByteSize(f.size));
+        }
+    }
+    match &report.player {
+        Some(p) => println!(
+            "playing:    {} / {} since {} ({}, pid {})",
+            p.playlist.as_deref().unwrap_or("-"),
+            p.item.as_deref().unwrap_or("idle screen"),
+            when(p.since),
+            p.source,
+            p.pid
+        ),
+        None => println!("playing:    no player has reported yet"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,276 @@
+//! `estation feed build`: playlists and their media in, a signed feed out.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+
+use super::digest::Digest;
+use super::manifest::{self, Blob, Manifest, MediaType, PlaylistEntry, FORMAT, MANIFEST_FILE};
+use crate::diag::Diagnostics;
+use crate::playlist::Library;
+
+/// Largest CAP document accepted into a feed.
+const MAX_ALERT_BYTES: u64 = 1 << 20;
+
+pub struct BuildOptions<'a> {
+    /// A playlist file or a folder of them.
+    pub playlists: &'a Path,
+    /// A folder of CAP documents (`*.xml`), optional.
+    pub alerts: Option<&'a Path>,
+    pub key: &'a SigningKey,
+    pub out: &'a Path,
+    /// How long kiosks accept the manifest as new.
+    pub expires_in: Duration,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildReport {
+    pub version: u64,
+    pub playlists: usize,
+    pub blobs: usize,
+    /// Blobs written by this build (the others were already in the feed).
+    pub added: usize,
+    pub added_bytes: u64,
+    pub total_bytes: u64,
+    pub expires: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The same problems `estation playlist check` prints.
+    #[error("{0}")]
+    Playlists(Diagnostics),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{path}: the feed's current manifest cannot be read, so its version cannot be continued ({message}); move it away to start a new feed")]
+    Previous { path: PathBuf, message: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io { path: path.to_path_buf(), source }
+}
+
+/// A file to put in the feed: where it is now, and what it is.
+struct Source {
+    path: PathBuf,
+    blob: Blob,
+}
+
+/// Builds (or updates) the feed in `opts.out`. Validates everything before
+/// writing anything; writes blobs before the manifest, so a server never
+/// offers a manifest whose files are missing.
+pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
+    let library = Library::load(opts.playlists);
+    if !library.problems.is_empty() {
+        return Err(BuildError::Playlists(Diagnostics(library.problems)));
+    }
+
+    let mut sources: BTreeMap<Digest, Source> = BTreeMap::new();
+    let mut by_path: BTreeMap<PathBuf, Digest> = BTreeMap::new();
+    let mut playlists = Vec::new();
+    let mut media = Vec::new();
+    for p in &library.playlists {
+        let (digest, size) = Digest::of_file(&p.source).map_err(io(&p.source))?;
+        let blob = Blob { sha256: digest, size, media_type: MediaType::Playlist };
+        sources.insert(digest, Source { path: p.source.clone(), blob: blob.clone() });
+        let mut map = BTreeMap::new();
+        for (written, path) in &p.media {
+            let d = match by_path.get(path) {
+                Some(d) => *d,
+                None => {
+                    let mut head = [0u8; 64];
+                    let n = read_head(path, &mut head)?;
+                    let media_type = MediaType::sniff(&head[..n]).ok_or_else(|| BuildError::File {
+                        path: path.clone(),
+                        message: "not a png, jpeg or webp picture".into(),
+                    })?;
+                    let (d, size) = Digest::of_file(path).map_err(io(path))?;
+                    by_path.insert(path.clone(), d);
+                    if !sources.contains_key(&d) {
+                        let blob = Blob { sha256: d, size, media_type };
+                        media.push(blob.clone());
+                        sources.insert(d, Source { path: path.clone(), blob });
+                    }
+                    d
+                }
+            };
+            map.insert(written.clone(), d);
+        }
+        let name = p.source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        playlists.push(PlaylistEntry { name, sha256: digest, size, media: map });
+    }
+
+    let mut alerts = Vec::new();
+    if let Some(dir) = opts.alerts {
+        for path in xml_files(dir)? {
+            let (d, size) = Digest::of_file(&path).map_err(io(&path))?;
+            if size == 0 || size > MAX_ALERT_BYTES {
+                return Err(BuildError::File { path, message: format!("{size} bytes; a CAP document is 1 to {MAX_ALERT_BYTES} bytes") });
+            }
+            let mut head = [0u8; 64];
+            let n = read_head(&path, &mut head)?;
+            let text = String::from_utf8_lossy(&head[..n]);
+            if !text.trim_start_matches('\u{feff}').trim_start().starts_with('<') {
+                return Err(BuildError::File { path, message: "not an XML document".into() });
+            }
+            let blob = Blob { sha256: d, size, media_type: MediaType::Cap };
+            if !sources.contains_key(&d) {
+                alerts.push(blob.clone());
+                sources.insert(d, Source { path, blob });
+            }
+        }
+    }
+
+    let manifest_path = opts.out.join(MANIFEST_FILE);
+    let previous = previous_version(&manifest_path)?;
+    let created = chrono::SubsecRound::trunc_subsecs(opts.now, 0);
+    let version = previous.map_or(0, |v| v + 1).max(u64::try_from(created.timestamp()).unwrap_or(0));
+    let expires = created + chrono::Duration::from_std(opts.expires_in).unwrap_or(chrono::Duration::days(14));
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version,
+        created: created.fixed_offset(),
+        expires: expires.fixed_offset(),
+        playlists,
+        media,
+        alerts,
+    };
+
+    // Everything is known good: now write.
+    let blobs_dir = opts.out.join("blobs");
+    std::fs::create_dir_all(&blobs_dir).map_err(io(&blobs_dir))?;
+    let (mut added, mut added_bytes) = (0, 0);
+    for src in sources.values() {
+        let dest = opts.out.join(src.blob.feed_path());
+        if std::fs::metadata(&dest).is_ok_and(|m| m.len() == src.blob.size) {
+            continue;
+        }
+        let mut file = std::fs::File::open(&src.path).map_err(io(&src.path))?;
+        let (d, _) = crate::atomic::copy_hashed(&mut file, &dest).map_err(io(&dest))?;
+        if d != src.blob.sha256 {
+            let _ = std::fs::remove_file(&dest);
+            return Err(BuildError::File { path: src.path.clone(), message: "changed while the feed was being built; build again".into() });
+        }
+        added += 1;
+        added_bytes += src.blob.size;
+    }
+    let signed = manifest::sign(&manifest, opts.key);
+    crate::atomic::write(&manifest_path, &signed).map_err(io(&manifest_path))?;
+    Ok(BuildReport {
+        version,
+        playlists: manifest.playlists.len(),
+        blobs: sources.len(),
+        added,
+        added_bytes,
+        total_bytes: manifest.total_bytes(),
+        expires,
+    })
+}
+
+fn read_head(path: &Path, buf: &mut [u8]) -> Result<usize, BuildError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut n = 0;
+    while n < buf.len() {
+        let m = f.read(&mut buf[n..]).map_err(io(path))?;
+        if m == 0 {
+            break;
+        }
+        n += m;
+    }
+    Ok(n)
+}
+
+fn xml_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("xml")) && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The version of the manifest already in the output folder, read without
+/// checking its signature (it is the operator's own earlier output).
+fn previous_version(path: &Path) -> Result<Option<u64>, BuildError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(BuildError::Io { path: path.to_path_buf(), source }),
+    };
+    #[derive(serde::Deserialize)]
+    struct Env {
+        signed: Ver,
+    }
+    #[derive(serde::Deserialize)]
+    struct Ver {
+        version: u64,
+    }
+    serde_json::from_slice::<Env>(&bytes)
+        .map(|e| Some(e.signed.version))
+        .map_err(|e| BuildError::Previous { path: path.to_path_buf(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::manifest::verify_signature;
+
+    fn write_png(path: &Path, shade: u8) {
+        image::RgbaImage::from_pixel(4, 4, image::Rgba([shade, 0, 0, 255])).save(path).unwrap();
+    }
+
+    #[test]
+    fn builds_reuses_blobs_and_versions_grow() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        write_png(&src.path().join("a.png"), 10);
+        write_png(&src.path().join("b.png"), 20);
+        std::fs::write(
+            src.path().join("p.toml"),
+            "[[items]]\nkind = \"image\"\npath = \"a.png\"\n[[items]]\nkind = \"text\"\ntitle = \"x\"\nbackground_image = \"./b.png\"\n",
+        )
+        .unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let now: DateTime<Utc> = "2026-11-23T00:00:00Z".parse().unwrap();
+        let opts = BuildOptions { playlists: src.path(), alerts: None, key: &key, out: out.path(), expires_in: Duration::from_secs(86400), now };
+        let first = build(&opts).unwrap();
+        assert_eq!((first.playlists, first.blobs, first.added), (1, 3, 3));
+        let v = verify_signature(&std::fs::read(out.path().join(MANIFEST_FILE)).unwrap(), &key.verifying_key()).unwrap();
+        assert_eq!(v.manifest.playlists[0].media.keys().collect::<Vec<_>>(), ["./b.png", "a.png"]);
+        for b in v.manifest.blobs() {
+            let (d, n) = Digest::of_file(&out.path().join(b.feed_path())).unwrap();
+            assert_eq!((d, n), (b.sha256, b.size));
+        }
+
+        // Change one picture: one new blob, a higher version, same clock.
+        write_png(&src.path().join("b.png"), 30);
+        let second = build(&opts).unwrap();
+        assert_eq!(second.added, 1);
+        assert_eq!(second.version, first.version + 1);
+        assert_eq!(std::fs::read_dir(out.path().join("blobs")).unwrap().count(), 4);
+    }
+
+    #[test]
+    fn bad_playlist_writes_nothing() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("p.toml"), "[[items]]\nkind = \"image\"\npath = \"missing.png\"\n").unwrap();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let opts = BuildOptions { playlists: src.path(), alerts: None, key: &key, out: out.path(), expires_in: Duration::from_secs(60), now: Utc::now() };
+        let err = build(&opts).unwrap_err().to_string();
+        assert!(err.contains("p.toml:3: items[1].path: `missing.png`: file not found"), "{err}");
+        assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,590 @@
+//! Sync: bring the cache to the feed's newest good version.
+//!
+//! Diff → plan → apply. The manifest is fetched with a conditional GET (a
+//! poll with no change is one request answered 304) and fully verified —
+//! signature, key, version above the current one, not expired — before
+//! anything else happens. Then only missing files are fetched, a few at a
+//! time, with timeouts, retries with jittered exponential back-off, HTTP
+//! Range resume of partial files, a bandwidth cap and a sha256 check. Every
+//! write is atomic; the version becomes current in one step once all its
+//! files are in. Any failure leaves the current version as it was.
+
+pub mod backoff;
+pub mod plan;
+pub mod throttle;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use ed25519_dalek::VerifyingKey;
+use futures_util::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::cache::{Cache, CacheError};
+use crate::feed::manifest::{verify_new, ManifestError, MANIFEST_FILE, MAX_MANIFEST_BYTES};
+use crate::feed::{Blob, Digest, Verified};
+use crate::status::{Pending, PendingFile, SyncStatus};
+
+/// Where a feed comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A feed served over HTTP(S): the URL of the folder holding `manifest.json`.
+    Http(reqwest::Url),
+    /// A feed folder on disk (a USB stick), verified exactly the same way.
+    Dir(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Http(u) => write!(f, "{u}"),
+            Source::Dir(d) => write!(f, "{}", d.display()),
+        }
+    }
+}
+
+impl Source {
+    /// Parses a feed URL; the folder URL gets its trailing slash so that
+    /// file names join under it.
+    pub fn http(url: &str) -> Result<Source, String> {
+        let mut u = reqwest::Url::parse(url.trim()).map_err(|e| format!("`{url}` is not a URL ({e})"))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(format!("`{url}`: only http and https feeds are supported"));
+        }
+        if !u.path().ends_with('/') {
+            let p = format!("{}/", u.path());
+            u.set_path(&p);
+        }
+        Ok(Source::Http(u))
+    }
+}
+
+/// Knobs of a sync; [`Options::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub key: VerifyingKey,
+    pub max_bytes_per_sec: Option<u64>,
+    /// Most bytes the cache may hold.
+    pub budget: u64,
+    /// Files fetched at once.
+    pub concurrency: usize,
+    /// Tries per file per sync.
+    pub attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub connect_timeout: Duration,
+    /// Longest silence inside a response before it counts as cut.
+    pub read_timeout: Duration,
+}
+
+impl Options {
+    pub fn new(key: VerifyingKey) -> Options {
+        Options {
+            key,
+            max_bytes_per_sec: None,
+            budget: 4_000_000_000,
+            concurrency: 4,
+            attempts: 5,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The feed has nothing newer (`version` is current; None: none yet).
+    Unchanged { version: Option<u64> },
+    Updated { from: Option<u64>, to: u64, files: usize, bytes: u64 },
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Unchanged { version: Some(v) } => write!(f, "up to date at version {v}"),
+            Outcome::Unchanged { version: None } => write!(f, "the feed has no version yet"),
+            Outcome::Updated { from, to, files, bytes } => {
+                let from = from.map_or("nothing".to_string(), |v| format!("version {v}"));
+                write!(f, "updated from {from} to version {to}: fetched {files} file(s), {}", bytesize::ByteSize(*bytes))
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("manifest from {source_name} refused: {error}")]
+    Manifest { source_name: String, error: ManifestError },
+    #[error("{what}: {why}")]
+    Fetch { what: String, why: String },
+    #[error(transparent)]
+    NoSpace(#[from] plan::NoSpace),
+}
+
+/// One kiosk's sync: a cache, a source, and the HTTP client it reuses.
+pub struct Syncer {
+    cache: Cache,
+    source: Source,
+    opts: Options,
+    client: reqwest::Client,
+    throttle: throttle::Throttle,
+}
+
+/// Installs rustls' ring provider once per process (reqwest is built
+/// without a default provider to keep aws-lc and cmake out of the build).
+fn tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl Syncer {
+    pub fn new(cache: Cache, source: Source, opts: Options) -> Result<Syncer, SyncError> {
+        tls_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.read_timeout)
+            .user_agent(concat!("estation/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SyncError::Fetch { what: "HTTP client".into(), why: e.to_string() })?;
+        let throttle = throttle::Throttle::new(opts.max_bytes_per_sec);
+        Ok(Syncer { cache, source, opts, client, throttle })
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// One sync, recorded in the cache's status file.
+    pub async fn once(&self) -> Result<Outcome, SyncError> {
+        let _lock = self.cache.lock()?;
+        let status_path = self.cache.status_path();
+        let status = Arc::new(Mutex::new(SyncStatus::load(&status_path)));
+        update(&status, &status_path, |s| {
+            s.last_attempt = Some(Utc::now());
+            s.source = Some(self.source.to_string());
+        });
+        let result = self.run(&status, &status_path).await;
+        update(&status, &status_path, |s| match &result {
+            Ok(_) => {
+                s.last_success = Some(Utc::now());
+                s.last_error = None;
+                s.last_error_at = None;
+            }
+            Err(e) => {
+                s.last_error = Some(e.to_string());
+                s.last_error_at = Some(Utc::now());
+            }
+        });
+        result
+    }
+
+    /// Syncs every `interval` until the process ends, logging each outcome.
+    pub async fn forever(&self, interval: Duration) {
+        loop {
+            match self.once().await {
+                Ok(Outcome::Unchanged { .. }) => tracing::debug!("sync: no change"),
+                Ok(o) => tracing::info!("sync: {o}"),
+                Err(e) => tracing::warn!("sync: {e}"),
+            }
+            // A little jitter keeps a fleet from polling in lockstep.
+            tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
+        }
+    }
+
+    async fn run(&self, status: &Arc<Mutex<SyncStatus>>, status_path: &Path) -> Result<Outcome, SyncError> {
+        let key = &self.opts.key;
+        // A current.json that no longer verifies is as good as none: the
+        // feed will replace it.
+        let current = self.cache.current(key).unwrap_or_else(|e| {
+            tracing::warn!("cache: {e}; syncing as if empty");
+            None
+        });
+        let validators = status.lock().map(|s| (s.manifest_etag.clone(), s.manifest_last_modified.clone())).unwrap_or_default();
+        let fetched = self.fetch_manifest(current.is_some(), validators).await?;
+        let Some((bytes, etag, last_modified)) = fetched else {
+            return Ok(Outcome::Unchanged { version: current.map(|c| c.manifest.version) });
+        };
+        let new = verify_new(&bytes, key, Utc::now(), current.as_ref())
+            .map_err(|error| SyncError::Manifest { source_name: self.source.to_string(), error })?;
+        let Some(new) = new else {
+            update(status, status_path, |s| {
+                s.manifest_etag = etag;
+                s.manifest_last_modified = last_modified;
+            });
+            return Ok(Outcome::Unchanged { version: current.map(|c| c.manifest.version) });
+        };
+
+        let mut p = plan::plan(&new.manifest, |b| self.cache.has(b));
+        let free = free_space(self.cache.root());
+        let cur_manifest = current.as_ref().map(|c| &c.manifest);
+        if plan::check_space(cur_manifest, &new.manifest, &p, self.opts.budget, free).is_err()
+            || self.cache.used_bytes() + p.to_fetch > self.opts.budget
+        {
+            // Room may be held by files of older versions: let them go
+            // (the player only reads the current one), then look again.
+            self.collect_except(&[current.as_ref(), Some(&new)]);
+            p = plan::plan(&new.manifest, |b| self.cache.has(b));
+        }
+        plan::check_space(cur_manifest, &new.manifest, &p, self.opts.budget, free_space(self.cache.root()))?;
+
+        let progress: Arc<Mutex<BTreeMap<Digest, u64>>> = Arc::new(Mutex::new(BTreeMap::new()));
+        let pending = |progress: &BTreeMap<Digest, u64>| Pending {
+            version: new.manifest.version,
+            files: p
+                .fetch
+                .iter()
+                .map(|b| PendingFile { sha256: b.sha256, size: b.size, done: progress.get(&b.sha256).copied().unwrap_or(0) })
+                .collect(),
+        };
+        update(status, status_path, |s| s.pending = Some(pending(&BTreeMap::new())));
+
+        let downloads = futures_util::stream::iter(p.fetch.iter().cloned())
+            .map(|b| {
+                let progress = progress.clone();
+                async move { self.fetch_blob(&b, &progress).await.map(|()| b.size) }
+            })
+            .buffer_unordered(self.opts.concurrency.max(1))
+            .collect::<Vec<_>>();
+        tokio::pin!(downloads);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let results = loop {
+            tokio::select! {
+                r = &mut downloads => break r,
+                _ = tick.tick() => {
+                    let snapshot = progress.lock().map(|m| m.clone()).unwrap_or_default();
+                    update(status, status_path, |s| s.pending = Some(pending(&snapshot)));
+                }
+            }
+        };
+        let snapshot = progress.lock().map(|m| m.clone()).unwrap_or_default();
+        update(status, status_path, |s| s.pending = Some(pending(&snapshot)));
+        let mut bytes = 0;
+        let mut failures = Vec::new();
+        for r in results {
+            match r {
+                Ok(n) => bytes += n,
+                Err(e) => failures.push(e),
+            }
+        }
+        if let Some(first) = failures.first() {
+            return Err(SyncError::Fetch {
+                what: format!("version {}", new.manifest.version),
+                why: format!("{} of {} file(s) not fetched; first: {first}", failures.len(), p.fetch.len()),
+            });
+        }
+
+        self.cache.commit(&new)?;
+        update(status, status_path, |s| {
+            s.pending = None;
+            s.manifest_etag = etag;
+            s.manifest_last_modified = last_modified;
+        });
+        match self.cache.collect_garbage(key) {
+            Ok(c) if c.files > 0 => tracing::info!("cache: removed {} unused file(s), {}", c.files, bytesize::ByteSize(c.bytes)),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cache: {e}"),
+        }
+        Ok(Outcome::Updated {
+            from: current.map(|c| c.manifest.version),
+            to: new.manifest.version,
+            files: p.fetch.len(),
+            bytes,
+        })
+    }
+
+    /// Removes blobs and partials that none of `keep` lists.
+    fn collect_except(&self, keep: &[Option<&Verified>]) {
+        let keep: std::collections::BTreeSet<Digest> =
+            keep.iter().flatten().flat_map(|v| v.manifest.blobs()).map(|b| b.sha256).collect();
+        for sub in ["blobs", "partial"] {
+            let Ok(rd) = std::fs::read_dir(self.cache.root().join(sub)) else { continue };
+            for e in rd.flatten() {
+                let d = e.file_name().to_str().and_then(|n| n.parse::<Digest>().ok());
+                if !d.is_some_and(|d| keep.contains(&d)) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// The manifest's bytes and validators, or None when unchanged (304).
+    async fn fetch_manifest(
+        &self,
+        conditional: bool,
+        (etag, last_modified): (Option<String>, Option<String>),
+    ) -> Result<Option<(Vec<u8>, Option<String>, Option<String>)>, SyncError> {
+        match &self.source {
+            Source::Dir(dir) => {
+                let path = dir.join(MANIFEST_FILE);
+                let fail = |why: String| SyncError::Fetch { what: path.display().to_string(), why };
+                let len = std::fs::metadata(&path).map_err(|e| fail(e.to_string()))?.len();
+                if len > MAX_MANIFEST_BYTES {
+                    return Err(SyncError::Manifest { source_name: self.source.to_string(), error: ManifestError::TooLarge(len) });
+                }
+                let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
+                Ok(Some((bytes, None, None)))
+            }
+            Source::Http(base) => {
+                let url = base.join(MANIFEST_FILE).map_err(|e| SyncError::Fetch { what: base.to_string(), why: e.to_string() })?;
+                let fail = |why: String| SyncError::Fetch { what: url.to_string(), why };
+                let mut attempt = 0;
+                loop {
+                    let mut req = self.client.get(url.clone());
+                    if conditional {
+                        if let Some(e) = &etag {
+                            req = req.header(reqwest::header::IF_NONE_MATCH, e);
+                        } else if let Some(lm) = &last_modified {
+                            req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+                        }
+                    }
+                    let result = async {
+                        let resp = req.send().await.map_err(|e| describe(&e))?;
+                        let code = resp.status();
+                        if code == reqwest::StatusCode::NOT_MODIFIED {
+                            return Ok(None);
+                        }
+                        if !code.is_success() {
+                            return Err(format!("HTTP {code}"));
+                        }
+                        let header = |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
+                        let (etag, lm) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
+                        let bytes = read_limited(resp, MAX_MANIFEST_BYTES).await?;
+                        Ok(Some((bytes, etag, lm)))
+                    }
+                    .await;
+                    match result {
+                        Ok(r) => return Ok(r),
+                        Err(why) if attempt + 1 >= self.opts.attempts => return Err(fail(why)),
+                        Err(why) => {
+                            let wait = backoff::delay(attempt, self.opts.backoff_base, self.opts.backoff_max, fastrand::f64());
+                            tracing::info!("{url}: {why}; retrying in {wait:.1?}");
+                            tokio::time::sleep(wait).await;
+                            attempt += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fetches one file into the cache, retrying with back-off.
+    async fn fetch_blob(&self, blob: &Blob, progress: &Mutex<BTreeMap<Digest, u64>>) -> Result<(), String> {
+        let mut attempt = 0;
+        loop {
+            let result = match &self.source {
+                Source::Http(base) => self.fetch_http(base, blob, progress).await,
+                Source::Dir(dir) => self.copy_from_dir(dir, blob).await,
+            };
+            match result {
+                Ok(()) => {
+                    if let Ok(mut p) = progress.lock() {
+                        p.insert(blob.sha256, blob.size);
+                    }
+                    return Ok(());
+                }
+                Err(why) if attempt + 1 >= self.opts.attempts || matches!(self.source, Source::Dir(_)) => {
+                    return Err(format!("{}: {why}", blob.feed_path()));
+                }
+                Err(why) => {
+                    let wait = backoff::delay(attempt, self.opts.backoff_base, self.opts.backoff_max, fastrand::f64());
+                    tracing::info!("{}: {why}; retrying in {wait:.1?}", blob.feed_path());
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn fetch_http(&self, base: &reqwest::Url, blob: &Blob, progress: &Mutex<BTreeMap<Digest, u64>>) -> Result<(), String> {
+        let url = base.join(&blob.feed_path()).map_err(|e| e.to_string())?;
+        let partial = self.cache.partial_path(&blob.sha256);
+        let mut have = tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0);
+        if have > blob.size {
+            let _ = tokio::fs::remove_file(&partial).await;
+            have = 0;
+        }
+        if have < blob.size || blob.size == 0 {
+            let mut req = self.client.get(url);
+            if have > 0 {
+                req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+            }
+            let mut resp = req.send().await.map_err(|e| describe(&e))?;
+            let code = resp.status();
+            let append = match code {
+                reqwest::StatusCode::PARTIAL_CONTENT if have > 0 => {
+                    let start = resp
+                        .headers()
+                        .get(reqwest::header::CONTENT_RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(content_range_start);
+                    if start != Some(have) {
+                        let _ = tokio::fs::remove_file(&partial).await;
+                        return Err(format!("server resumed at {start:?}, not at byte {have}; starting over"));
+                    }
+                    true
+                }
+                reqwest::StatusCode::OK => {
+                    have = 0;
+                    false
+                }
+                reqwest::StatusCode::RANGE_NOT_SATISFIABLE => {
+                    let _ = tokio::fs::remove_file(&partial).await;
+                    return Err("server refused to resume; starting over".into());
+                }
+                other => return Err(format!("HTTP {other}")),
+            };
+            if let Some(len) = resp.content_length() {
+                if have + len != blob.size {
+                    return Err(format!("server offers {} bytes, the manifest says {}", have + len, blob.size));
+                }
+            }
+            let mut file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(append)
+                .truncate(!append)
+                .open(&partial)
+                .await
+                .map_err(|e| format!("{}: {e}", partial.display()))?;
+            loop {
+                let chunk = match resp.chunk().await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Keep what arrived: the next try resumes from it.
+                        let _ = file.sync_all().await;
+                        return Err(format!("connection cut after {have} of {} bytes ({})", blob.size, describe(&e)));
+                    }
+                };
+                if have + chunk.len() as u64 > blob.size {
+                    drop(file);
+                    let _ = tokio::fs::remove_file(&partial).await;
+                    return Err(format!("server sent more than the {} bytes the manifest lists", blob.size));
+                }
+                self.throttle.pass(chunk.len()).await;
+                file.write_all(&chunk).await.map_err(|e| format!("{}: {e}", partial.display()))?;
+                have += chunk.len() as u64;
+                if let Ok(mut p) = progress.lock() {
+                    p.insert(blob.sha256, have);
+                }
+            }
+            file.sync_all().await.map_err(|e| format!("{}: {e}", partial.display()))?;
+            if have < blob.size {
+                return Err(format!("connection closed after {have} of {} bytes", blob.size));
+            }
+        }
+        self.install(blob).await
+    }
+
+    async fn copy_from_dir(&self, dir: &Path, blob: &Blob) -> Result<(), String> {
+        let from = dir.join(blob.feed_path());
+        let partial = self.cache.partial_path(&blob.sha256);
+        let size = blob.size;
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let mut src = std::fs::File::open(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+            let len = src.metadata().map_err(|e| e.to_string())?.len();
+            if len != size {
+                return Err(format!("{}: {len} bytes, the manifest says {size}", from.display()));
+            }
+            let mut dst = std::fs::File::create(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
+            std::io::copy(&mut src, &mut dst).map_err(|e| format!("{}: {e}", from.display()))?;
+            dst.sync_all().map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        self.install(blob).await
+    }
+
+    /// Checks a complete partial file's digest and moves it into `blobs/`.
+    /// A mismatch deletes it, so the retry fetches it whole again.
+    async fn install(&self, blob: &Blob) -> Result<(), String> {
+        let partial = self.cache.partial_path(&blob.sha256);
+        let dest = self.cache.blob_path(&blob.sha256);
+        let expected = blob.sha256;
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let (got, len) = Digest::of_file(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
+            if got != expected {
+                let _ = std::fs::remove_file(&partial);
+                return Err(format!("content does not match its digest (got {got}, {len} bytes); discarded"));
+            }
+            std::fs::rename(&partial, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            dest.parent().map(crate::atomic::sync_dir).transpose().map_err(|e| e.to_string())?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+fn update(status: &Mutex<SyncStatus>, path: &Path, f: impl FnOnce(&mut SyncStatus)) {
+    if let Ok(mut s) = status.lock() {
+        f(&mut s);
+        if let Err(e) = s.save(path) {
+            tracing::warn!("{}: {e}", path.display());
+        }
+    }
+}
+
+/// Reads a body, refusing it beyond `max` bytes.
+async fn read_limited(mut resp: reqwest::Response, max: u64) -> Result<Vec<u8>, String> {
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Err(ManifestError::TooLarge(resp.content_length().unwrap_or(0)).to_string());
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+        if out.len() as u64 + chunk.len() as u64 > max {
+            return Err(ManifestError::TooLarge(out.len() as u64 + chunk.len() as u64).to_string());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// `bytes 100-199/200` → 100.
+fn content_range_start(v: &str) -> Option<u64> {
+    v.strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
+}
+
+/// reqwest's errors with their causes: "error sending request" alone says
+/// nothing to an operator.
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = if e.is_timeout() { "timed out".to_string() } else { e.to_string() };
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+/// Free bytes on the file system holding `path` (None if it cannot be read).
+fn free_space(path: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_ranges() {
+        let Source::Http(u) = Source::http("http://example.org/feed").unwrap() else { panic!() };
+        assert_eq!(u.join("manifest.json").unwrap().as_str(), "http://example.org/feed/manifest.json");
+        assert!(Source::http("ftp://x/").is_err());
+        assert!(Source::http("not a url").is_err());
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("items 1-2"), None);
+    }
+}
