@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock_text;
 pub mod color;
 pub mod config;
+pub mod content;
 pub mod diag;
 pub mod feed;
 pub mod media;

@@ -321,26 +321,50 @@ pub fn bundled_assets() -> Option<PathBuf> {
 
 #[cfg(feature = "player")]
 fn play(config: Config, loaded: config::Loaded, args: PlayArgs) -> anyhow::Result<ExitCode> {
-    let playlist = args
-        .playlist
-        .clone()
-        .or_else(|| config.playlist.clone())
-        .or_else(bundled_playlists)
-        .context("no playlist given and the bundled demo was not found; pass --playlist PATH")?;
+    use crate::content::ContentSource;
+    let local = args.playlist.clone().or_else(|| config.playlist.clone()).or_else(bundled_playlists);
     let assets = bundled_assets().context(
         "the bundled fonts were not found; set ESTATION_DATA_DIR to the folder holding assets/",
     )?;
+    let cache_dir = config.cache.dir();
+    // `--playlist` plays those files; otherwise a kiosk with a feed key plays
+    // its cache (and syncs it in the background when a feed URL is set).
+    let source = match (&args.playlist, &config.feed.public_key, &cache_dir) {
+        (None, Some(_), Some(dir)) => {
+            let opts = sync_cmd::options(&config)?;
+            let cache = crate::cache::Cache::at(dir);
+            if let Some(url) = &config.feed.url {
+                start_background_sync(dir, url, opts.clone(), config.feed.interval)?;
+            }
+            ContentSource::Feed { cache, key: opts.key, fallback: local }
+        }
+        _ => ContentSource::Files(local.context("no playlist given and the bundled demo was not found; pass --playlist PATH")?),
+    };
     crate::player::run(crate::player::Options {
         config,
         config_problems: loaded.problems.0,
         config_note: loaded.note,
-        playlist,
+        source,
+        status_path: cache_dir.as_deref().map(crate::status::PlayerStatus::path),
         assets,
         window: args.window,
         screenshot: args.screenshot,
         screenshot_at: args.screenshot_at,
         exit_after: args.exit_after,
     })
+}
+
+/// Runs sync on its own thread for the life of the player. It shares
+/// nothing with the player but the cache folder, which the player only
+/// reads.
+#[cfg(feature = "player")]
+fn start_background_sync(dir: &Path, url: &str, opts: crate::sync::Options, interval: Duration) -> anyhow::Result<()> {
+    let cache = crate::cache::Cache::open(dir)?;
+    let source = crate::sync::Source::http(url).map_err(anyhow::Error::msg)?;
+    let syncer = crate::sync::Syncer::new(cache, source, opts)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("sync".into()).spawn(move || rt.block_on(syncer.forever(interval)))?;
+    Ok(())
 }
 
 #[cfg(not(feature = "player"))]

@@ -31,8 +31,10 @@ pub struct Options {
     pub config: Config,
     pub config_problems: Vec<Diagnostic>,
     pub config_note: String,
-    /// Playlist file or folder.
-    pub playlist: PathBuf,
+    /// Where the programme comes from.
+    pub source: crate::content::ContentSource,
+    /// Where to report the item on screen (`estation status` reads it).
+    pub status_path: Option<PathBuf>,
     /// Folder holding `fonts/`.
     pub assets: PathBuf,
     pub window: Option<(u32, u32)>,
@@ -45,7 +47,8 @@ pub struct Options {
 #[derive(Resource)]
 pub(crate) struct Settings {
     pub config: Config,
-    pub playlist: PathBuf,
+    pub source: crate::content::ContentSource,
+    pub status_path: Option<PathBuf>,
     pub assets: PathBuf,
 }
 
@@ -120,7 +123,8 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
     .insert_resource(ClearColor(Color::srgb_u8(0x0d, 0x2b, 0x4e)))
     .insert_resource(Settings {
         config: opts.config,
-        playlist: opts.playlist,
+        source: opts.source,
+        status_path: opts.status_path,
         assets: opts.assets,
     })
     .insert_resource(capture::Plan::new(

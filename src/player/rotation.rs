@@ -24,7 +24,9 @@ use super::power::Wake;
 use super::slides::{self, Content, Pictures, Slide};
 use super::{Phase, Settings};
 use crate::media;
+use crate::content::{ContentSource, Origin};
 use crate::playlist::{Fit, Item, ItemKind, Library, Playlist, Ticker};
+use crate::status::PlayerStatus;
 use crate::qr;
 use crate::schedule::{Scheduler, Slot, Usable};
 
@@ -37,11 +39,28 @@ const POLL: Duration = Duration::from_millis(40);
 /// QR code side as a fraction of the content box's smaller side.
 const QR_SIDE: f32 = 0.62;
 
-/// The loaded playlists and the items found unplayable.
-#[derive(Resource, Default)]
+/// The loaded playlists, where they came from, and the items found
+/// unplayable.
+#[derive(Resource)]
 pub(crate) struct Programme {
     library: Library,
+    origin: Origin,
     bad: HashSet<(String, String)>,
+}
+
+impl Programme {
+    fn load(source: &ContentSource) -> Programme {
+        let (library, origin) = source.load();
+        for p in &library.problems {
+            warn!("playlist: {p}");
+        }
+        info!(
+            "loaded {} playlist(s) with {} item(s) from {origin}",
+            library.playlists.len(),
+            library.playlists.iter().map(|p| p.items.len()).sum::<usize>(),
+        );
+        Programme { library, origin, bad: HashSet::new() }
+    }
 }
 
 struct NotBad<'a>(&'a HashSet<(String, String)>);
@@ -101,17 +120,7 @@ pub(super) fn plugin(app: &mut App) {
 }
 
 fn load_programme(mut commands: Commands, settings: Res<Settings>) {
-    let library = Library::load(&settings.playlist);
-    for p in &library.problems {
-        warn!("playlist: {p}");
-    }
-    info!(
-        "loaded {} playlist(s) with {} item(s) from {}",
-        library.playlists.len(),
-        library.playlists.iter().map(|p| p.items.len()).sum::<usize>(),
-        settings.playlist.display()
-    );
-    commands.insert_resource(Programme { library, bad: HashSet::new() });
+    commands.insert_resource(Programme::load(&settings.source));
 }
 
 /// Outside screen-on hours nothing is drawn (and no frames are rendered
@@ -208,6 +217,14 @@ fn rotate(
     if show.pending.is_none() && show.ready.is_none() {
         let start_at = show.current.as_ref().map(|c| c.until.checked_sub(PRELOAD).unwrap_or(c.until));
         if start_at.is_none_or(|t| now >= t) {
+            // A new feed version takes over here, at an item boundary: what
+            // is on screen stays until the first item of the new one has
+            // been prepared and faded in.
+            let mut fresh = false;
+            if settings.source.changed(&programme.origin) {
+                *programme = Programme::load(&settings.source);
+                fresh = true;
+            }
             let boundary = show.current.as_ref().map_or(now, |c| c.until.max(now));
             let wall = Utc::now() + chrono::Duration::from_std(boundary - now).unwrap_or_default();
             let scheduler = Scheduler {
@@ -216,11 +233,11 @@ fn rotate(
                 usable: NotBad(&programme.bad),
             };
             let prev = match show.current.as_ref().map(|c| &c.next) {
-                Some(Next::Item(slot)) => Some(slot),
+                Some(Next::Item(slot)) if !fresh => Some(slot),
                 _ => None,
             };
             let next = scheduler.next_slot(prev, wall).map_or(Next::Idle, Next::Item);
-            let same = show.current.as_ref().is_some_and(|c| same_content(&c.next, &next));
+            let same = !fresh && show.current.as_ref().is_some_and(|c| same_content(&c.next, &next));
             if same {
                 // One item (or the idle screen) again: keep it, no redraw.
                 if let Some(c) = show.current.as_mut() {
@@ -248,6 +265,29 @@ fn rotate(
     }
     if let Some(c) = &show.current {
         wake.at(c.until);
+    }
+}
+
+/// Tells `estation status` what is on screen. A failure is logged once per
+/// item and otherwise ignored: the screen matters more than the report.
+fn report(path: &std::path::Path, programme: &Programme, next: &Next) {
+    let (playlist, item) = match next {
+        Next::Item(slot) => {
+            let p = &programme.library.playlists[slot.playlist];
+            (Some(p.id.clone()), Some(p.items[slot.item].id.clone()))
+        }
+        Next::Idle => (None, None),
+    };
+    let status = PlayerStatus {
+        pid: std::process::id(),
+        since: Some(Utc::now()),
+        playlist,
+        item,
+        feed_version: programme.origin.feed_version(),
+        source: programme.origin.to_string(),
+    };
+    if let Err(e) = status.save(path) {
+        debug!("{}: {e}", path.display());
     }
 }
 
@@ -371,6 +411,9 @@ fn put_on_screen(
         } else {
             commands.entity(old.root).try_despawn();
         }
+    }
+    if let Some(path) = &settings.status_path {
+        report(path, programme, &prepared.next);
     }
     show.current = Some(OnScreen { next: prepared.next, root, until: now + duration });
     if ticker.0 != new_ticker {

@@ -1,0 +1,375 @@
+//! Sync against a real HTTP server on 127.0.0.1 that fails, delays, cuts,
+//! truncates and corrupts on demand; and the folder (USB stick) source.
+//! Whatever happens, the cache holds the last good version, whole.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::feedsrv::FeedServer;
+use ed25519_dalek::SigningKey;
+use estation::cache::Cache;
+use estation::feed::build::{build, BuildOptions};
+use estation::feed::{Digest, Verified};
+use estation::sync::{Options, Outcome, Source, SyncError, Syncer};
+
+/// A feed folder built from one playlist with `n` noisy pictures (each
+/// ~190 KB, so a cut lands mid-file).
+struct Fixture {
+    src: tempfile::TempDir,
+    feed: tempfile::TempDir,
+    key: SigningKey,
+}
+
+impl Fixture {
+    fn new(n: usize, title: &str) -> Fixture {
+        let f = Fixture { src: tempfile::tempdir().unwrap(), feed: tempfile::tempdir().unwrap(), key: SigningKey::from_bytes(&[9; 32]) };
+        f.write(n, title, 1);
+        f.build();
+        f
+    }
+
+    fn write(&self, n: usize, title: &str, seed: u32) {
+        let mut items = format!("id = \"main\"\n[[items]]\nkind = \"text\"\ntitle = \"{title}\"\n");
+        for i in 0..n {
+            let name = format!("pic{i}.png");
+            noise(&self.src.path().join(&name), seed * 1000 + i as u32);
+            items.push_str(&format!("[[items]]\nkind = \"image\"\npath = \"{name}\"\n"));
+        }
+        std::fs::write(self.src.path().join("main.toml"), items).unwrap();
+    }
+
+    fn build(&self) -> u64 {
+        let playlist = self.src.path().join("main.toml");
+        build(&BuildOptions {
+            playlists: &playlist,
+            alerts: None,
+            key: &self.key,
+            out: self.feed.path(),
+            expires_in: Duration::from_secs(86_400),
+            now: chrono::Utc::now(),
+        })
+        .unwrap()
+        .version
+    }
+
+    fn manifest(&self) -> Verified {
+        let bytes = std::fs::read(self.feed.path().join("manifest.json")).unwrap();
+        estation::feed::manifest::verify_signature(&bytes, &self.key.verifying_key()).unwrap()
+    }
+}
+
+fn noise(path: &Path, seed: u32) {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let img = image::RgbaImage::from_fn(220, 220, |_, _| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        image::Rgba([x as u8, (x >> 8) as u8, (x >> 16) as u8, 255])
+    });
+    img.save(path).unwrap();
+}
+
+fn fast_options(key: &SigningKey) -> Options {
+    let mut o = Options::new(key.verifying_key());
+    o.backoff_base = Duration::from_millis(20);
+    o.backoff_max = Duration::from_millis(100);
+    o.read_timeout = Duration::from_millis(1500);
+    o.connect_timeout = Duration::from_millis(500);
+    o
+}
+
+fn syncer(cache: &Path, source: Source, opts: Options) -> Syncer {
+    Syncer::new(Cache::open(cache).unwrap(), source, opts).unwrap()
+}
+
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+fn http(server: &FeedServer) -> Source {
+    Source::http(&server.url()).unwrap()
+}
+
+/// Every file in `blobs/` matches its name: nothing unverified is ever there.
+fn assert_cache_sound(cache: &Path) {
+    for e in std::fs::read_dir(cache.join("blobs")).unwrap() {
+        let e = e.unwrap();
+        let name: Digest = e.file_name().to_str().unwrap().parse().unwrap();
+        assert_eq!(Digest::of_file(&e.path()).unwrap().0, name, "{}", e.path().display());
+    }
+}
+
+fn current_version(cache: &Path, key: &SigningKey) -> Option<u64> {
+    Cache::at(cache).current(&key.verifying_key()).unwrap().map(|v| v.manifest.version)
+}
+
+#[test]
+fn first_sync_fetches_everything_and_an_unchanged_poll_is_one_small_304() {
+    let fx = Fixture::new(3, "第一版");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let cache = tempfile::tempdir().unwrap();
+    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    let v = fx.manifest().manifest.version;
+    assert_eq!(block(s.once()).unwrap(), Outcome::Updated { from: None, to: v, files: 4, bytes: fx.manifest().manifest.total_bytes() });
+    assert_cache_sound(cache.path());
+    assert_eq!(server.take_seen().len(), 5);
+
+    assert_eq!(block(s.once()).unwrap(), Outcome::Unchanged { version: Some(v) });
+    let seen = server.take_seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].path.as_str(), seen[0].status), ("/manifest.json", 304));
+    assert!(seen[0].if_none_match.is_some());
+    assert!(seen[0].bytes < 1024, "{} bytes", seen[0].bytes);
+}
+
+#[test]
+fn a_one_file_change_fetches_that_file_and_the_manifest() {
+    let fx = Fixture::new(3, "第一版");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let cache = tempfile::tempdir().unwrap();
+    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    block(s.once()).unwrap();
+    server.take_seen();
+
+    noise(&fx.src.path().join("pic1.png"), 4242);
+    let v2 = fx.build();
+    let Outcome::Updated { to, files, .. } = block(s.once()).unwrap() else { panic!("no update") };
+    assert_eq!(to, v2);
+    // Only the new picture: the playlist text is unchanged (the manifest
+    // maps its paths to the new digest).
+    assert_eq!(files, 1);
+    let paths: Vec<String> = server.take_seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert_eq!(paths[0], "/manifest.json");
+    let new_pic = fx.manifest().manifest.playlists[0].media["pic1.png"];
+    assert!(paths[1].contains(&new_pic.hex()), "{paths:?}");
+    assert_cache_sound(cache.path());
+}
+
+#[test]
+fn server_down_and_500s_leave_the_last_good_version() {
+    let fx = Fixture::new(1, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let cache = tempfile::tempdir().unwrap();
+    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    block(s.once()).unwrap();
+    let good = current_version(cache.path(), &fx.key);
+
+    fx.write(1, "乙", 2);
+    fx.build();
+    // 500s for every try of this sync: refused, nothing changes.
+    server.set(|k| k.fail = Some((500, 100)));
+    let err = block(s.once()).unwrap_err().to_string();
+    assert!(err.contains("HTTP 500"), "{err}");
+    assert_eq!(current_version(cache.path(), &fx.key), good);
+    let status = estation::status::SyncStatus::load(&cache.path().join("status.json"));
+    assert!(status.last_error.as_deref().is_some_and(|e| e.contains("500")), "{status:?}");
+
+    // A few 500s, then the server recovers: the retries get through.
+    server.set(|k| k.fail = Some((503, 2)));
+    assert!(matches!(block(s.once()).unwrap(), Outcome::Updated { .. }));
+    assert_cache_sound(cache.path());
+
+    // Nobody listening at all.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let s_down = syncer(cache.path(), Source::http(&format!("http://{down}/")).unwrap(), fast_options(&fx.key));
+    let before = current_version(cache.path(), &fx.key);
+    let err = block(s_down.once()).unwrap_err().to_string();
+    assert!(err.contains(&down.to_string()), "{err}");
+    assert_eq!(current_version(cache.path(), &fx.key), before);
+}
+
+#[test]
+fn very_slow_answers_time_out_without_harm() {
+    let fx = Fixture::new(1, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    server.set(|k| k.delay = Duration::from_secs(3));
+    let cache = tempfile::tempdir().unwrap();
+    let mut opts = fast_options(&fx.key);
+    opts.attempts = 2;
+    opts.read_timeout = Duration::from_millis(300);
+    let s = syncer(cache.path(), http(&server), opts);
+    let err = block(s.once()).unwrap_err().to_string();
+    assert!(err.contains("timed out"), "{err}");
+    assert_eq!(current_version(cache.path(), &fx.key), None);
+}
+
+#[test]
+fn a_cut_connection_resumes_with_range() {
+    let fx = Fixture::new(2, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    server.set(|k| k.cut_after = Some((50_000, 1)));
+    let cache = tempfile::tempdir().unwrap();
+    let mut opts = fast_options(&fx.key);
+    opts.concurrency = 1;
+    let s = syncer(cache.path(), http(&server), opts);
+    assert!(matches!(block(s.once()).unwrap(), Outcome::Updated { files: 3, .. }));
+    let seen = server.take_seen();
+    let resumed: Vec<_> = seen.iter().filter(|s| s.range.is_some()).collect();
+    assert_eq!(resumed.len(), 1, "{seen:?}");
+    assert_eq!(resumed[0].range.as_deref(), Some("bytes=50000-"));
+    assert_eq!(resumed[0].status, 206);
+    assert_cache_sound(cache.path());
+}
+
+#[test]
+fn corrupted_and_truncated_files_are_refetched_never_used() {
+    let fx = Fixture::new(2, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    server.set(|k| {
+        k.corrupt = 1;
+        k.truncate = 1;
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    assert!(matches!(block(s.once()).unwrap(), Outcome::Updated { files: 3, .. }));
+    let blob_gets = server.take_seen().iter().filter(|s| s.path.starts_with("/blobs/")).count();
+    assert_eq!(blob_gets, 5, "3 files, 2 of them fetched twice");
+    assert_cache_sound(cache.path());
+
+    // A server that corrupts every time: the version is refused whole.
+    fx.write(2, "乙", 3);
+    fx.build();
+    server.set(|k| k.corrupt = 1000);
+    let before = current_version(cache.path(), &fx.key);
+    let err = block(s.once()).unwrap_err().to_string();
+    assert!(err.contains("does not match its digest"), "{err}");
+    assert_eq!(current_version(cache.path(), &fx.key), before);
+    assert_cache_sound(cache.path());
+    assert_eq!(std::fs::read_dir(cache.path().join("partial")).unwrap().count(), 0);
+}
+
+#[test]
+fn tampered_other_key_rolled_back_and_expired_manifests_are_refused() {
+    let fx = Fixture::new(1, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let cache = tempfile::tempdir().unwrap();
+    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    block(s.once()).unwrap();
+    let good = std::fs::read(cache.path().join("current.json")).unwrap();
+    let manifest_path = fx.feed.path().join("manifest.json");
+    let refused = |expect: &str| {
+        let err = block(s.once()).unwrap_err();
+        assert!(matches!(err, SyncError::Manifest { .. }), "{err}");
+        assert!(err.to_string().contains(expect), "{err}");
+        assert_eq!(std::fs::read(cache.path().join("current.json")).unwrap(), good);
+    };
+
+    // Tampered: a newer build with one size edited after signing.
+    fx.write(1, "乙", 2);
+    fx.build();
+    let text = std::fs::read_to_string(&manifest_path).unwrap();
+    let size = fx.manifest().manifest.media[0].size;
+    std::fs::write(&manifest_path, text.replace(&format!("\"size\": {size}"), &format!("\"size\": {}", size + 1))).unwrap();
+    refused("tampered");
+
+    // Signed by another key.
+    let other = SigningKey::from_bytes(&[10; 32]);
+    let mut m = estation::feed::manifest::verify_signature(text.as_bytes(), &fx.key.verifying_key()).unwrap().manifest;
+    std::fs::write(&manifest_path, estation::feed::manifest::sign(&m, &other)).unwrap();
+    refused("signed by another key");
+
+    // Rolled back: an older version, properly signed.
+    m.version = 1;
+    std::fs::write(&manifest_path, estation::feed::manifest::sign(&m, &fx.key)).unwrap();
+    refused("rollback refused");
+
+    // Already expired when it arrives.
+    m.version = u64::MAX / 2;
+    m.created = (chrono::Utc::now() - chrono::Duration::days(30)).fixed_offset();
+    m.expires = (chrono::Utc::now() - chrono::Duration::days(1)).fixed_offset();
+    std::fs::write(&manifest_path, estation::feed::manifest::sign(&m, &fx.key)).unwrap();
+    refused("expired");
+
+    // Not signed at all.
+    std::fs::write(&manifest_path, br#"{"signed": {"format": "estation-feed/1"}, "signatures": []}"#).unwrap();
+    refused("not signed");
+}
+
+#[test]
+fn a_usb_folder_is_verified_the_same_way() {
+    let fx = Fixture::new(2, "甲");
+    let cache = tempfile::tempdir().unwrap();
+    // A corrupted copy on the stick: refused, nothing installed.
+    let stick = tempfile::tempdir().unwrap();
+    copy_dir(fx.feed.path(), stick.path());
+    let victim = fx.manifest().manifest.media[0].feed_path();
+    let mut bytes = std::fs::read(stick.path().join(&victim)).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(stick.path().join(&victim), bytes).unwrap();
+    let s = syncer(cache.path(), Source::Dir(stick.path().to_path_buf()), fast_options(&fx.key));
+    let err = block(s.once()).unwrap_err().to_string();
+    assert!(err.contains("does not match its digest"), "{err}");
+    assert_eq!(current_version(cache.path(), &fx.key), None);
+
+    // The good copy: the files already verified from the stick are kept,
+    // the one that failed is copied again.
+    let s = syncer(cache.path(), Source::Dir(fx.feed.path().to_path_buf()), fast_options(&fx.key));
+    assert!(matches!(block(s.once()).unwrap(), Outcome::Updated { files: 1, .. }));
+    assert_eq!(current_version(cache.path(), &fx.key), Some(fx.manifest().manifest.version));
+    assert_cache_sound(cache.path());
+}
+
+#[test]
+fn too_little_room_keeps_the_current_version_and_says_why() {
+    let fx = Fixture::new(1, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let cache = tempfile::tempdir().unwrap();
+    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    block(s.once()).unwrap();
+    let good = current_version(cache.path(), &fx.key);
+
+    fx.write(3, "乙", 5);
+    fx.build();
+    let mut opts = fast_options(&fx.key);
+    opts.budget = 400_000;
+    let s = syncer(cache.path(), http(&server), opts);
+    let err = block(s.once()).unwrap_err().to_string();
+    assert!(err.starts_with("not enough space"), "{err}");
+    assert_eq!(current_version(cache.path(), &fx.key), good);
+    let status = estation::status::SyncStatus::load(&cache.path().join("status.json"));
+    assert!(status.last_error.is_some_and(|e| e.starts_with("not enough space")));
+}
+
+#[test]
+fn the_bandwidth_cap_holds() {
+    let fx = Fixture::new(2, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let cache = tempfile::tempdir().unwrap();
+    let mut opts = fast_options(&fx.key);
+    opts.max_bytes_per_sec = Some(200_000);
+    let s = syncer(cache.path(), http(&server), opts);
+    let total = fx.manifest().manifest.total_bytes();
+    let start = std::time::Instant::now();
+    block(s.once()).unwrap();
+    let took = start.elapsed().as_secs_f64();
+    // One second's worth may pass at once; the rest at the cap.
+    let floor = (total as f64 - 200_000.0) / 200_000.0;
+    assert!(took >= floor * 0.95, "{total} bytes in {took:.2}s, cap 200 kB/s");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in walk(from) {
+        let rel = e.strip_prefix(from).unwrap();
+        std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&e, to.join(rel)).unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
