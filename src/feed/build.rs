@@ -165,7 +165,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         added_bytes += src.blob.size;
     }
     let signed = manifest::sign(&manifest, opts.key);
+    let old_mtime = std::fs::metadata(&manifest_path).and_then(|m| m.modified()).ok();
     crate::atomic::write(&manifest_path, &signed).map_err(io(&manifest_path))?;
+    bump_mtime(&manifest_path, old_mtime).map_err(io(&manifest_path))?;
     Ok(BuildReport {
         version,
         playlists: manifest.playlists.len(),
@@ -175,6 +177,21 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         total_bytes: manifest.total_bytes(),
         expires,
     })
+}
+
+/// nginx and Apache derive the ETag from mtime in whole seconds and size:
+/// two builds in one second with manifests of equal length would look the
+/// same, and kiosks would be told "304 Not Modified". Keep the manifest's
+/// mtime strictly later, second by second, than the one it replaces.
+fn bump_mtime(path: &Path, old: Option<std::time::SystemTime>) -> std::io::Result<()> {
+    let Some(old) = old else { return Ok(()) };
+    let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let new = std::fs::metadata(path)?.modified()?;
+    if secs(new) <= secs(old) {
+        let later = std::time::UNIX_EPOCH + Duration::from_secs(secs(old) + 1);
+        std::fs::File::options().write(true).open(path)?.set_modified(later)?;
+    }
+    Ok(())
 }
 
 fn read_head(path: &Path, buf: &mut [u8]) -> Result<usize, BuildError> {

@@ -138,19 +138,20 @@ pub struct Syncer {
     throttle: throttle::Throttle,
 }
 
-/// Installs rustls' ring provider once per process (reqwest is built
-/// without a default provider to keep aws-lc and cmake out of the build).
-fn tls_provider() {
+/// An HTTP client builder with rustls' ring provider installed (reqwest is
+/// built without a default provider, to keep aws-lc and cmake out of the
+/// build). Use it for every client in the process.
+pub fn client_builder() -> reqwest::ClientBuilder {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+    reqwest::Client::builder()
 }
 
 impl Syncer {
     pub fn new(cache: Cache, source: Source, opts: Options) -> Result<Syncer, SyncError> {
-        tls_provider();
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)
             .user_agent(concat!("estation/", env!("CARGO_PKG_VERSION")))

@@ -1,0 +1,405 @@
+//! The feed through the real `estation` binary: keys, build, verify, the
+//! embedded server, sync into a cache, `kill -9` mid-sync, the player
+//! starting from (and switching between) verified versions, and the same
+//! feed folder served by a real nginx.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::feedsrv::FeedServer;
+use common::{estation, root, stderr, stdout, Xvfb};
+use estation::feed::Digest;
+
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// An operator's folder: keys, playlists, and the feed built from them.
+struct Operator {
+    dir: tempfile::TempDir,
+    key_line: String,
+}
+
+impl Operator {
+    fn new() -> Operator {
+        let dir = tempfile::tempdir().unwrap();
+        let out = estation(&dir.path().join("none.toml")).args(["feed", "keygen", "--out"]).arg(dir.path().join("keys")).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let key_line = stdout(&out).trim().to_string();
+        assert!(key_line.starts_with("public_key = \"ed25519:"), "{key_line}");
+        std::fs::create_dir_all(dir.path().join("playlists")).unwrap();
+        Operator { dir, key_line }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A playlist of one full-screen text card in `bg`.
+    fn card(&self, title: &str, bg: &str) {
+        std::fs::write(
+            self.path("playlists/main.toml"),
+            format!("id = \"main\"\n[defaults]\nduration = \"1s\"\ntransition = \"0s\"\n[[items]]\nkind = \"text\"\ntitle = \"{title}\"\nbackground = \"{bg}\"\n"),
+        )
+        .unwrap();
+    }
+
+    fn build(&self) -> std::process::Output {
+        estation(&self.path("none.toml"))
+            .args(["feed", "build", "--playlists"])
+            .arg(self.path("playlists"))
+            .arg("--key")
+            .arg(self.path("keys/feed-key.pem"))
+            .arg("--out")
+            .arg(self.path("feed"))
+            .output()
+            .unwrap()
+    }
+
+    /// A kiosk config trusting this operator's key.
+    fn kiosk(&self, dir: &Path, url: Option<&str>) -> PathBuf {
+        let url = url.map(|u| format!("url = \"{u}\"\n")).unwrap_or_default();
+        common::write_config(dir, &format!("[feed]\n{url}{}\n[cache]\ndir = \"{}\"\n", self.key_line, dir.join("cache").display()))
+    }
+}
+
+fn sync(config: &Path, args: &[&str]) -> std::process::Output {
+    estation(config).arg("sync").args(args).output().unwrap()
+}
+
+fn status_json(config: &Path) -> serde_json::Value {
+    let out = estation(config).args(["status", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// `estation feed serve` on a free port; killed on drop.
+struct Served(std::process::Child, String);
+
+impl Served {
+    fn start(feed: &Path) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_estation"))
+            .args(["feed", "serve"])
+            .arg(feed)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let url = line.split_whitespace().last().unwrap_or_default().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        Served(child, url)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let client = estation::sync::client_builder().build().unwrap();
+        let mut req = client.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let (code, h) = (resp.status().as_u16(), resp.headers().clone());
+        (code, h, resp.bytes().await.unwrap().to_vec())
+    })
+}
+
+#[test]
+fn publish_verify_serve_and_sync_through_the_cli() {
+    let op = Operator::new();
+    std::fs::remove_dir_all(op.path("playlists")).unwrap();
+    let out = estation(&op.path("none.toml"))
+        .args(["feed", "build", "--playlists"])
+        .arg(root().join("playlists/demo.toml"))
+        .arg("--key")
+        .arg(op.path("keys/feed-key.pem"))
+        .arg("--out")
+        .arg(op.path("feed"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 playlist(s), 5 file(s)"), "{}", stdout(&out));
+
+    let verify = |feed: &Path| estation(&op.path("none.toml")).args(["feed", "verify"]).arg(feed).arg("--public-key").arg(op.path("keys/feed-key.pub")).output().unwrap();
+    let ok = verify(&op.path("feed"));
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+
+    // The embedded server: types, validators, 304, ranges, access log.
+    let served = Served::start(&op.path("feed"));
+    let (code, h, body) = get(&format!("{}manifest.json", served.1), &[]);
+    assert_eq!(code, 200);
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["cache-control"], "no-cache");
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let (code, _, _) = get(&format!("{}manifest.json", served.1), &[("if-none-match", &etag)]);
+    assert_eq!(code, 304);
+    let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let png = manifest["signed"]["media"].as_array().unwrap().iter().find(|m| m["type"] == "image/png").unwrap();
+    let png_url = format!("{}blobs/{}.png", served.1, png["sha256"].as_str().unwrap());
+    let (code, h, body) = get(&png_url, &[("range", "bytes=8-15")]);
+    assert_eq!((code, body.len()), (206, 8));
+    assert_eq!(h["content-type"], "image/png");
+    assert!(h["cache-control"].to_str().unwrap().contains("immutable"));
+    let (code, _, _) = get(&format!("{}blobs/.tmp-x", served.1), &[]);
+    assert_eq!(code, 404);
+
+    // A kiosk syncs from it, then a no-change poll changes nothing.
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = op.kiosk(kiosk.path(), Some(&served.1));
+    let first = sync(&config, &["--once"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).starts_with("updated from nothing to version"), "{}", stdout(&first));
+    let again = sync(&config, &["--once"]);
+    assert!(stdout(&again).starts_with("up to date at version"), "{}", stdout(&again));
+    let st = status_json(&config);
+    assert_eq!(st["feed_version"], manifest["signed"]["version"]);
+    assert_eq!(st["stale"], false);
+    assert!(st["sync"]["last_success"].is_string());
+    assert!(st["sync"]["last_error"].is_null());
+    let human = stdout(&estation(&config).arg("status").output().unwrap());
+    assert!(human.contains("feed:       version"), "{human}");
+
+    // A tampered file in the feed folder is named by verify.
+    let victim = op.path("feed").join(format!("blobs/{}.png", png["sha256"].as_str().unwrap()));
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[40] ^= 1;
+    std::fs::write(&victim, bytes).unwrap();
+    let bad = verify(&op.path("feed"));
+    assert!(!bad.status.success());
+    assert!(stdout(&bad).starts_with(&format!("{}: content is", victim.display())), "{}", stdout(&bad));
+    drop(served);
+}
+
+#[test]
+fn a_bad_playlist_fails_the_build_like_playlist_check_and_writes_nothing() {
+    let op = Operator::new();
+    std::fs::write(op.path("playlists/bad.toml"), "[[items]]\nkind = \"image\"\npath = \"gone.png\"\nduration = \"soon\"\n").unwrap();
+    let out = op.build();
+    assert_eq!(out.status.code(), Some(1));
+    let check = estation(&op.path("none.toml")).args(["playlist", "check"]).arg(op.path("playlists")).output().unwrap();
+    assert_eq!(stdout(&out).trim(), stdout(&check).trim());
+    assert!(stdout(&out).contains("bad.toml:3: items[1].path: `gone.png`: file not found"), "{}", stdout(&out));
+    assert!(!op.path("feed").exists());
+}
+
+/// Plays what the cache holds, with no network; returns the screenshots.
+fn play_from_cache(config: &Path, shots: &[&str], extra: &mut dyn FnMut()) -> (common::Run, Vec<image::RgbImage>) {
+    let x = Xvfb::start(320, 180);
+    let shot = config.with_file_name("shot.png");
+    let mut cmd = estation(config);
+    cmd.env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["play", "--window", "320x180", "--screenshot"])
+        .arg(&shot)
+        .arg("--screenshot-at")
+        .arg(shots.join(","));
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let err = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut { err }, &mut s);
+        s
+    });
+    extra();
+    let start = Instant::now();
+    let ok = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.success();
+        }
+        assert!(start.elapsed() < LIMIT, "player did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = log.join().unwrap();
+    assert!(ok, "player failed:\n{stderr}");
+    let paths: Vec<PathBuf> = if shots.len() == 1 { vec![shot] } else { (1..=shots.len()).map(|i| config.with_file_name(format!("shot-{i}.png"))).collect() };
+    let images = paths.iter().map(|p| image::open(p).unwrap_or_else(|e| panic!("{}: {e}\n{stderr}", p.display())).to_rgb8()).collect();
+    (common::Run { success: ok, stdout: String::new(), stderr }, images)
+}
+
+fn corner_is(img: &image::RgbImage, want: [u8; 3]) -> bool {
+    let p = img.get_pixel(6, 6);
+    (0..3).all(|i| p[i].abs_diff(want[i]) <= 12)
+}
+
+const GREEN: [u8; 3] = [0x1b, 0x5e, 0x20];
+const RED: [u8; 3] = [0xb7, 0x1c, 0x1c];
+
+#[test]
+fn kill_9_mid_sync_leaves_the_last_good_version_and_the_restart_resumes() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let server = FeedServer::start(op.path("feed"));
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = op.kiosk(kiosk.path(), Some(&server.url()));
+    assert!(sync(&config, &["--once"]).status.success());
+    let v1 = status_json(&config)["feed_version"].as_u64().unwrap();
+
+    // Version 2 with a big picture, served slowly; kill the kiosk mid-file.
+    op.card("第二版", "#b71c1c");
+    let pic = op.path("playlists/big.png");
+    let img = image::RgbaImage::from_fn(400, 400, |x, y| image::Rgba([(x * 7 ^ y * 13) as u8, (x * y) as u8, (x + y * 3) as u8, 255]));
+    img.save(&pic).unwrap();
+    std::fs::write(op.path("playlists/extra.toml"), "id = \"extra\"\n[schedule]\nweekdays = \"mon\"\nhours = [\"03:00-03:01\"]\n[[items]]\nkind = \"image\"\npath = \"big.png\"\n").unwrap();
+    assert!(op.build().status.success());
+    server.set(|k| k.rate = Some(60_000));
+    let mut child = estation(&config).args(["sync", "--once"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let partial = kiosk.path().join("cache/partial");
+    let start = Instant::now();
+    loop {
+        let grown = std::fs::read_dir(&partial).unwrap().flatten().any(|e| e.metadata().map(|m| m.len() > 100_000).unwrap_or(false));
+        if grown {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the download never got going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // The cache is whole, still on version 1, and a player starts on it.
+    assert_eq!(status_json(&config)["feed_version"].as_u64(), Some(v1));
+    for e in std::fs::read_dir(kiosk.path().join("cache/blobs")).unwrap().flatten() {
+        let name: Digest = e.file_name().to_str().unwrap().parse().unwrap();
+        assert_eq!(Digest::of_file(&e.path()).unwrap().0, name);
+    }
+    let (_, shots) = play_from_cache(&config, &["1.5s"], &mut || {});
+    assert!(corner_is(&shots[0], GREEN), "expected version 1's card, got {:?}", shots[0].get_pixel(6, 6));
+
+    // The restart resumes the partial file with a Range request.
+    server.set(|k| k.rate = None);
+    server.take_seen();
+    let out = sync(&config, &["--once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let resumed = server.take_seen().into_iter().filter(|s| s.range.is_some()).count();
+    assert_eq!(resumed, 1);
+    assert!(status_json(&config)["feed_version"].as_u64().unwrap() > v1);
+    let (_, shots) = play_from_cache(&config, &["1.5s"], &mut || {});
+    assert!(corner_is(&shots[0], RED), "expected version 2's card, got {:?}", shots[0].get_pixel(6, 6));
+}
+
+#[test]
+fn the_player_switches_to_a_new_version_without_a_restart_or_a_black_frame() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let stick = op.path("feed-v1");
+    std::fs::rename(op.path("feed"), &stick).unwrap();
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = op.kiosk(kiosk.path(), None);
+    // A village with no network: the feed comes on a USB stick.
+    let out = sync(&config, &["--from", stick.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    op.card("第二版", "#b71c1c");
+    std::fs::rename(&stick, op.path("feed")).unwrap();
+    assert!(op.build().status.success());
+    let config2 = config.clone();
+    let feed = op.path("feed");
+    let shots = ["1s", "2s", "6s", "6.2s", "6.4s", "6.6s", "6.8s", "7s", "7.5s"];
+    let (run, imgs) = play_from_cache(&config, &shots, &mut || {
+        let config2 = config2.clone();
+        let feed = feed.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2500));
+            let out = sync(&config2, &["--from", feed.to_str().unwrap()]);
+            assert!(out.status.success(), "{}", stderr(&out));
+        });
+    });
+    assert!(corner_is(&imgs[0], GREEN) && corner_is(&imgs[1], GREEN), "{}", run.stderr);
+    assert!(corner_is(imgs.last().unwrap(), RED), "never switched:\n{}", run.stderr);
+    for (i, img) in imgs.iter().enumerate() {
+        assert!(corner_is(img, GREEN) || corner_is(img, RED), "shot {} is neither version: {:?}", i + 1, img.get_pixel(6, 6));
+    }
+}
+
+#[test]
+fn a_real_nginx_serves_the_same_feed_folder() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let nginx = Nginx::start(&op.path("feed"));
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = op.kiosk(kiosk.path(), Some(&nginx.url));
+    let first = sync(&config, &["--once"]);
+    assert!(first.status.success(), "{}\n{}", stderr(&first), nginx.log());
+    assert!(stdout(&first).starts_with("updated from nothing"), "{}", stdout(&first));
+    // nginx's ETag answers the poll with 304.
+    let access_before = nginx.requests();
+    let again = sync(&config, &["--once"]);
+    assert!(stdout(&again).starts_with("up to date"), "{}", stdout(&again));
+    let new_lines: Vec<String> = nginx.requests().into_iter().skip(access_before.len()).collect();
+    assert_eq!(new_lines.len(), 1, "{new_lines:?}");
+    assert!(new_lines[0].contains("\"GET /manifest.json HTTP/1.1\" 304"), "{new_lines:?}");
+
+    op.card("第二版", "#b71c1c");
+    assert!(op.build().status.success());
+    let third = sync(&config, &["--once"]);
+    assert!(stdout(&third).starts_with("updated from version"), "{}", stdout(&third));
+}
+
+/// A private nginx on a free port, serving a folder as-is; stopped on drop.
+struct Nginx {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Nginx {
+    fn start(root_dir: &Path) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let root_user = std::fs::read_to_string("/proc/self/status")
+            .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+            .unwrap_or(false);
+        let d = dir.path().display();
+        let conf = format!(
+            "{user}daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/t1; proxy_temp_path {d}/t2; fastcgi_temp_path {d}/t3; uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n  types {{ application/json json; image/png png; image/jpeg jpg; image/webp webp; application/toml toml; application/cap+xml xml; }}\n  server {{ listen 127.0.0.1:{port}; root {root}; }}\n}}\n",
+            user = if root_user { "user root root;\n" } else { "" },
+            root = root_dir.display(),
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-p")
+            .arg(dir.path())
+            .args(["-e", &format!("{d}/error.log")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx must be installed for this test (scripts/install-deps --test)");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "nginx did not start: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx { child, dir, url: format!("http://127.0.0.1:{port}/") }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
