@@ -142,8 +142,15 @@ fn publish_verify_serve_and_sync_through_the_cli() {
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(h["cache-control"], "no-cache");
     let etag = h["etag"].to_str().unwrap().to_string();
-    let (code, _, _) = get(&format!("{}manifest.json", served.1), &[("if-none-match", &etag)]);
+    // The server's fast 304 path computes the same validator as ServeDir.
+    let meta = std::fs::metadata(op.path("feed/manifest.json")).unwrap();
+    assert_eq!(estation::feed::serve::etag(meta.len(), meta.modified().unwrap()).as_deref(), Some(etag.as_str()));
+    let (code, h304, _) = get(&format!("{}manifest.json", served.1), &[("if-none-match", &etag)]);
     assert_eq!(code, 304);
+    assert_eq!(h304["etag"].to_str().unwrap(), etag);
+    assert_eq!(h304["cache-control"], "no-cache");
+    let (code, _, _) = get(&format!("{}manifest.json", served.1), &[("if-none-match", "\"other\"")]);
+    assert_eq!(code, 200);
     let manifest: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let png = manifest["signed"]["media"].as_array().unwrap().iter().find(|m| m["type"] == "image/png").unwrap();
     let png_url = format!("{}blobs/{}.png", served.1, png["sha256"].as_str().unwrap());
@@ -399,7 +406,8 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM: nginx stops its workers too (SIGKILL would orphan them).
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }

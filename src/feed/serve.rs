@@ -9,9 +9,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +29,7 @@ pub async fn serve(feed: PathBuf, listen: SocketAddr, ready: impl FnOnce(SocketA
     ready(addr);
     let app = Router::new()
         .fallback_service(ServeDir::new(&feed).append_index_html_on_directories(false))
-        .layer(middleware::from_fn(feed_headers));
+        .layer(middleware::from_fn_with_state(Arc::new(feed.clone()), feed_headers));
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown())
         .await
@@ -55,12 +56,18 @@ async fn shutdown() {
     }
 }
 
-async fn feed_headers(req: Request, next: Next) -> Response {
+async fn feed_headers(State(root): State<Arc<PathBuf>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()).unwrap_or_else(|| "-".into());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = if hidden(&path) { StatusCode::NOT_FOUND.into_response() } else { next.run(req).await };
+    let mut resp = if hidden(&path) {
+        StatusCode::NOT_FOUND.into_response()
+    } else if let Some(not_modified) = manifest_not_modified(&root, &path, &req) {
+        not_modified
+    } else {
+        next.run(req).await
+    };
     let kind = classify(&path);
     if let Some(mime) = kind.and_then(|k| k.1) {
         if resp_is_content(resp.status()) {
@@ -78,6 +85,36 @@ async fn feed_headers(req: Request, next: Next) -> Response {
     let bytes = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     tracing::info!(target: "estation::access", "{peer} \"{method} {path}\" {} {bytes} {:.1}ms", resp.status().as_u16(), start.elapsed().as_secs_f64() * 1000.0);
     resp
+}
+
+/// The fast path for the request every kiosk makes every minute: a
+/// conditional GET of an unchanged manifest, answered from one `stat` on
+/// this thread instead of a trip through the blocking pool to open the
+/// file. The ETag is computed exactly as `ServeDir` computes it (a test
+/// holds the two together); anything else falls through to `ServeDir`.
+fn manifest_not_modified(root: &Path, path: &str, req: &Request) -> Option<Response> {
+    if path.strip_prefix('/') != Some(MANIFEST_FILE) || !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        return None;
+    }
+    let inm = req.headers().get(header::IF_NONE_MATCH)?.as_bytes();
+    let meta = std::fs::metadata(root.join(MANIFEST_FILE)).ok()?;
+    let modified = meta.modified().ok()?;
+    let etag = etag(meta.len(), modified)?;
+    let matches = inm.split(|&b| b == b',').map(|t| t.trim_ascii()).any(|t| t == b"*" || t.strip_prefix(b"W/").unwrap_or(t) == etag.as_bytes());
+    if !matches {
+        return None;
+    }
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, HeaderValue::from_str(&etag).ok()?);
+    h.insert(header::LAST_MODIFIED, HeaderValue::from_str(&httpdate::fmt_http_date(modified)).ok()?);
+    Some(resp)
+}
+
+/// tower-http `ServeDir`'s ETag: `"<secs hex>.<nanos hex, 8 digits>-<size hex>"`.
+pub fn etag(size: u64, modified: SystemTime) -> Option<String> {
+    let d = modified.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    Some(format!("\"{:x}.{:08x}-{:x}\"", d.as_secs(), d.subsec_nanos(), size))
 }
 
 fn resp_is_content(s: StatusCode) -> bool {
