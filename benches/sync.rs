@@ -180,11 +180,10 @@ async fn hammer(addr: SocketAddr, secs: u64) -> f64 {
         let (client, url, etag, count) = (client.clone(), url.clone(), etag.clone(), count.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < until {
-                if let Ok(r) = client.get(&url).header("if-none-match", etag.clone()).send().await {
-                    if r.status() == 304 {
+                if let Ok(r) = client.get(&url).header("if-none-match", etag.clone()).send().await
+                    && r.status() == 304 {
                         count.fetch_add(1, Ordering::Relaxed);
                     }
-                }
             }
         }));
     }

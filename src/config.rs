@@ -337,7 +337,7 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         Err(e) => {
             return Loaded {
                 config,
-                problems: Diagnostics(vec![map.from_toml(&e)]),
+                problems: Diagnostics(vec![map.toml_error(&e)]),
                 note: format!("config {} is not usable; using defaults", path.display()),
             };
         }

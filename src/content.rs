@@ -10,6 +10,7 @@ use crate::cache::Cache;
 use crate::playlist::Library;
 
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per process
 pub enum ContentSource {
     /// A playlist file or folder.
     Files(PathBuf),

@@ -75,7 +75,7 @@ impl<'a> SourceMap<'a> {
     }
 
     /// Turns a TOML/serde error into a diagnostic at its span.
-    pub fn from_toml(&self, e: &toml::de::Error) -> Diagnostic {
+    pub fn toml_error(&self, e: &toml::de::Error) -> Diagnostic {
         let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim().to_string();
         let field = unknown_field_name(&message)

@@ -256,7 +256,7 @@ fn kill_9_mid_sync_leaves_the_last_good_version_and_the_restart_resumes() {
     // Version 2 with a big picture, served slowly; kill the kiosk mid-file.
     op.card("第二版", "#b71c1c");
     let pic = op.path("playlists/big.png");
-    let img = image::RgbaImage::from_fn(400, 400, |x, y| image::Rgba([(x * 7 ^ y * 13) as u8, (x * y) as u8, (x + y * 3) as u8, 255]));
+    let img = image::RgbaImage::from_fn(400, 400, |x, y| image::Rgba([((x * 7) ^ (y * 13)) as u8, (x * y) as u8, (x + y * 3) as u8, 255]));
     img.save(&pic).unwrap();
     std::fs::write(op.path("playlists/extra.toml"), "id = \"extra\"\n[schedule]\nweekdays = \"mon\"\nhours = [\"03:00-03:01\"]\n[[items]]\nkind = \"image\"\npath = \"big.png\"\n").unwrap();
     assert!(op.build().status.success());

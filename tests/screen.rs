@@ -176,7 +176,7 @@ color = "#ffffff"
     // The title (bold, larger) comes first and is taller than the footer line.
     let (t0, t1, tl, _) = lines[0];
     let (f0, f1, _, _) = *lines.last().expect("lines");
-    assert!(tl >= 40 && tl < 60, "title starts at the padding, got x={tl}");
+    assert!((40..60).contains(&tl), "title starts at the padding, got x={tl}");
     assert!(t1 - t0 > f1 - f0, "title is not larger than the footer: {lines:?}");
     // The footer sits at the bottom of the card.
     assert!(f1 > 640, "footer not at the bottom: {lines:?}");

@@ -96,11 +96,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
                     })?;
                     let (d, size) = Digest::of_file(path).map_err(io(path))?;
                     by_path.insert(path.clone(), d);
-                    if !sources.contains_key(&d) {
+                    sources.entry(d).or_insert_with(|| {
                         let blob = Blob { sha256: d, size, media_type };
                         media.push(blob.clone());
-                        sources.insert(d, Source { path: path.clone(), blob });
-                    }
+                        Source { path: path.clone(), blob }
+                    });
                     d
                 }
             };
@@ -124,10 +124,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
                 return Err(BuildError::File { path, message: "not an XML document".into() });
             }
             let blob = Blob { sha256: d, size, media_type: MediaType::Cap };
-            if !sources.contains_key(&d) {
+            sources.entry(d).or_insert_with(|| {
                 alerts.push(blob.clone());
-                sources.insert(d, Source { path, blob });
-            }
+                Source { path, blob }
+            });
         }
     }
 

@@ -69,11 +69,10 @@ async fn feed_headers(State(root): State<Arc<PathBuf>>, req: Request, next: Next
         next.run(req).await
     };
     let kind = classify(&path);
-    if let Some(mime) = kind.and_then(|k| k.1) {
-        if resp_is_content(resp.status()) {
+    if let Some(mime) = kind.and_then(|k| k.1)
+        && resp_is_content(resp.status()) {
             resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
         }
-    }
     let cache_control = match kind.map(|k| k.0) {
         Some(Kind::Manifest) => Some("no-cache"),
         Some(Kind::Blob) => Some("public, max-age=31536000, immutable"),

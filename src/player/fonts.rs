@@ -33,11 +33,10 @@ fn load_fonts(mut commands: Commands, settings: Res<Settings>, mut fonts: ResMut
             .map_err(|e| error!("font {}: {e}; text will not render", path.display()))
             .ok()
     };
-    if let Some(data) = open("NotoSansCJKsc-Regular.otf") {
-        if let Err(e) = fonts.insert(&Handle::<Font>::default(), Font { data, alias: String::new() }) {
+    if let Some(data) = open("NotoSansCJKsc-Regular.otf")
+        && let Err(e) = fonts.insert(&Handle::<Font>::default(), Font { data, alias: String::new() }) {
             error!("cannot install the default font: {e}");
         }
-    }
     let bold = match open("NotoSansCJKsc-Bold.otf") {
         Some(data) => FontSource::Handle(fonts.add(Font { data, alias: String::new() })),
         None => FontSource::default(),

@@ -145,7 +145,7 @@ fn screen_hours(
         let into_minute = Duration::from_secs(u64::from(local.second())) + Duration::from_nanos(u64::from(local.nanosecond()));
         wake.at(Instant::now() + Duration::from_secs(60).saturating_sub(into_minute) + Duration::from_millis(20));
     }
-    if on == !show.off {
+    if on != show.off {
         return;
     }
     show.off = !on;
@@ -206,12 +206,11 @@ fn rotate(
     let due = show.current.as_ref().is_none_or(|c| now >= c.until);
 
     // 2. Show what is ready once the current item is over.
-    if due {
-        if let Some(prepared) = show.ready.take() {
+    if due
+        && let Some(prepared) = show.ready.take() {
             put_on_screen(&mut commands, &settings, &programme, &mut show, &mut images, &fonts, &window, &mut ticker, prepared, now);
             started.0.get_or_insert(now);
         }
-    }
 
     // 3. Start preparing the next item ahead of the boundary.
     if show.pending.is_none() && show.ready.is_none() {
@@ -426,11 +425,10 @@ fn fade(mut commands: Commands, mut show: ResMut<Show>, mut slides: Query<&mut S
     let t = (start.elapsed().as_secs_f32() / len.as_secs_f32()).clamp(0.0, 1.0);
     // Smoothstep: eases in and out like a projector's dissolve.
     let alpha = t * t * (3.0 - 2.0 * t);
-    if let Ok(mut slide) = slides.get_mut(root) {
-        if slide.alpha != alpha {
+    if let Ok(mut slide) = slides.get_mut(root)
+        && slide.alpha != alpha {
             slide.alpha = alpha;
         }
-    }
     if t >= 1.0 {
         show.fade = None;
         for e in show.fading_out.drain(..) {

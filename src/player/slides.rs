@@ -123,6 +123,7 @@ pub(super) fn plugin(app: &mut App) {
 
 /// Spawns a slide, on top of everything spawned before (`z`), fully opaque
 /// unless `alpha` says otherwise.
+#[allow(clippy::too_many_arguments)] // everything a slide is laid out from
 pub(crate) fn spawn(
     commands: &mut Commands,
     content: &Content,
@@ -381,9 +382,12 @@ impl FitImage {
 }
 
 /// Multiplies every part's own alpha by its slide's alpha.
+/// What a slide's fade touches on each of its parts.
+type PaintTargets = (&'static Part, Option<&'static mut BackgroundColor>, Option<&'static mut TextColor>, Option<&'static mut ImageNode>);
+
 fn apply_alpha(
     slides: Query<&Slide, Changed<Slide>>,
-    mut parts: Query<(&Part, Option<&mut BackgroundColor>, Option<&mut TextColor>, Option<&mut ImageNode>)>,
+    mut parts: Query<PaintTargets>,
 ) {
     if slides.is_empty() {
         return;

@@ -173,7 +173,7 @@ pub fn parse_playlist_in(path: &Path, text: &str, root: &MediaRoot) -> Parsed {
         Err(e) => {
             return Parsed {
                 playlist: None,
-                problems: vec![map.from_toml(&e)],
+                problems: vec![map.toml_error(&e)],
             };
         }
     };
@@ -249,8 +249,8 @@ impl Cx<'_> {
             };
             let before = self.problems.len();
             let item = self.item(i + 1, raw_item, &d);
-            if let Some((item, id_line)) = item {
-                if self.problems.len() == before {
+            if let Some((item, id_line)) = item
+                && self.problems.len() == before {
                     if let Some(other) = items.iter().find(|o| o.id == item.id) {
                         let line = other.line;
                         self.problems.push(Diagnostic {
@@ -263,7 +263,6 @@ impl Cx<'_> {
                         items.push(item);
                     }
                 }
-            }
         }
         Playlist {
             id,
@@ -461,7 +460,7 @@ impl Cx<'_> {
                 }
             }
             _ => ItemKind::Clock {
-                lunar: raw.lunar.map_or(true, Spanned::into_inner),
+                lunar: raw.lunar.is_none_or(Spanned::into_inner),
                 seconds: raw.seconds.is_some_and(Spanned::into_inner),
                 title: text(&raw.title),
             },

@@ -444,11 +444,10 @@ impl Syncer {
                 }
                 other => return Err(format!("HTTP {other}")),
             };
-            if let Some(len) = resp.content_length() {
-                if have + len != blob.size {
+            if let Some(len) = resp.content_length()
+                && have + len != blob.size {
                     return Err(format!("server offers {} bytes, the manifest says {}", have + len, blob.size));
                 }
-            }
             let mut file = tokio::fs::OpenOptions::new()
                 .create(true)
                 .write(true)

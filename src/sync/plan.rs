@@ -43,11 +43,10 @@ pub fn check_space(current: Option<&Manifest>, new: &Manifest, plan: &Plan, budg
     if need > budget {
         return Err(NoSpace::Budget { version: new.version, need: bytesize::ByteSize(need), budget: bytesize::ByteSize(budget) });
     }
-    if let Some(free) = free_disk {
-        if plan.to_fetch > free {
+    if let Some(free) = free_disk
+        && plan.to_fetch > free {
             return Err(NoSpace::Disk { version: new.version, need: bytesize::ByteSize(plan.to_fetch), free: bytesize::ByteSize(free) });
         }
-    }
     Ok(())
 }
 

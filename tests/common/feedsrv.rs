@@ -107,12 +107,11 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let mut seen = Seen { path: path.clone(), range: range.clone(), if_none_match: inm.clone(), status: 0, bytes: req_bytes };
 
     let resp = 'resp: {
-        if let Some((code, n)) = knobs.fail {
-            if n > 0 {
+        if let Some((code, n)) = knobs.fail
+            && n > 0 {
                 s.knobs.lock().expect("knobs").fail = if n > 1 { Some((code, n - 1)) } else { None };
                 break 'resp status(code);
             }
-        }
         let rel = path.trim_start_matches('/');
         if rel.split('/').any(|seg| seg == ".." || seg.starts_with('.')) {
             break 'resp status(404);
@@ -146,12 +145,11 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             } else if k.truncate > 0 && bytes.len() > 1 {
                 k.truncate -= 1;
                 bytes.truncate(bytes.len() / 2);
-            } else if let Some((n, left)) = k.cut_after {
-                if left > 0 && n < bytes.len() as u64 {
+            } else if let Some((n, left)) = k.cut_after
+                && left > 0 && n < bytes.len() as u64 {
                     k.cut_after = if left > 1 { Some((n, left - 1)) } else { None };
                     cut = Some(n as usize);
                 }
-            }
         }
         let rate = k.rate;
         drop(k);
