@@ -141,6 +141,7 @@ fn publish_verify_serve_and_sync_through_the_cli() {
     assert_eq!(code, 200);
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(h["cache-control"], "no-cache");
+    assert!(h.contains_key("last-modified"));
     let etag = h["etag"].to_str().unwrap().to_string();
     // The server's fast 304 path computes the same validator as ServeDir.
     let meta = std::fs::metadata(op.path("feed/manifest.json")).unwrap();
@@ -329,6 +330,46 @@ fn the_player_switches_to_a_new_version_without_a_restart_or_a_black_frame() {
     for (i, img) in imgs.iter().enumerate() {
         assert!(corner_is(img, GREEN) || corner_is(img, RED), "shot {} is neither version: {:?}", i + 1, img.get_pixel(6, 6));
     }
+    // The player reported what it played last, and from which version.
+    let st = status_json(&config);
+    assert_eq!(st["player"]["feed_version"], st["feed_version"], "{st}");
+    assert_eq!(st["player"]["playlist"], "main");
+}
+
+#[test]
+fn the_player_syncs_in_the_background_and_a_stale_feed_keeps_playing() {
+    let op = Operator::new();
+    op.card("第二版", "#b71c1c");
+    // Kiosks accept this build for 3 seconds only.
+    let out = estation(&op.path("none.toml"))
+        .args(["feed", "build", "--expires", "3s", "--playlists"])
+        .arg(op.path("playlists"))
+        .arg("--key")
+        .arg(op.path("keys/feed-key.pem"))
+        .arg("--out")
+        .arg(op.path("feed"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let server = FeedServer::start(op.path("feed"));
+    let kiosk = tempfile::tempdir().unwrap();
+    // Until the first sync lands, the kiosk plays its local playlist.
+    std::fs::write(kiosk.path().join("local.toml"), "[[items]]\nkind = \"text\"\ntitle = \"本地\"\nbackground = \"#1b5e20\"\nduration = \"1s\"\n").unwrap();
+    let config = op.kiosk(kiosk.path(), Some(&server.url()));
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[player]\nplaylist = \"local.toml\"\n");
+    std::fs::write(&config, text).unwrap();
+    let (run, imgs) = play_from_cache(&config, &["5s"], &mut || {});
+    assert!(corner_is(&imgs[0], RED), "the synced feed is not on screen:\n{}", run.stderr);
+    assert!(server.take_seen().iter().any(|s| s.path == "/manifest.json"));
+
+    // Past its expiry: still played, flagged stale.
+    std::thread::sleep(Duration::from_secs(3));
+    let st = status_json(&config);
+    assert_eq!(st["stale"], true, "{st}");
+    let server_gone = op.kiosk(kiosk.path(), Some("http://127.0.0.1:9/"));
+    let (_, imgs) = play_from_cache(&server_gone, &["1.5s"], &mut || {});
+    assert!(corner_is(&imgs[0], RED), "a stale feed must keep playing");
 }
 
 #[test]
