@@ -16,6 +16,10 @@ use estation::feed::build::{build, BuildOptions};
 use estation::sync::{Options, Source, Syncer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "../tests/common/nginx.rs"]
+#[allow(dead_code)] // the tests use more of it
+mod nginx;
+
 const ITEMS: usize = 1000;
 
 fn main() {
@@ -77,12 +81,12 @@ fn main() {
     // folder, same client, same concurrency.
     let ours = rt.block_on(hammer(server, 5));
     println!("feed serve: {ours:.0} 304 answers/s");
-    match Nginx::start(&feed) {
-        Some(nginx) => {
+    match nginx::Nginx::start(&feed, "auto", false) {
+        Ok(nginx) => {
             let theirs = rt.block_on(hammer(nginx.addr, 5));
             println!("nginx:      {theirs:.0} 304 answers/s  (feed serve at {:.0} % of nginx; target at least 50 %)", 100.0 * ours / theirs);
         }
-        None => println!("nginx:      not installed (scripts/install-deps --test installs it); no comparison"),
+        Err(e) => println!("nginx:      {e}; no comparison"),
     }
 }
 
@@ -191,52 +195,4 @@ async fn hammer(addr: SocketAddr, secs: u64) -> f64 {
         let _ = t.await;
     }
     count.load(Ordering::Relaxed) as f64 / secs as f64
-}
-
-struct Nginx {
-    child: std::process::Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start(root: &Path) -> Option<Nginx> {
-        let dir = tempfile::tempdir().ok()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let root_user = std::fs::read_to_string("/proc/self/status")
-            .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
-            .unwrap_or(false);
-        let d = dir.path().display();
-        let conf = format!(
-            "{user}daemon off;\nworker_processes auto;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/t1; proxy_temp_path {d}/t2; fastcgi_temp_path {d}/t3; uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n  types {{ application/json json; image/png png; }}\n  server {{ listen 127.0.0.1:{port}; root {root}; }}\n}}\n",
-            user = if root_user { "user root root;\n" } else { "" },
-            root = root.display(),
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).ok()?;
-        let child = std::process::Command::new("nginx")
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-p")
-            .arg(dir.path())
-            .args(["-e", &format!("{d}/error.log")])
-            .spawn()
-            .ok()?;
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
-        let start = Instant::now();
-        while std::net::TcpStream::connect(addr).is_err() {
-            if start.elapsed() > Duration::from_secs(10) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Nginx { child, addr, _dir: dir })
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM: nginx stops its workers too (SIGKILL would orphan them).
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
 }

@@ -3,6 +3,7 @@
 //! new one, never a mix.
 
 use std::io::{Read, Write};
+
 use std::path::Path;
 
 /// Writes `bytes` to `path` atomically.
@@ -20,20 +21,8 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn copy_hashed(from: &mut impl Read, to: &Path) -> std::io::Result<(crate::feed::Digest, u64)> {
     let dir = parent(to);
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    let mut hasher = crate::feed::Hasher::default();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        tmp.write_all(&buf[..n])?;
-        len += n as u64;
-    }
+    let (digest, len) = crate::feed::Digest::copy(from, &mut tmp)?;
     tmp.as_file().sync_all()?;
-    let digest = hasher.finish();
     tmp.persist(to).map_err(|e| e.error)?;
     sync_dir(dir)?;
     Ok((digest, len))

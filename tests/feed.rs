@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::feedsrv::FeedServer;
+use common::nginx::Nginx;
 use common::{estation, root, stderr, stdout, Xvfb};
 use estation::feed::Digest;
 
@@ -46,9 +47,16 @@ impl Operator {
     }
 
     fn build(&self) -> std::process::Output {
+        self.build_from(&self.path("playlists"), &[])
+    }
+
+    /// `estation feed build` of `playlists` into this operator's feed.
+    fn build_from(&self, playlists: &Path, extra: &[&str]) -> std::process::Output {
         estation(&self.path("none.toml"))
-            .args(["feed", "build", "--playlists"])
-            .arg(self.path("playlists"))
+            .args(["feed", "build"])
+            .args(extra)
+            .arg("--playlists")
+            .arg(playlists)
             .arg("--key")
             .arg(self.path("keys/feed-key.pem"))
             .arg("--out")
@@ -119,15 +127,7 @@ fn get(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap,
 fn publish_verify_serve_and_sync_through_the_cli() {
     let op = Operator::new();
     std::fs::remove_dir_all(op.path("playlists")).unwrap();
-    let out = estation(&op.path("none.toml"))
-        .args(["feed", "build", "--playlists"])
-        .arg(root().join("playlists/demo.toml"))
-        .arg("--key")
-        .arg(op.path("keys/feed-key.pem"))
-        .arg("--out")
-        .arg(op.path("feed"))
-        .output()
-        .unwrap();
+    let out = op.build_from(&root().join("playlists/demo.toml"), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("1 playlist(s), 5 file(s)"), "{}", stdout(&out));
 
@@ -277,7 +277,11 @@ fn kill_9_mid_sync_leaves_the_last_good_version_and_the_restart_resumes() {
     child.wait().unwrap();
 
     // The cache is whole, still on version 1, and a player starts on it.
-    assert_eq!(status_json(&config)["feed_version"].as_u64(), Some(v1));
+    let st = status_json(&config);
+    assert_eq!(st["feed_version"].as_u64(), Some(v1));
+    // The status shows the download that was under way, bytes done of total.
+    let files = st["sync"]["pending"]["files"].as_array().cloned().unwrap_or_default();
+    assert!(files.iter().any(|f| f["done"].as_u64() > Some(0) && f["done"].as_u64() < f["size"].as_u64()), "{st}");
     for e in std::fs::read_dir(kiosk.path().join("cache/blobs")).unwrap().flatten() {
         let name: Digest = e.file_name().to_str().unwrap().parse().unwrap();
         assert_eq!(Digest::of_file(&e.path()).unwrap().0, name);
@@ -341,15 +345,7 @@ fn the_player_syncs_in_the_background_and_a_stale_feed_keeps_playing() {
     let op = Operator::new();
     op.card("第二版", "#b71c1c");
     // Kiosks accept this build for 3 seconds only.
-    let out = estation(&op.path("none.toml"))
-        .args(["feed", "build", "--expires", "3s", "--playlists"])
-        .arg(op.path("playlists"))
-        .arg("--key")
-        .arg(op.path("keys/feed-key.pem"))
-        .arg("--out")
-        .arg(op.path("feed"))
-        .output()
-        .unwrap();
+    let out = op.build_from(&op.path("playlists"), &["--expires", "3s"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let server = FeedServer::start(op.path("feed"));
     let kiosk = tempfile::tempdir().unwrap();
@@ -377,9 +373,9 @@ fn a_real_nginx_serves_the_same_feed_folder() {
     let op = Operator::new();
     op.card("第一版", "#1b5e20");
     assert!(op.build().status.success());
-    let nginx = Nginx::start(&op.path("feed"));
+    let nginx = Nginx::start(&op.path("feed"), "1", true).unwrap_or_else(|e| panic!("{e}"));
     let kiosk = tempfile::tempdir().unwrap();
-    let config = op.kiosk(kiosk.path(), Some(&nginx.url));
+    let config = op.kiosk(kiosk.path(), Some(&nginx.url()));
     let first = sync(&config, &["--once"]);
     assert!(first.status.success(), "{}\n{}", stderr(&first), nginx.log());
     assert!(stdout(&first).starts_with("updated from nothing"), "{}", stdout(&first));
@@ -395,60 +391,4 @@ fn a_real_nginx_serves_the_same_feed_folder() {
     assert!(op.build().status.success());
     let third = sync(&config, &["--once"]);
     assert!(stdout(&third).starts_with("updated from version"), "{}", stdout(&third));
-}
-
-/// A private nginx on a free port, serving a folder as-is; stopped on drop.
-struct Nginx {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Nginx {
-    fn start(root_dir: &Path) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let root_user = std::fs::read_to_string("/proc/self/status")
-            .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
-            .unwrap_or(false);
-        let d = dir.path().display();
-        let conf = format!(
-            "{user}daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/t1; proxy_temp_path {d}/t2; fastcgi_temp_path {d}/t3; uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n  types {{ application/json json; image/png png; image/jpeg jpg; image/webp webp; application/toml toml; application/cap+xml xml; }}\n  server {{ listen 127.0.0.1:{port}; root {root}; }}\n}}\n",
-            user = if root_user { "user root root;\n" } else { "" },
-            root = root_dir.display(),
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-p")
-            .arg(dir.path())
-            .args(["-e", &format!("{d}/error.log")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx must be installed for this test (scripts/install-deps --test)");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "nginx did not start: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nginx { child, dir, url: format!("http://127.0.0.1:{port}/") }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-
-    fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default().lines().map(str::to_string).collect()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM: nginx stops its workers too (SIGKILL would orphan them).
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
 }

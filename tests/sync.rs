@@ -105,12 +105,28 @@ fn current_version(cache: &Path, key: &SigningKey) -> Option<u64> {
     Cache::at(cache).current(&key.verifying_key()).unwrap().map(|v| v.manifest.version)
 }
 
-#[test]
-fn first_sync_fetches_everything_and_an_unchanged_poll_is_one_small_304() {
-    let fx = Fixture::new(3, "第一版");
+/// A feed of `n` pictures served over HTTP, and an empty kiosk cache with
+/// a syncer for it (its options tuned by `tune`).
+struct Setup {
+    fx: Fixture,
+    server: FeedServer,
+    cache: tempfile::TempDir,
+    s: Syncer,
+}
+
+fn setup(n: usize, tune: impl FnOnce(&mut Options)) -> Setup {
+    let fx = Fixture::new(n, "甲");
     let server = FeedServer::start(fx.feed.path().to_path_buf());
     let cache = tempfile::tempdir().unwrap();
-    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    let mut opts = fast_options(&fx.key);
+    tune(&mut opts);
+    let s = syncer(cache.path(), http(&server), opts);
+    Setup { fx, server, cache, s }
+}
+
+#[test]
+fn first_sync_fetches_everything_and_an_unchanged_poll_is_one_small_304() {
+    let Setup { fx, server, cache, s } = setup(3, |_| {});
     let v = fx.manifest().manifest.version;
     assert_eq!(block(s.once()).unwrap(), Outcome::Updated { from: None, to: v, files: 4, bytes: fx.manifest().manifest.total_bytes() });
     assert_cache_sound(cache.path());
@@ -126,10 +142,7 @@ fn first_sync_fetches_everything_and_an_unchanged_poll_is_one_small_304() {
 
 #[test]
 fn a_one_file_change_fetches_that_file_and_the_manifest() {
-    let fx = Fixture::new(3, "第一版");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
-    let cache = tempfile::tempdir().unwrap();
-    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    let Setup { fx, server, cache, s } = setup(3, |_| {});
     block(s.once()).unwrap();
     server.take_seen();
 
@@ -150,10 +163,7 @@ fn a_one_file_change_fetches_that_file_and_the_manifest() {
 
 #[test]
 fn server_down_and_500s_leave_the_last_good_version() {
-    let fx = Fixture::new(1, "甲");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
-    let cache = tempfile::tempdir().unwrap();
-    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    let Setup { fx, server, cache, s } = setup(1, |_| {});
     block(s.once()).unwrap();
     let good = current_version(cache.path(), &fx.key);
 
@@ -186,14 +196,11 @@ fn server_down_and_500s_leave_the_last_good_version() {
 
 #[test]
 fn very_slow_answers_time_out_without_harm() {
-    let fx = Fixture::new(1, "甲");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let Setup { fx, server, cache, s } = setup(1, |o| {
+        o.attempts = 2;
+        o.read_timeout = Duration::from_millis(300);
+    });
     server.set(|k| k.delay = Duration::from_secs(3));
-    let cache = tempfile::tempdir().unwrap();
-    let mut opts = fast_options(&fx.key);
-    opts.attempts = 2;
-    opts.read_timeout = Duration::from_millis(300);
-    let s = syncer(cache.path(), http(&server), opts);
     let err = block(s.once()).unwrap_err().to_string();
     assert!(err.contains("timed out"), "{err}");
     assert_eq!(current_version(cache.path(), &fx.key), None);
@@ -201,13 +208,8 @@ fn very_slow_answers_time_out_without_harm() {
 
 #[test]
 fn a_cut_connection_resumes_with_range() {
-    let fx = Fixture::new(2, "甲");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let Setup { fx: _fx, server, cache, s } = setup(2, |o| o.concurrency = 1);
     server.set(|k| k.cut_after = Some((50_000, 1)));
-    let cache = tempfile::tempdir().unwrap();
-    let mut opts = fast_options(&fx.key);
-    opts.concurrency = 1;
-    let s = syncer(cache.path(), http(&server), opts);
     assert!(matches!(block(s.once()).unwrap(), Outcome::Updated { files: 3, .. }));
     let seen = server.take_seen();
     let resumed: Vec<_> = seen.iter().filter(|s| s.range.is_some()).collect();
@@ -219,14 +221,11 @@ fn a_cut_connection_resumes_with_range() {
 
 #[test]
 fn corrupted_and_truncated_files_are_refetched_never_used() {
-    let fx = Fixture::new(2, "甲");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let Setup { fx, server, cache, s } = setup(2, |_| {});
     server.set(|k| {
         k.corrupt = 1;
         k.truncate = 1;
     });
-    let cache = tempfile::tempdir().unwrap();
-    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
     assert!(matches!(block(s.once()).unwrap(), Outcome::Updated { files: 3, .. }));
     let blob_gets = server.take_seen().iter().filter(|s| s.path.starts_with("/blobs/")).count();
     assert_eq!(blob_gets, 5, "3 files, 2 of them fetched twice");
@@ -246,10 +245,7 @@ fn corrupted_and_truncated_files_are_refetched_never_used() {
 
 #[test]
 fn tampered_other_key_rolled_back_and_expired_manifests_are_refused() {
-    let fx = Fixture::new(1, "甲");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
-    let cache = tempfile::tempdir().unwrap();
-    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    let Setup { fx, server: _server, cache, s } = setup(1, |_| {});
     block(s.once()).unwrap();
     let good = std::fs::read(cache.path().join("current.json")).unwrap();
     let manifest_path = fx.feed.path().join("manifest.json");
@@ -317,10 +313,7 @@ fn a_usb_folder_is_verified_the_same_way() {
 
 #[test]
 fn too_little_room_keeps_the_current_version_and_says_why() {
-    let fx = Fixture::new(1, "甲");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
-    let cache = tempfile::tempdir().unwrap();
-    let s = syncer(cache.path(), http(&server), fast_options(&fx.key));
+    let Setup { fx, server, cache, s } = setup(1, |_| {});
     block(s.once()).unwrap();
     let good = current_version(cache.path(), &fx.key);
 
@@ -338,12 +331,7 @@ fn too_little_room_keeps_the_current_version_and_says_why() {
 
 #[test]
 fn the_bandwidth_cap_holds() {
-    let fx = Fixture::new(2, "甲");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
-    let cache = tempfile::tempdir().unwrap();
-    let mut opts = fast_options(&fx.key);
-    opts.max_bytes_per_sec = Some(200_000);
-    let s = syncer(cache.path(), http(&server), opts);
+    let Setup { fx, server: _server, cache: _cache, s } = setup(2, |o| o.max_bytes_per_sec = Some(200_000));
     let total = fx.manifest().manifest.total_bytes();
     let start = std::time::Instant::now();
     block(s.once()).unwrap();

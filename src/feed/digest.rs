@@ -24,6 +24,11 @@ impl Digest {
     }
 
     pub fn of_reader(r: &mut impl Read) -> std::io::Result<(Digest, u64)> {
+        Self::copy(r, &mut std::io::sink())
+    }
+
+    /// Copies `r` to `w`, hashing what passes.
+    pub fn copy(r: &mut impl Read, w: &mut impl std::io::Write) -> std::io::Result<(Digest, u64)> {
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         let mut len = 0u64;
@@ -33,6 +38,7 @@ impl Digest {
                 break;
             }
             hasher.update(&buf[..n]);
+            w.write_all(&buf[..n])?;
             len += n as u64;
         }
         Ok((Digest(hasher.finalize().into()), len))
@@ -44,19 +50,6 @@ impl Digest {
 
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
-    }
-}
-
-/// Incremental hashing, for downloads verified as they arrive.
-#[derive(Default, Clone)]
-pub struct Hasher(Sha256);
-
-impl Hasher {
-    pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-    pub fn finish(self) -> Digest {
-        Digest(self.0.finalize().into())
     }
 }
 

@@ -16,5 +16,5 @@ pub mod keys;
 pub mod manifest;
 pub mod serve;
 
-pub use digest::{Digest, Hasher};
+pub use digest::Digest;
 pub use manifest::{Blob, Manifest, MediaType, PlaylistEntry, Verified};

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod feedsrv;
+pub mod nginx;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
