@@ -49,7 +49,7 @@ pub enum CacheError {
     Incomplete { version: u64, missing: usize },
 }
 
-pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
     move |source| CacheError::Io { path: path.to_path_buf(), source }
 }
 
@@ -160,8 +160,8 @@ impl Cache {
     }
 
     /// Removes blobs that neither the current nor the previous version
-    /// lists, and every partial download (called after a switch, when no
-    /// download is under way).
+    /// lists, and the partial downloads (called after a switch, when every
+    /// file of both versions is whole, so none of theirs is partial).
     pub fn collect_garbage(&self, key: &VerifyingKey) -> Result<Collected, CacheError> {
         let mut keep: BTreeSet<Digest> = BTreeSet::new();
         for v in [self.current(key), self.previous(key)] {
@@ -170,6 +170,12 @@ impl Cache {
                 keep.extend(v.manifest.blobs().iter().map(|b| b.sha256));
             }
         }
+        self.collect_except(&keep)
+    }
+
+    /// Removes every file in `blobs/` and `partial/` not named by a digest
+    /// in `keep` (a kept digest's partial download stays, to be resumed).
+    pub fn collect_except(&self, keep: &BTreeSet<Digest>) -> Result<Collected, CacheError> {
         let mut out = Collected::default();
         for sub in ["blobs", "partial"] {
             let dir = self.root.join(sub);
@@ -180,8 +186,7 @@ impl Cache {
             };
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                let keep_it = sub == "blobs" && name.to_str().and_then(|n| n.parse::<Digest>().ok()).is_some_and(|d| keep.contains(&d));
-                if keep_it {
+                if name.to_str().and_then(|n| n.parse::<Digest>().ok()).is_some_and(|d| keep.contains(&d)) {
                     continue;
                 }
                 let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -223,7 +228,7 @@ impl Cache {
                 Err(e) => problems.push(crate::diag::Diagnostic { file: name, line: 0, field: "(file)".into(), message: format!("missing from the cache ({e})") }),
             }
         }
-        let mut library = Library::from_texts(texts.iter().map(|(n, t, r)| (n.clone(), t.clone(), r)));
+        let mut library = Library::from_texts(texts.iter().map(|(n, t, r)| (n.clone(), t.as_str(), r)));
         library.problems.extend(problems);
         Ok(Some((v, library)))
     }

@@ -48,9 +48,6 @@ impl Digest {
         hex::encode(self.0)
     }
 
-    pub fn bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
 }
 
 impl fmt::Display for Digest {

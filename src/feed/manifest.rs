@@ -46,6 +46,13 @@ pub enum MediaType {
 }
 
 impl MediaType {
+    pub const ALL: [MediaType; 5] = [MediaType::Playlist, MediaType::Cap, MediaType::Png, MediaType::Jpeg, MediaType::Webp];
+
+    /// The type a feed URL's extension stands for.
+    pub fn from_extension(ext: &str) -> Option<MediaType> {
+        Self::ALL.into_iter().find(|t| t.extension() == ext)
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             MediaType::Playlist => "toml",

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::services::ServeDir;
 
-use super::manifest::MANIFEST_FILE;
+use super::manifest::{MediaType, MANIFEST_FILE};
 
 /// Binds `listen` and serves `feed` until Ctrl-C / SIGTERM. Calls `ready`
 /// with the bound address (port 0 picks a free port).
@@ -134,15 +134,7 @@ fn classify(path: &str) -> Option<(Kind, Option<&'static str>)> {
     }
     let name = p.strip_prefix("blobs/")?;
     let ext = Path::new(name).extension()?.to_str()?;
-    let mime = match ext {
-        "toml" => "application/toml",
-        "xml" => "application/cap+xml",
-        "png" => "image/png",
-        "jpg" => "image/jpeg",
-        "webp" => "image/webp",
-        _ => return Some((Kind::Blob, None)),
-    };
-    Some((Kind::Blob, Some(mime)))
+    Some((Kind::Blob, MediaType::from_extension(ext).map(MediaType::mime)))
 }
 
 /// Dot files (temp files of a build in progress, keys someone left there)

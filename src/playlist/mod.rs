@@ -149,10 +149,10 @@ impl Library {
 
     /// A library from playlist texts already in memory (a feed in the cache):
     /// `(name for messages, text, where its media are)`.
-    pub fn from_texts<'a>(texts: impl IntoIterator<Item = (PathBuf, String, &'a MediaRoot)>) -> Library {
+    pub fn from_texts<'a>(texts: impl IntoIterator<Item = (PathBuf, &'a str, &'a MediaRoot)>) -> Library {
         let mut lib = Library::default();
         for (name, text, root) in texts {
-            lib.add(parse::parse_playlist_in(&name, &text, root));
+            lib.add(parse::parse_playlist_in(&name, text, root));
         }
         lib.check_set();
         lib

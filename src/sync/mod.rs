@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::cache::{Cache, CacheError};
 use crate::feed::manifest::{verify_new, ManifestError, MANIFEST_FILE, MAX_MANIFEST_BYTES};
-use crate::feed::{Blob, Digest, Verified};
+use crate::feed::{Blob, Digest};
 use crate::status::{Pending, PendingFile, SyncStatus};
 
 /// Where a feed comes from.
@@ -233,7 +233,10 @@ impl Syncer {
         {
             // Room may be held by files of older versions: let them go
             // (the player only reads the current one), then look again.
-            self.collect_except(&[current.as_ref(), Some(&new)]);
+            let keep = [current.as_ref(), Some(&new)].into_iter().flatten().flat_map(|v| v.manifest.blobs()).map(|b| b.sha256).collect();
+            if let Err(e) = self.cache.collect_except(&keep) {
+                tracing::warn!("cache: {e}");
+            }
             p = plan::plan(&new.manifest, |b| self.cache.has(b));
         }
         plan::check_space(cur_manifest, &new.manifest, &p, self.opts.budget, free_space(self.cache.root()))?;
@@ -301,21 +304,6 @@ impl Syncer {
             files: p.fetch.len(),
             bytes,
         })
-    }
-
-    /// Removes blobs and partials that none of `keep` lists.
-    fn collect_except(&self, keep: &[Option<&Verified>]) {
-        let keep: std::collections::BTreeSet<Digest> =
-            keep.iter().flatten().flat_map(|v| v.manifest.blobs()).map(|b| b.sha256).collect();
-        for sub in ["blobs", "partial"] {
-            let Ok(rd) = std::fs::read_dir(self.cache.root().join(sub)) else { continue };
-            for e in rd.flatten() {
-                let d = e.file_name().to_str().and_then(|n| n.parse::<Digest>().ok());
-                if !d.is_some_and(|d| keep.contains(&d)) {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
     }
 
     /// The manifest's bytes and validators, or None when unchanged (304).
