@@ -133,32 +133,10 @@ impl Relay {
                 let (b, r) = (b.clone(), r.clone());
                 tokio::spawn(async move {
                     let Ok(server) = tokio::net::TcpStream::connect(to).await else { return };
-                    let (mut cr, mut cw) = client.into_split();
-                    let (mut sr, mut sw) = server.into_split();
-                    let (b1, b2) = (b.clone(), b);
-                    let up = async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(n) = cr.read(&mut buf).await {
-                            if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                            b1.fetch_add(n as u64, Ordering::Relaxed);
-                            // GET requests have no body: each head starts a request.
-                            let heads = buf[..n].windows(4).filter(|w| w == b"GET ").count();
-                            r.fetch_add(heads as u64, Ordering::Relaxed);
-                        }
-                        let _ = sw.shutdown().await;
-                    };
-                    let down = async move {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        while let Ok(n) = sr.read(&mut buf).await {
-                            if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                            b2.fetch_add(n as u64, Ordering::Relaxed);
-                        }
-                        let _ = cw.shutdown().await;
-                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    let up = pump(cr, sw, b.clone(), Some(r));
+                    let down = pump(sr, cw, b, None);
                     tokio::join!(up, down);
                 });
             }
@@ -169,6 +147,28 @@ impl Relay {
     fn take(&self) -> (u64, u64) {
         (self.requests.swap(0, Ordering::Relaxed), self.bytes.swap(0, Ordering::Relaxed))
     }
+}
+
+/// Copies one direction of a relayed connection, counting its bytes and,
+/// if asked, its request heads (GET requests have no body: each head starts
+/// a request).
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    bytes: Arc<AtomicU64>,
+    requests: Option<Arc<AtomicU64>>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(r) = &requests {
+            r.fetch_add(buf[..n].windows(4).filter(|w| w == b"GET ").count() as u64, Ordering::Relaxed);
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// Conditional GETs of the manifest from 32 keep-alive clients for
