@@ -5,6 +5,7 @@
 //! Bevy shell in [`player`] behind the default `player` feature.
 //! `cargo test --lib --no-default-features` builds and tests the core alone.
 
+pub mod alert;
 pub mod atomic;
 pub mod cache;
 pub mod cli;

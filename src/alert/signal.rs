@@ -1,0 +1,342 @@
+//! Chinese meteorological warning signals (气象灾害预警信号, CMA Order 16 and
+//! GB/T 27962): which hazard and which colour a message is, so the screen
+//! shows the colour people know.
+//!
+//! CMA's CAP carries the colour only in text (`雷电黄色预警[Ⅲ级/较重]`), so the
+//! colour is read from the Chinese event or headline first, then from the
+//! level suffix, then from a numeric `TTLL` code (the 01 台风 … 14 道路结冰 ×
+//! 01 蓝 … 04 红 table used by 12379 data users), and CAP `<severity>` is only
+//! the fallback. Any colour is accepted for any hazard: provinces issue
+//! levels the national table does not list.
+
+use serde::Serialize;
+
+use super::cap::{Alert, Info, Severity};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Blue,
+    Yellow,
+    Orange,
+    Red,
+}
+
+impl Level {
+    pub fn zh(self) -> &'static str {
+        match self {
+            Level::Blue => "蓝色",
+            Level::Yellow => "黄色",
+            Level::Orange => "橙色",
+            Level::Red => "红色",
+        }
+    }
+
+    /// Ⅳ级 一般 … Ⅰ级 特别严重.
+    pub fn grade(self) -> &'static str {
+        match self {
+            Level::Blue => "Ⅳ级/一般",
+            Level::Yellow => "Ⅲ级/较重",
+            Level::Orange => "Ⅱ级/严重",
+            Level::Red => "Ⅰ级/特别严重",
+        }
+    }
+
+    /// The CAP severity a signal of this colour stands for (黄 = Moderate
+    /// as CMA sends it; the others by the WMO/MeteoAlarm convention).
+    pub fn severity(self) -> Severity {
+        match self {
+            Level::Blue => Severity::Minor,
+            Level::Yellow => Severity::Moderate,
+            Level::Orange => Severity::Severe,
+            Level::Red => Severity::Extreme,
+        }
+    }
+
+    /// Display colour (sRGB). Yellow is drawn with dark text on it.
+    pub fn rgb(self) -> [u8; 3] {
+        match self {
+            Level::Blue => [30, 80, 205],
+            Level::Yellow => [250, 220, 0],
+            Level::Orange => [240, 140, 20],
+            Level::Red => [215, 0, 15],
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "blue" | "蓝" | "蓝色" => Some(Level::Blue),
+            "yellow" | "黄" | "黄色" => Some(Level::Yellow),
+            "orange" | "橙" | "橙色" => Some(Level::Orange),
+            "red" | "红" | "红色" => Some(Level::Red),
+            _ => None,
+        }
+    }
+
+    fn from_code(n: u32) -> Option<Level> {
+        [Level::Blue, Level::Yellow, Level::Orange, Level::Red].get(n.checked_sub(1)? as usize).copied()
+    }
+}
+
+/// The hazards with a national signal, then the common provincial ones.
+/// Order matters when matching text: longer names that contain shorter
+/// ones (雷雨大风 ⊃ 大风, 沙尘暴 ⊃ 暴) come first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hazard {
+    Typhoon,
+    Rainstorm,
+    Snowstorm,
+    ColdWave,
+    Gale,
+    Sandstorm,
+    HeatWave,
+    Drought,
+    Lightning,
+    Hail,
+    Frost,
+    HeavyFog,
+    Haze,
+    RoadIcing,
+    ThunderstormGale,
+    ForestFire,
+}
+
+impl Hazard {
+    /// Matching order (see the type's doc).
+    const MATCH_ORDER: &[Hazard] = &[
+        Hazard::ThunderstormGale,
+        Hazard::Sandstorm,
+        Hazard::RoadIcing,
+        Hazard::ForestFire,
+        Hazard::Typhoon,
+        Hazard::Rainstorm,
+        Hazard::Snowstorm,
+        Hazard::ColdWave,
+        Hazard::Gale,
+        Hazard::HeatWave,
+        Hazard::Drought,
+        Hazard::Lightning,
+        Hazard::Hail,
+        Hazard::Frost,
+        Hazard::HeavyFog,
+        Hazard::Haze,
+    ];
+
+    pub fn zh(self) -> &'static str {
+        match self {
+            Hazard::Typhoon => "台风",
+            Hazard::Rainstorm => "暴雨",
+            Hazard::Snowstorm => "暴雪",
+            Hazard::ColdWave => "寒潮",
+            Hazard::Gale => "大风",
+            Hazard::Sandstorm => "沙尘暴",
+            Hazard::HeatWave => "高温",
+            Hazard::Drought => "干旱",
+            Hazard::Lightning => "雷电",
+            Hazard::Hail => "冰雹",
+            Hazard::Frost => "霜冻",
+            Hazard::HeavyFog => "大雾",
+            Hazard::Haze => "霾",
+            Hazard::RoadIcing => "道路结冰",
+            Hazard::ThunderstormGale => "雷雨大风",
+            Hazard::ForestFire => "森林火险",
+        }
+    }
+
+    pub fn en(self) -> &'static str {
+        match self {
+            Hazard::Typhoon => "TYPHOON",
+            Hazard::Rainstorm => "RAINSTORM",
+            Hazard::Snowstorm => "SNOWSTORM",
+            Hazard::ColdWave => "COLD WAVE",
+            Hazard::Gale => "GALE",
+            Hazard::Sandstorm => "SAND STORM",
+            Hazard::HeatWave => "HEAT WAVE",
+            Hazard::Drought => "DROUGHT",
+            Hazard::Lightning => "LIGHTNING",
+            Hazard::Hail => "HAIL",
+            Hazard::Frost => "FROST",
+            Hazard::HeavyFog => "HEAVY FOG",
+            Hazard::Haze => "HAZE",
+            Hazard::RoadIcing => "ROAD ICING",
+            Hazard::ThunderstormGale => "THUNDERSTORM GALE",
+            Hazard::ForestFire => "FOREST FIRE",
+        }
+    }
+
+    /// The `TT` of the `TTLL` code.
+    fn from_code(n: u32) -> Option<Hazard> {
+        use Hazard::*;
+        Some(match n {
+            1 => Typhoon,
+            2 => Rainstorm,
+            3 => Snowstorm,
+            4 => ColdWave,
+            5 => Gale,
+            6 => Sandstorm,
+            7 => HeatWave,
+            8 => Drought,
+            9 => Lightning,
+            10 => Hail,
+            11 => Frost,
+            12 => HeavyFog,
+            13 => Haze,
+            14 => RoadIcing,
+            93 => ThunderstormGale,
+            94 => ForestFire,
+            _ => return None,
+        })
+    }
+
+    /// The hazard named in Chinese text, if any.
+    pub fn in_text(text: &str) -> Option<Hazard> {
+        // "雷电" must not be read out of "雷雨大风"; MATCH_ORDER handles
+        // containment, and 霾 alone is only taken when nothing longer matched.
+        Self::MATCH_ORDER.iter().copied().find(|h| text.contains(h.zh()))
+    }
+
+    pub fn parse(s: &str) -> Option<Hazard> {
+        let t = s.trim();
+        Self::MATCH_ORDER
+            .iter()
+            .copied()
+            .find(|h| h.zh() == t || h.en().eq_ignore_ascii_case(t) || format!("{h:?}").eq_ignore_ascii_case(t))
+    }
+}
+
+/// A recognised warning signal: the hazard (when it is one of ours) and colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Signal {
+    pub hazard: Option<Hazard>,
+    pub level: Level,
+}
+
+impl Signal {
+    /// `暴雨红色预警` (or `红色预警` for a hazard we do not know).
+    pub fn name_zh(&self, event: &str) -> String {
+        let what = match self.hazard {
+            Some(h) => h.zh(),
+            None => event.trim_end_matches("预警"),
+        };
+        let what = what.trim_end_matches(self.level.zh());
+        format!("{what}{}预警", self.level.zh())
+    }
+}
+
+/// Reads the signal of an alert from all its info blocks (the Chinese block
+/// carries the colour even when the screen shows another language).
+pub fn of_alert(alert: &Alert) -> Option<Signal> {
+    alert.infos.iter().find_map(of_info).or_else(|| {
+        // A colour without a hazard we know: still a coloured warning.
+        alert.infos.iter().find_map(|i| level_in_text(&format!("{} {}", i.event, i.headline.as_deref().unwrap_or_default())))
+            .map(|level| Signal { hazard: None, level })
+    })
+}
+
+fn of_info(info: &Info) -> Option<Signal> {
+    let text = format!("{} {}", info.event, info.headline.as_deref().unwrap_or_default());
+    if let Some(s) = code_signal(info) {
+        return Some(s);
+    }
+    let hazard = Hazard::in_text(&info.event).or_else(|| Hazard::in_text(info.headline.as_deref().unwrap_or_default()));
+    let level = level_in_text(&text)?;
+    hazard.map(|h| Signal { hazard: Some(h), level })
+}
+
+/// `红色预警`, `红色`, or the `[Ⅰ级/…]` grade.
+fn level_in_text(text: &str) -> Option<Level> {
+    for (word, level) in [("红色", Level::Red), ("橙色", Level::Orange), ("黄色", Level::Yellow), ("蓝色", Level::Blue)] {
+        if text.contains(word) {
+            return Some(level);
+        }
+    }
+    // Ⅳ contains no Ⅰ as a char, so a plain char search is unambiguous.
+    for (mark, level) in [("Ⅳ级", Level::Blue), ("Ⅲ级", Level::Yellow), ("Ⅱ级", Level::Orange), ("Ⅰ级", Level::Red)] {
+        if text.contains(mark) {
+            return Some(level);
+        }
+    }
+    None
+}
+
+/// A `TTLL` code in an eventCode or parameter whose name says it is a
+/// warning-signal code (a bare four-digit value could mean anything).
+fn code_signal(info: &Info) -> Option<Signal> {
+    info.event_codes.iter().chain(&info.parameters).find_map(|nv| {
+        let name = nv.name.to_ascii_lowercase();
+        let named = ["signal", "warning", "cma", "预警", "信号"].iter().any(|k| name.contains(k));
+        let v = nv.value.trim();
+        if !named || v.len() != 4 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let hazard = Hazard::from_code(v[..2].parse().ok()?)?;
+        let level = Level::from_code(v[2..].parse().ok()?)?;
+        Some(Signal { hazard: Some(hazard), level })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(event: &str, headline: &str) -> Info {
+        Info {
+            language: "zh-CN".into(),
+            categories: vec![],
+            event: event.into(),
+            response_types: vec![],
+            urgency: super::super::cap::Urgency::Unknown,
+            severity: Severity::Unknown,
+            certainty: super::super::cap::Certainty::Unknown,
+            audience: None,
+            event_codes: vec![],
+            effective: None,
+            onset: None,
+            expires: None,
+            sender_name: None,
+            headline: Some(headline.into()).filter(|h: &String| !h.is_empty()),
+            description: None,
+            instruction: None,
+            web: None,
+            contact: None,
+            parameters: vec![],
+            resources: vec![],
+            areas: vec![],
+        }
+    }
+
+    #[test]
+    fn reads_hazard_and_colour_from_chinese_text() {
+        let s = of_info(&info("雷电", "保定市气象台更新雷电黄色预警[Ⅲ级/较重]")).unwrap();
+        assert_eq!(s, Signal { hazard: Some(Hazard::Lightning), level: Level::Yellow });
+        let s = of_info(&info("暴雨红色预警", "")).unwrap();
+        assert_eq!(s, Signal { hazard: Some(Hazard::Rainstorm), level: Level::Red });
+        let s = of_info(&info("雷雨大风", "发布雷雨大风橙色预警")).unwrap();
+        assert_eq!(s.hazard, Some(Hazard::ThunderstormGale), "not 大风");
+        let s = of_info(&info("沙尘暴", "沙尘暴预警[Ⅱ级/严重]")).unwrap();
+        assert_eq!(s, Signal { hazard: Some(Hazard::Sandstorm), level: Level::Orange });
+        assert_eq!(of_info(&info("道路结冰", "道路结冰预警")), None, "no colour: no signal");
+        assert_eq!(of_info(&info("thunder", "Thunder yellow warning")), None);
+    }
+
+    #[test]
+    fn reads_ttll_codes_only_under_a_signal_name() {
+        let mut i = info("Heavy rain", "");
+        i.event_codes.push(super::super::cap::NameValue { name: "CMA-warning-code".into(), value: "0204".into() });
+        assert_eq!(of_info(&i), Some(Signal { hazard: Some(Hazard::Rainstorm), level: Level::Red }));
+        i.event_codes[0].name = "SAME".into();
+        assert_eq!(of_info(&i), None);
+    }
+
+    #[test]
+    fn names_and_severities() {
+        let s = Signal { hazard: Some(Hazard::Rainstorm), level: Level::Red };
+        assert_eq!(s.name_zh("暴雨"), "暴雨红色预警");
+        assert_eq!(Signal { hazard: None, level: Level::Blue }.name_zh("山洪灾害预警"), "山洪灾害蓝色预警");
+        assert_eq!(Level::Yellow.severity(), Severity::Moderate);
+        assert_eq!(Hazard::parse("暴雨"), Some(Hazard::Rainstorm));
+        assert_eq!(Hazard::parse("heat wave"), Some(Hazard::HeatWave));
+        assert_eq!(Level::parse("orange"), Some(Level::Orange));
+    }
+}
