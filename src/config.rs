@@ -79,6 +79,7 @@ pub struct Config {
     pub playlist: Option<PathBuf>,
     pub feed: FeedConfig,
     pub cache: CacheConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// Where this kiosk's content comes from.
@@ -103,6 +104,80 @@ impl Default for FeedConfig {
 mod humantime_serde_secs {
     pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+/// Weather and disaster warnings (see `crate::alert`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertsConfig {
+    /// Upstream CAP sources polled besides the feed's own alerts.
+    pub sources: Vec<AlertSource>,
+    /// Show every alert from the sources, whatever area it is for.
+    pub show_all: bool,
+    /// Show `Exercise` messages (marked 演练) and `Test` ones (marked 测试).
+    pub show_exercise: bool,
+    pub show_test: bool,
+    /// Life of a message that gives no `<expires>`.
+    #[serde(with = "humantime_serde_secs")]
+    pub default_lifetime: std::time::Duration,
+    /// Lowest severity that takes the whole screen / gets a banner.
+    pub takeover: crate::alert::cap::Severity,
+    pub banner: crate::alert::cap::Severity,
+    /// The chime repeats this often while a takeover is up (0: only at start).
+    #[serde(with = "humantime_serde_secs")]
+    pub chime_interval: std::time::Duration,
+    /// Each of several takeover alerts stays this long before the next.
+    #[serde(with = "humantime_serde_secs")]
+    pub cycle: std::time::Duration,
+}
+
+/// One upstream CAP source: a CAP document or an Atom/RSS index of them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertSource {
+    pub url: String,
+    #[serde(with = "humantime_serde_secs")]
+    pub interval: std::time::Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            sources: Vec::new(),
+            show_all: false,
+            show_exercise: false,
+            show_test: false,
+            default_lifetime: std::time::Duration::from_secs(12 * 3600),
+            takeover: crate::alert::cap::Severity::Severe,
+            banner: crate::alert::cap::Severity::Unknown,
+            chime_interval: std::time::Duration::from_secs(300),
+            cycle: std::time::Duration::from_secs(15),
+        }
+    }
+}
+
+impl Config {
+    /// The alert presentation policy for this screen.
+    pub fn alert_policy(&self) -> crate::alert::Policy {
+        let a = &self.alerts;
+        let dur = |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+        crate::alert::Policy {
+            language: match self.language {
+                Language::ZhCn => "zh-CN".into(),
+                Language::En => "en".into(),
+            },
+            place: crate::alert::target::Place {
+                region: self.region.clone(),
+                point: self.latitude.zip(self.longitude).map(|(lat, lon)| crate::alert::cap::Point { lat, lon }),
+                everywhere: a.show_all,
+            },
+            show_exercise: a.show_exercise,
+            show_test: a.show_test,
+            takeover_from: a.takeover,
+            banner_from: a.banner,
+            lifetimes: crate::alert::store::Lifetimes { default: dur(a.default_lifetime), ..Default::default() },
+            cycle: dur(a.cycle),
+            takeover_max: 3,
+        }
     }
 }
 
@@ -148,6 +223,7 @@ impl Default for Config {
             playlist: None,
             feed: FeedConfig::default(),
             cache: CacheConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -257,6 +333,32 @@ struct Raw {
     feed: RawFeed,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    alerts: RawAlerts,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    #[serde(default)]
+    source: Vec<RawAlertSource>,
+    show_all: Option<bool>,
+    show_exercise: Option<bool>,
+    show_test: Option<bool>,
+    default_lifetime: Option<Spanned<toml::Value>>,
+    takeover: Option<Spanned<String>>,
+    banner: Option<Spanned<String>>,
+    chime_interval: Option<Spanned<toml::Value>>,
+    cycle: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlertSource {
+    url: Spanned<String>,
+    interval: Option<Spanned<toml::Value>>,
+    /// Accept plain http (a server on the LAN); https is required otherwise.
+    allow_http: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -472,6 +574,51 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         }
     }
 
+    let a = raw.alerts;
+    let secs = std::time::Duration::from_secs;
+    let span = |v: Option<Spanned<toml::Value>>, field: &str, min: std::time::Duration, max: std::time::Duration, hint: &str, bad: &mut dyn FnMut(usize, &str, String)| {
+        let v = v?;
+        match duration_value(v.get_ref()) {
+            Some(d) if d >= min && d <= max => Some(d),
+            _ => {
+                bad(v.span().start, field, format!("must be a duration from {} to {}, e.g. {hint}", humantime::format_duration(min), humantime::format_duration(max)));
+                None
+            }
+        }
+    };
+    for (i, src) in a.source.into_iter().enumerate() {
+        let field = |f: &str| format!("alerts.source[{}].{f}", i + 1);
+        let url = src.url.get_ref().trim();
+        let https = url.starts_with("https://");
+        let http_ok = src.allow_http.unwrap_or(false) && url.starts_with("http://");
+        if crate::sync::Source::http(url).is_err() || !(https || http_ok) {
+            bad(src.url.span().start, &field("url"), format!("`{url}` is not an https:// URL (set allow_http = true for a plain http server you trust)"));
+            continue;
+        }
+        let interval = span(src.interval, &field("interval"), secs(5), secs(86_400), "\"15s\"", &mut bad).unwrap_or(secs(15));
+        config.alerts.sources.push(AlertSource { url: url.to_string(), interval });
+    }
+    config.alerts.show_all = a.show_all.unwrap_or(false);
+    config.alerts.show_exercise = a.show_exercise.unwrap_or(false);
+    config.alerts.show_test = a.show_test.unwrap_or(false);
+    if let Some(d) = span(a.default_lifetime, "alerts.default_lifetime", secs(600), secs(30 * 86_400), "\"12h\"", &mut bad) {
+        config.alerts.default_lifetime = d;
+    }
+    if let Some(d) = span(a.chime_interval, "alerts.chime_interval", secs(0), secs(86_400), "\"5m\" (0: only when it starts)", &mut bad) {
+        config.alerts.chime_interval = d;
+    }
+    if let Some(d) = span(a.cycle, "alerts.cycle", secs(3), secs(600), "\"15s\"", &mut bad) {
+        config.alerts.cycle = d;
+    }
+    for (v, field, slot) in [(a.takeover, "alerts.takeover", &mut config.alerts.takeover), (a.banner, "alerts.banner", &mut config.alerts.banner)] {
+        if let Some(v) = v {
+            match crate::alert::cap::Severity::ALL.iter().find(|s| s.as_str().eq_ignore_ascii_case(v.get_ref().trim())) {
+                Some(s) => *slot = *s,
+                None => bad(v.span().start, field, format!("`{}` is not a CAP severity: extreme, severe, moderate, unknown or minor", v.get_ref())),
+            }
+        }
+    }
+
     let note = format!("config from {}", path.display());
     problems.sort_by_key(|d| d.line);
     Loaded {
@@ -620,5 +767,38 @@ budget = "8GB"
         assert!(l.note.contains("using defaults"));
         let e = load(&Location::Explicit(missing)).unwrap_err();
         assert_eq!(e.to_string(), format!("cannot read config file {}", dir.path().join("nope.toml").display()));
+    }
+
+    #[test]
+    fn alerts_section() {
+        let ok = parse(Path::new("c.toml"), r#"
+[alerts]
+show_exercise = true
+default_lifetime = "6h"
+takeover = "extreme"
+chime_interval = 0
+[[alerts.source]]
+url = "https://alerts.example/cap.atom"
+[[alerts.source]]
+url = "http://192.168.1.5/cap.xml"
+interval = "30s"
+allow_http = true
+"#);
+        assert!(ok.problems.0.is_empty(), "{}", ok.problems);
+        let a = &ok.config.alerts;
+        assert_eq!(a.sources.len(), 2);
+        assert_eq!(a.sources[0].interval, std::time::Duration::from_secs(15), "default 15 s");
+        assert_eq!(a.sources[1].interval, std::time::Duration::from_secs(30));
+        assert_eq!((a.show_exercise, a.show_test), (true, false));
+        assert_eq!(a.takeover, crate::alert::cap::Severity::Extreme);
+        assert_eq!(a.chime_interval, std::time::Duration::ZERO);
+        assert_eq!(ok.config.alert_policy().lifetimes.default, chrono::Duration::hours(6));
+
+        let bad = parse(Path::new("c.toml"), "[alerts]\ntakeover = \"red\"\ncycle = \"1s\"\n[[alerts.source]]\nurl = \"http://x.example/a.xml\"\n");
+        let text = bad.problems.to_string();
+        assert!(text.contains("c.toml:2: alerts.takeover: `red` is not a CAP severity"), "{text}");
+        assert!(text.contains("c.toml:3: alerts.cycle: must be a duration from 3s to 10m"), "{text}");
+        assert!(text.contains("c.toml:5: alerts.source[1].url: `http://x.example/a.xml` is not an https:// URL"), "{text}");
+        assert!(bad.config.alerts.sources.is_empty());
     }
 }

@@ -570,15 +570,20 @@ impl Reader<'_> {
         })
     }
 
+    /// `valueName`/`value` pairs. A pair with an empty part is XSD-valid
+    /// but says nothing (real NWS messages carry `SAME=`): skipped, warned.
     fn pairs(&mut self, el: &Element, at: &str, name: &str) -> Vec<NameValue> {
         let mut out = Vec::new();
         for c in el.children_named(self.ns, name).collect::<Vec<_>>() {
-            let n = self.text(c, "valueName");
-            let v = self.text(c, "value");
+            let field = |part: &str| path(at, &format!("{name}/{part}"), None);
+            let (n, v) = (self.child(c, "valueName"), self.child(c, "value"));
             match (n, v) {
-                (Some(name), Some(value)) => out.push(NameValue { name, value }),
-                (None, _) => self.error(c.line, &path(at, &format!("{name}/valueName"), None), "is missing"),
-                (_, None) => self.error(c.line, &path(at, &format!("{name}/value"), None), "is missing"),
+                (None, _) => self.error(c.line, &field("valueName"), "is missing"),
+                (_, None) => self.error(c.line, &field("value"), "is missing"),
+                (Some(n), Some(v)) => match (n.value(), v.value()) {
+                    (Some(n), Some(v)) => out.push(NameValue { name: n.to_string(), value: v.to_string() }),
+                    _ => self.warn(c.line, &path(at, name, None), "has an empty valueName or value; ignored"),
+                },
             }
         }
         out

@@ -33,11 +33,18 @@ pub struct Entry {
 #[derive(Debug)]
 pub enum Content {
     /// The `<alert>` inside the entry, read (or why it could not be).
-    Embedded(Box<Result<Parsed, Diagnostics>>),
+    Embedded(Box<Embedded>),
     /// A link to the CAP message, as written (may be relative).
     Link(String),
     /// Neither: the entry cannot be followed.
     Missing,
+}
+
+#[derive(Debug)]
+pub struct Embedded {
+    pub result: Result<Parsed, Diagnostics>,
+    /// The message as a document of its own (for the alert store).
+    pub xml: String,
 }
 
 /// Reads a CAP message, an Atom feed or an RSS 2.0 channel.
@@ -61,12 +68,13 @@ fn one(file: &Path, line: usize, field: &str, message: String) -> Diagnostics {
 
 fn embedded(file: &Path, el: &Element) -> Option<Content> {
     if let Some(alert) = el.find(NS_12, "alert").or_else(|| el.find(NS_11, "alert")) {
-        return Some(Content::Embedded(Box::new(cap::from_element(file, alert))));
+        return Some(Content::Embedded(Box::new(Embedded { result: cap::from_element(file, alert), xml: alert.to_xml() })));
     }
     // Some feeds escape the message into the content's text.
     let content = el.children.iter().find(|c| c.name == "content" || c.name == "description")?;
     let text = content.text.trim();
-    (text.starts_with('<') && text.contains("alert")).then(|| Content::Embedded(Box::new(cap::parse(file, text.as_bytes()))))
+    (text.starts_with('<') && text.contains("alert"))
+        .then(|| Content::Embedded(Box::new(Embedded { result: cap::parse(file, text.as_bytes()), xml: text.to_string() })))
 }
 
 fn atom_entry(file: &Path, e: &Element) -> Entry {
@@ -123,9 +131,12 @@ mod tests {
         let Document::Index(entries) = read(Path::new("f.xml"), feed.as_bytes()).unwrap() else { panic!() };
         assert_eq!(entries.len(), 5);
         assert!(matches!(&entries[0].content, Content::Link(l) if l == "a.xml"));
-        assert!(matches!(&entries[1].content, Content::Embedded(r) if r.as_ref().as_ref().is_ok_and(|p| p.alert.identifier == "a1")));
-        assert!(matches!(&entries[2].content, Content::Embedded(r) if r.is_err()));
-        assert!(matches!(&entries[3].content, Content::Embedded(r) if r.is_ok()), "escaped CAP in text content");
+        assert!(matches!(&entries[1].content, Content::Embedded(e) if e.result.as_ref().is_ok_and(|p| p.alert.identifier == "a1")));
+        assert!(matches!(&entries[2].content, Content::Embedded(e) if e.result.is_err()));
+        assert!(matches!(&entries[3].content, Content::Embedded(e) if e.result.is_ok()), "escaped CAP in text content");
+        // The embedded message stands on its own for the store.
+        let Content::Embedded(e) = &entries[1].content else { panic!() };
+        assert_eq!(cap::parse(Path::new("x"), e.xml.as_bytes()).unwrap().alert.identifier, "a1");
         assert!(matches!(entries[4].content, Content::Missing));
     }
 

@@ -8,11 +8,14 @@
 //! signal   Chinese warning signals (暴雨 红色 …) from text or codes
 //! target   does an area concern this screen (区划代码, polygon, circle)
 //! store    the persisted set of messages in force (Alert/Update/Cancel)
+//! inbox    where sync delivers messages (CACHE/alerts.json, locked writes)
 //! policy   takeover / banner / ticker, ordering, the chime
 //! author   writing CAP 1.2 for `estation alert new`
 //! ```
 
+pub mod author;
 pub mod cap;
+pub mod inbox;
 pub mod index;
 pub mod policy;
 pub mod signal;

@@ -181,8 +181,10 @@ pub fn present(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Presentati
             _ => continue,
         };
         let signal = signal::of_alert(alert);
-        for info in alert.infos_for(&policy.language) {
-            if info.is_all_clear() || !policy.place.is_targeted_by(info) {
+        let infos = alert.infos_for(&policy.language);
+        for (i, info) in infos.iter().enumerate() {
+            // Producers repeat a block word for word; it is one warning.
+            if info.is_all_clear() || !policy.place.is_targeted_by(info) || infos[..i].contains(info) {
                 continue;
             }
             let (start, end) = policy.lifetimes.window(alert, info);

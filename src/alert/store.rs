@@ -172,7 +172,7 @@ impl Store {
 
     /// A message is over if an Update/Cancel sent at or after it named it.
     fn is_ended(&self, a: &Alert) -> bool {
-        self.ended.iter().any(|t| t.identifier == a.identifier && t.sender == a.sender && a.sent < t.by_sent)
+        self.ended.iter().any(|t| t.identifier == a.identifier && t.sender == a.sender && a.sent <= t.by_sent)
     }
 
     /// Drops messages whose every block has ended (see [`Lifetimes`]) and

@@ -51,6 +51,35 @@ impl Element {
         (!t.is_empty()).then_some(t)
     }
 
+    /// Writes the element back as a standalone XML document (namespaces as
+    /// default declarations). CAP has no mixed content, so text is written
+    /// before children.
+    pub fn to_xml(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        self.write(&mut out, None);
+        out
+    }
+
+    fn write(&self, out: &mut String, parent_ns: Option<&str>) {
+        use quick_xml::escape::escape;
+        out.push('<');
+        out.push_str(&self.name);
+        if self.ns.as_deref() != parent_ns {
+            out.push_str(&format!(" xmlns=\"{}\"", escape(self.ns.as_deref().unwrap_or_default())));
+        }
+        for (k, v) in &self.attrs {
+            out.push_str(&format!(" {k}=\"{}\"", escape(v)));
+        }
+        out.push('>');
+        out.push_str(&escape(&self.text));
+        for c in &self.children {
+            c.write(out, self.ns.as_deref());
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+
     /// Depth-first search for the first element with this name in `ns`.
     pub fn find(&self, ns: &str, name: &str) -> Option<&Element> {
         if self.name == name && self.ns.as_deref() == Some(ns) {
@@ -244,6 +273,10 @@ mod tests {
         assert_eq!(note.line, 3);
         assert_eq!(root.children[1].attr("k"), Some("v<"));
         assert_eq!(root.children[1].ns, None);
+        // Written back and read again: the same tree (lines aside).
+        let again = parse(root.to_xml().as_bytes()).unwrap();
+        assert_eq!(again.children[0].value(), note.value());
+        assert_eq!((again.ns.as_deref(), again.children[1].ns.as_deref()), (Some("urn:x"), None));
     }
 
     #[test]

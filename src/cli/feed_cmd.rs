@@ -46,6 +46,12 @@ pub fn build_cmd(playlists: &Path, alerts: Option<&Path>, key: &Path, out: &Path
             eprintln!("feed not built: fix the playlists above (nothing was written)");
             Ok(ExitCode::FAILURE)
         }
+        Err(BuildError::Alerts(problems)) => {
+            // Exactly what `estation alert check` prints.
+            println!("{problems}");
+            eprintln!("feed not built: fix the alerts above (nothing was written)");
+            Ok(ExitCode::FAILURE)
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -1,5 +1,6 @@
 //! The `estation` command line: the player and the operator tools.
 
+mod alert_cmd;
 mod feed_cmd;
 mod playlist_cmd;
 mod sync_cmd;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Publish content: keys, build and sign a feed, verify it, serve it.
     #[command(subcommand)]
     Feed(FeedCommand),
+    /// Weather and disaster warnings (CAP): write, check, publish, cancel.
+    #[command(subcommand)]
+    Alert(alert_cmd::AlertCommand),
     /// Bring the offline cache up to the feed's newest version.
     Sync {
         /// One sync, then exit (default: keep syncing every feed.interval).
@@ -241,6 +245,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 FeedCommand::Serve { feed, listen } => feed_cmd::serve(&feed, listen),
             }
         }
+        Command::Alert(cmd) => {
+            init_cli_logging();
+            let (config, loaded) = load_config(cli.config.as_deref())?;
+            for p in &loaded.problems.0 {
+                eprintln!("warning: {p}");
+            }
+            alert_cmd::run(cmd, &config)
+        }
         Command::Sync { once, from } => {
             init_cli_logging_at("info");
             let (config, loaded) = load_config(cli.config.as_deref())?;
@@ -331,14 +343,13 @@ fn play(config: Config, loaded: config::Loaded, args: PlayArgs) -> anyhow::Resul
     let source = match (&args.playlist, &config.feed.public_key, &cache_dir) {
         (None, Some(_), Some(dir)) => {
             let opts = sync_cmd::options(&config)?;
-            let cache = crate::cache::Cache::at(dir);
-            if let Some(url) = &config.feed.url {
-                start_background_sync(dir, url, opts.clone(), config.feed.interval)?;
-            }
-            ContentSource::Feed { cache, key: opts.key, fallback: local }
+            ContentSource::Feed { cache: crate::cache::Cache::at(dir), key: opts.key, fallback: local }
         }
         _ => ContentSource::Files(local.context("no playlist given and the bundled demo was not found; pass --playlist PATH")?),
     };
+    if let Some(dir) = &cache_dir {
+        start_background_sync(dir, &config, matches!(source, ContentSource::Feed { .. }))?;
+    }
     crate::player::run(crate::player::Options {
         config,
         config_problems: loaded.problems.0,
@@ -353,16 +364,34 @@ fn play(config: Config, loaded: config::Loaded, args: PlayArgs) -> anyhow::Resul
     })
 }
 
-/// Runs sync on its own thread for the life of the player. It shares
-/// nothing with the player but the cache folder, which the player only
-/// reads.
+/// Runs sync (the feed, when the player plays it, and the upstream alert
+/// sources) on its own thread for the life of the player. It shares nothing
+/// with the player but the cache folder, which the player only reads.
 #[cfg(feature = "player")]
-fn start_background_sync(dir: &Path, url: &str, opts: crate::sync::Options, interval: Duration) -> anyhow::Result<()> {
-    let cache = crate::cache::Cache::open(dir)?;
-    let source = crate::sync::Source::http(url).map_err(anyhow::Error::msg)?;
-    let syncer = crate::sync::Syncer::new(cache, source, opts)?;
+fn start_background_sync(dir: &Path, config: &Config, feed: bool) -> anyhow::Result<()> {
+    let syncer = match (&config.feed.url, feed) {
+        (Some(url), true) => {
+            let cache = crate::cache::Cache::open(dir)?;
+            let source = crate::sync::Source::http(url).map_err(anyhow::Error::msg)?;
+            Some(crate::sync::Syncer::new(cache, source, sync_cmd::options(config)?)?)
+        }
+        _ => None,
+    };
+    if syncer.is_none() && config.alerts.sources.is_empty() {
+        return Ok(());
+    }
+    let (config, dir) = (config.clone(), dir.to_path_buf());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("sync".into()).spawn(move || rt.block_on(syncer.forever(interval)))?;
+    std::thread::Builder::new().name("sync".into()).spawn(move || {
+        rt.block_on(async {
+            let feed = async {
+                if let Some(s) = &syncer {
+                    s.forever(config.feed.interval).await;
+                }
+            };
+            tokio::join!(feed, sync_cmd::poll_alert_sources(&config, &dir))
+        })
+    })?;
     Ok(())
 }
 

@@ -29,7 +29,45 @@ pub fn options(config: &Config) -> anyhow::Result<Options> {
     let mut opts = Options::new(keys::parse_public_key(text)?);
     opts.max_bytes_per_sec = config.feed.max_bytes_per_sec;
     opts.budget = config.cache.budget;
+    opts.alert_lifetimes = config.alert_policy().lifetimes;
     Ok(opts)
+}
+
+/// Polls the config's upstream alert sources into the cache's alert store
+/// until the process ends (each on its own interval).
+pub async fn poll_alert_sources(config: &Config, cache_dir: &Path) {
+    let inbox = crate::alert::inbox::Inbox::new(cache_dir);
+    let life = config.alert_policy().lifetimes;
+    let mut tasks = Vec::new();
+    for src in &config.alerts.sources {
+        match crate::sync::upstream::Upstream::new(&src.url) {
+            Ok(up) => tasks.push(up.forever(src.interval, inbox.clone(), life)),
+            Err(e) => tracing::error!("alerts: source {}: {e}", src.url),
+        }
+    }
+    futures_util::future::join_all(tasks).await;
+}
+
+/// One poll of each upstream alert source (for `sync --once`).
+async fn poll_alert_sources_once(config: &Config, cache_dir: &Path) -> bool {
+    let inbox = crate::alert::inbox::Inbox::new(cache_dir);
+    let life = config.alert_policy().lifetimes;
+    let mut ok = true;
+    for src in &config.alerts.sources {
+        let result = match crate::sync::upstream::Upstream::new(&src.url) {
+            Ok(mut up) => up.poll().await,
+            Err(e) => Err(e),
+        };
+        let received = result.and_then(|msgs| inbox.receive(msgs, &src.url, chrono::Utc::now(), &life).map_err(|e| e.to_string()));
+        match received {
+            Ok(outcomes) => println!("alerts from {}: {} new message(s)", src.url, outcomes.len()),
+            Err(e) => {
+                eprintln!("alerts from {}: {e}", src.url);
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 pub fn sync(config: &Config, once: bool, from: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -41,22 +79,25 @@ pub fn sync(config: &Config, once: bool, from: Option<&Path>) -> anyhow::Result<
             Source::http(url).map_err(anyhow::Error::msg)?
         }
     };
-    let cache = Cache::open(&cache_dir(config)?)?;
+    let dir = cache_dir(config)?;
+    let cache = Cache::open(&dir)?;
     let syncer = Syncer::new(cache, source, opts)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     if once || from.is_some() {
-        return match rt.block_on(syncer.once()) {
+        let feed = match rt.block_on(syncer.once()) {
             Ok(outcome) => {
                 println!("{outcome}");
-                Ok(ExitCode::SUCCESS)
+                true
             }
             Err(e) => {
                 eprintln!("sync failed: {e}");
-                Ok(ExitCode::FAILURE)
+                false
             }
         };
+        let alerts = from.is_some() || rt.block_on(poll_alert_sources_once(config, &dir));
+        return Ok(if feed && alerts { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
-    rt.block_on(syncer.forever(config.feed.interval));
+    rt.block_on(async { tokio::join!(syncer.forever(config.feed.interval), poll_alert_sources(config, &dir)) });
     Ok(ExitCode::SUCCESS)
 }
 

@@ -50,6 +50,9 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// What `estation alert check` prints for the bad CAP files.
+    #[error("{0}")]
+    Alerts(Diagnostics),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("{path}: the feed's current manifest cannot be read, so its version cannot be continued ({message}); move it away to start a new feed")]
@@ -110,31 +113,41 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         playlists.push(PlaylistEntry { name, sha256: digest, size, media: map });
     }
 
+    let manifest_path = opts.out.join(MANIFEST_FILE);
+    let previous = previous_manifest(&manifest_path)?;
     let mut alerts = Vec::new();
-    if let Some(dir) = opts.alerts {
-        for path in xml_files(dir)? {
-            let (d, size) = Digest::of_file(&path).map_err(io(&path))?;
-            if size == 0 || size > MAX_ALERT_BYTES {
-                return Err(BuildError::File { path, message: format!("{size} bytes; a CAP document is 1 to {MAX_ALERT_BYTES} bytes") });
+    match opts.alerts {
+        Some(dir) => {
+            for path in xml_files(dir)? {
+                let (d, size) = Digest::of_file(&path).map_err(io(&path))?;
+                if size == 0 || size > MAX_ALERT_BYTES {
+                    return Err(BuildError::File { path, message: format!("{size} bytes; a CAP document is 1 to {MAX_ALERT_BYTES} bytes") });
+                }
+                let bytes = std::fs::read(&path).map_err(io(&path))?;
+                if let Err(problems) = crate::alert::cap::parse(&path, &bytes) {
+                    return Err(BuildError::Alerts(problems));
+                }
+                let blob = Blob { sha256: d, size, media_type: MediaType::Cap };
+                sources.entry(d).or_insert_with(|| {
+                    alerts.push(blob.clone());
+                    Source { path, blob }
+                });
             }
-            let mut head = [0u8; 64];
-            let n = read_head(&path, &mut head)?;
-            let text = String::from_utf8_lossy(&head[..n]);
-            if !text.trim_start_matches('\u{feff}').trim_start().starts_with('<') {
-                return Err(BuildError::File { path, message: "not an XML document".into() });
+        }
+        // Without --alerts, what `alert publish` put in the feed stays.
+        None => {
+            for blob in previous.as_ref().map(|p| p.alerts.clone()).unwrap_or_default() {
+                let path = opts.out.join(blob.feed_path());
+                if std::fs::metadata(&path).is_ok_and(|m| m.len() == blob.size) && !sources.contains_key(&blob.sha256) {
+                    alerts.push(blob.clone());
+                    sources.insert(blob.sha256, Source { path, blob });
+                }
             }
-            let blob = Blob { sha256: d, size, media_type: MediaType::Cap };
-            sources.entry(d).or_insert_with(|| {
-                alerts.push(blob.clone());
-                Source { path, blob }
-            });
         }
     }
 
-    let manifest_path = opts.out.join(MANIFEST_FILE);
-    let previous = previous_version(&manifest_path)?;
     let created = chrono::SubsecRound::trunc_subsecs(opts.now, 0);
-    let version = previous.map_or(0, |v| v + 1).max(u64::try_from(created.timestamp()).unwrap_or(0));
+    let version = previous.as_ref().map_or(0, |p| p.version + 1).max(u64::try_from(created.timestamp()).unwrap_or(0));
     let expires = created + chrono::Duration::from_std(opts.expires_in).unwrap_or(chrono::Duration::days(14));
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -183,7 +196,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
 /// two builds in one second with manifests of equal length would look the
 /// same, and kiosks would be told "304 Not Modified". Keep the manifest's
 /// mtime strictly later, second by second, than the one it replaces.
-fn bump_mtime(path: &Path, old: Option<std::time::SystemTime>) -> std::io::Result<()> {
+pub(crate) fn bump_mtime(path: &Path, old: Option<std::time::SystemTime>) -> std::io::Result<()> {
     let Some(old) = old else { return Ok(()) };
     let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let new = std::fs::metadata(path)?.modified()?;
@@ -208,6 +221,13 @@ fn read_head(path: &Path, buf: &mut [u8]) -> Result<usize, BuildError> {
     Ok(n)
 }
 
+#[derive(serde::Deserialize)]
+struct Previous {
+    version: u64,
+    #[serde(default)]
+    alerts: Vec<Blob>,
+}
+
 fn xml_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io(dir))?
@@ -218,9 +238,9 @@ fn xml_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
     Ok(files)
 }
 
-/// The version of the manifest already in the output folder, read without
-/// checking its signature (it is the operator's own earlier output).
-fn previous_version(path: &Path) -> Result<Option<u64>, BuildError> {
+/// The manifest already in the output folder (its version and alerts), read
+/// without checking its signature (it is the operator's own earlier output).
+fn previous_manifest(path: &Path) -> Result<Option<Previous>, BuildError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -228,14 +248,10 @@ fn previous_version(path: &Path) -> Result<Option<u64>, BuildError> {
     };
     #[derive(serde::Deserialize)]
     struct Env {
-        signed: Ver,
-    }
-    #[derive(serde::Deserialize)]
-    struct Ver {
-        version: u64,
+        signed: Previous,
     }
     serde_json::from_slice::<Env>(&bytes)
-        .map(|e| Some(e.signed.version))
+        .map(|e| Some(e.signed))
         .map_err(|e| BuildError::Previous { path: path.to_path_buf(), message: e.to_string() })
 }
 

@@ -14,6 +14,7 @@ pub mod build;
 mod digest;
 pub mod keys;
 pub mod manifest;
+pub mod publish;
 pub mod serve;
 
 pub use digest::Digest;

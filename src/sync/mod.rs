@@ -12,6 +12,7 @@
 pub mod backoff;
 pub mod plan;
 pub mod throttle;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Longest silence inside a response before it counts as cut.
     pub read_timeout: Duration,
+    /// Lives of the alerts the feed carries (see `alert::store`).
+    pub alert_lifetimes: crate::alert::store::Lifetimes,
 }
 
 impl Options {
@@ -92,6 +95,7 @@ impl Options {
             backoff_max: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            alert_lifetimes: Default::default(),
         }
     }
 }
@@ -175,6 +179,13 @@ impl Syncer {
             s.source = Some(self.source.to_string());
         });
         let result = self.run(&status, &status_path).await;
+        // The current version's alerts go to the alert store whatever this
+        // sync did: a first start after an upgrade, or a store lost, is
+        // filled from what the cache already holds.
+        let messages = crate::alert::inbox::feed_messages(&self.cache, &self.opts.key);
+        if let Err(e) = crate::alert::inbox::Inbox::new(self.cache.root()).receive(messages, "feed", Utc::now(), &self.opts.alert_lifetimes) {
+            tracing::error!("alerts: {e}");
+        }
         update(&status, &status_path, |s| match &result {
             Ok(_) => {
                 s.last_success = Some(Utc::now());
@@ -524,7 +535,7 @@ fn update(status: &Mutex<SyncStatus>, path: &Path, f: impl FnOnce(&mut SyncStatu
 }
 
 /// Reads a body, refusing it beyond `max` bytes.
-async fn read_limited(mut resp: reqwest::Response, max: u64) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_limited(mut resp: reqwest::Response, max: u64) -> Result<Vec<u8>, String> {
     if resp.content_length().is_some_and(|n| n > max) {
         return Err(ManifestError::TooLarge(resp.content_length().unwrap_or(0)).to_string());
     }

@@ -1,0 +1,149 @@
+//! Upstream CAP sources: a URL of one CAP document, or an Atom/RSS index
+//! whose entries link to or embed CAP, as national services publish them.
+//!
+//! Each source is polled on its own interval with a conditional GET, so an
+//! unchanged index costs one small request. Linked messages are fetched once
+//! (CAP messages do not change; a new version has a new identifier and, in
+//! practice, a new URL). One bad entry is logged and skipped, never the
+//! whole source. Upstream sources are trusted by TLS (https is required
+//! unless the config allows plain http for a server on the LAN); nothing a
+//! message itself links to (images, audio) is fetched here.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::StatusCode;
+
+use crate::alert::index::{self, Content, Document};
+use crate::alert::inbox::{Inbox, Message};
+use crate::alert::store::Lifetimes;
+use crate::alert::{cap, xml};
+
+/// Links remembered as fetched, per source (a busy national index lists a
+/// few hundred entries).
+const REMEMBER_LINKS: usize = 2000;
+
+/// One upstream source being polled.
+pub struct Upstream {
+    url: reqwest::Url,
+    client: reqwest::Client,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    fetched: VecDeque<String>,
+}
+
+impl Upstream {
+    pub fn new(url: &str) -> Result<Upstream, String> {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+        let client = super::client_builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("estation/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Upstream { url, client, etag: None, last_modified: None, fetched: VecDeque::new() })
+    }
+
+    /// One poll: returns the messages found that were not seen before, or
+    /// an empty list when the source is unchanged (304).
+    pub async fn poll(&mut self) -> Result<Vec<Message>, String> {
+        let mut req = self.client.get(self.url.clone());
+        if let Some(e) = &self.etag {
+            req = req.header(IF_NONE_MATCH, e);
+        }
+        if let Some(m) = &self.last_modified {
+            req = req.header(IF_MODIFIED_SINCE, m);
+        }
+        let resp = req.send().await.map_err(|e| format!("{}: {e}", self.url))?;
+        if resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Vec::new());
+        }
+        if !resp.status().is_success() {
+            return Err(format!("{}: HTTP {}", self.url, resp.status()));
+        }
+        let header = |name| resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
+        let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
+        let bytes = super::read_limited(resp, xml::MAX_BYTES as u64).await.map_err(|e| format!("{}: {e}", self.url))?;
+        let name = self.url.to_string();
+        let doc = index::read(Path::new(&name), &bytes).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        match doc {
+            Document::Alert(p) => out.push((p.alert, String::from_utf8_lossy(&bytes).into_owned())),
+            Document::Index(entries) => {
+                for e in entries {
+                    match e.content {
+                        Content::Embedded(emb) => match emb.result {
+                            Ok(p) => out.push((p.alert, emb.xml)),
+                            Err(d) => tracing::warn!("alerts: {name}: entry {} skipped: {d}", e.id),
+                        },
+                        Content::Link(link) => {
+                            let Ok(url) = self.url.join(&link) else {
+                                tracing::warn!("alerts: {name}: entry {}: bad link `{link}`", e.id);
+                                continue;
+                            };
+                            let seen_key = format!("{url} {}", e.updated.as_deref().unwrap_or_default());
+                            if self.fetched.contains(&seen_key) {
+                                continue;
+                            }
+                            match self.fetch_one(&url).await {
+                                Ok(m) => {
+                                    out.push(m);
+                                    self.remember(seen_key);
+                                }
+                                // Not remembered: tried again at the next poll.
+                                Err(err) => tracing::warn!("alerts: {name}: entry {} skipped: {err}", e.id),
+                            }
+                        }
+                        Content::Missing => tracing::warn!("alerts: {name}: entry {} links to nothing", e.id),
+                    }
+                }
+            }
+        }
+        // Validators are kept only once the whole document was handled, so
+        // a failed link is retried rather than hidden behind a 304.
+        self.etag = etag;
+        self.last_modified = last_modified;
+        Ok(out)
+    }
+
+    fn remember(&mut self, key: String) {
+        if self.fetched.len() >= REMEMBER_LINKS {
+            self.fetched.pop_front();
+        }
+        self.fetched.push_back(key);
+    }
+
+    async fn fetch_one(&self, url: &reqwest::Url) -> Result<Message, String> {
+        if url.scheme() != self.url.scheme() && url.scheme() != "https" {
+            return Err(format!("{url}: not fetched over {} (the index is {})", url.scheme(), self.url.scheme()));
+        }
+        let resp = self.client.get(url.clone()).send().await.map_err(|e| format!("{url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        let bytes = super::read_limited(resp, xml::MAX_BYTES as u64).await.map_err(|e| format!("{url}: {e}"))?;
+        let p = cap::parse(Path::new(url.as_str()), &bytes).map_err(|e| e.to_string())?;
+        Ok((p.alert, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Polls every `interval` (with a little jitter) until the process ends,
+    /// delivering what it finds to `inbox`.
+    pub async fn forever(mut self, interval: Duration, inbox: Inbox, life: Lifetimes) {
+        let name = self.url.to_string();
+        loop {
+            match self.poll().await {
+                Ok(msgs) if msgs.is_empty() => tracing::debug!("alerts: {name}: nothing new"),
+                Ok(msgs) => {
+                    if let Err(e) = inbox.receive(msgs, &name, Utc::now(), &life) {
+                        tracing::error!("alerts: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("alerts: {e}"),
+            }
+            tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
+        }
+    }
+}
