@@ -16,7 +16,7 @@ const NS_ATOM: &str = "http://www.w3.org/2005/Atom";
 /// What a fetched or checked file turned out to be.
 #[derive(Debug)]
 pub enum Document {
-    Alert(Parsed),
+    Alert(Box<Parsed>),
     Index(Vec<Entry>),
 }
 
@@ -51,7 +51,7 @@ pub struct Embedded {
 pub fn read(file: &Path, bytes: &[u8]) -> Result<Document, Diagnostics> {
     let root = xml::parse(bytes).map_err(|e| one(file, e.line, "document", e.message))?;
     match (root.ns.as_deref(), root.name.as_str()) {
-        (_, "alert") => cap::from_element(file, &root).map(Document::Alert),
+        (_, "alert") => cap::from_element(file, &root).map(|p| Document::Alert(Box::new(p))),
         (Some(NS_ATOM), "feed") => Ok(Document::Index(root.children_named(NS_ATOM, "entry").map(|e| atom_entry(file, e)).collect())),
         (None, "rss") => {
             let channel = root.children.iter().find(|c| c.name == "channel" && c.ns.is_none());

@@ -21,7 +21,7 @@ use crate::feed::{keys, publish};
 pub enum AlertCommand {
     /// Write a CAP 1.2 warning, e.g.
     /// `alert new --event 暴雨 --level red --area 330522 --expires 6h --out w.xml`.
-    New(NewArgs),
+    New(Box<NewArgs>),
     /// Check CAP files (or Atom/RSS indexes of them): one line per problem,
     /// naming the element; exit 0 only if all are valid.
     Check {
@@ -145,7 +145,7 @@ fn now_in(config: &Config) -> DateTime<FixedOffset> {
 
 pub fn run(cmd: AlertCommand, config: &Config) -> anyhow::Result<ExitCode> {
     match cmd {
-        AlertCommand::New(a) => new(a, config),
+        AlertCommand::New(a) => new(*a, config),
         AlertCommand::Check { files, json } => check(&files, json, config),
         AlertCommand::Publish { file, feed, key } => {
             let key = keys::read_private(&key)?;
@@ -334,7 +334,7 @@ fn check(files: &[PathBuf], json: bool, config: &Config) -> anyhow::Result<ExitC
             }
         };
         match index::read(file, &bytes) {
-            Ok(Document::Alert(p)) => out.push(checked(file, None, Ok(p), &lang)),
+            Ok(Document::Alert(p)) => out.push(checked(file, None, Ok(*p), &lang)),
             Err(e) => out.push(checked(file, None, Err(e), &lang)),
             Ok(Document::Index(entries)) => {
                 if entries.is_empty() {

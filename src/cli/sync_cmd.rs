@@ -71,6 +71,18 @@ async fn poll_alert_sources_once(config: &Config, cache_dir: &Path) -> bool {
 }
 
 pub fn sync(config: &Config, once: bool, from: Option<&Path>) -> anyhow::Result<ExitCode> {
+    // A screen may take warnings from upstream sources and no feed at all.
+    if config.feed.public_key.is_none() && from.is_none() && !config.alerts.sources.is_empty() {
+        let dir = cache_dir(config)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        if once {
+            let ok = rt.block_on(poll_alert_sources_once(config, &dir));
+            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        rt.block_on(poll_alert_sources(config, &dir));
+        return Ok(ExitCode::SUCCESS);
+    }
     let opts = options(config)?;
     let source = match from {
         Some(dir) => Source::Dir(dir.to_path_buf()),
@@ -115,6 +127,11 @@ struct Report {
     cache_error: Option<String>,
     sync: SyncStatus,
     player: Option<PlayerStatus>,
+    /// Warnings in force for this screen now, most urgent first.
+    alerts: Vec<crate::alert::Shown>,
+    /// Messages in the alert store (including ones not for this screen).
+    alert_messages: usize,
+    alert_error: Option<String>,
 }
 
 pub fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
@@ -131,7 +148,17 @@ pub fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         cache_error: None,
         sync: SyncStatus::load(&cache.status_path()),
         player: PlayerStatus::load(&PlayerStatus::path(&dir)),
+        alerts: Vec::new(),
+        alert_messages: 0,
+        alert_error: None,
     };
+    match crate::alert::inbox::Inbox::new(&dir).load() {
+        Ok(store) => {
+            report.alert_messages = store.entries().len();
+            report.alerts = crate::alert::policy::present(&store, &config.alert_policy(), Utc::now()).all;
+        }
+        Err(e) => report.alert_error = Some(e.to_string()),
+    }
     let tz = config.timezone;
     let local = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z").to_string();
     match config.feed.public_key.as_deref().map(keys::parse_public_key).transpose()? {
@@ -189,6 +216,21 @@ pub fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             p.pid
         ),
         None => println!("playing:    no player has reported yet"),
+    }
+    if let Some(e) = &report.alert_error {
+        println!("alerts:     {e}");
+    }
+    if report.alerts.is_empty() {
+        println!("alerts:     none in force for this screen ({} message(s) in the store)", report.alert_messages);
+    }
+    for a in &report.alerts {
+        println!(
+            "alert:      {:?} {} — {} (until {})",
+            a.treatment,
+            a.ticker_line(),
+            a.key,
+            a.ends.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,9 +2,10 @@
 //!
 //! One plugin per concern. The rotation plugin asks [`crate::schedule`] what
 //! plays next, prepares it off the frame loop and crossfades to it; the other
-//! plugins draw the ticker and clocks, take screenshots, and keep the frame
-//! rate near zero when nothing moves.
+//! plugins draw the ticker and clocks, show warnings over the playlist,
+//! take screenshots, and keep the frame rate near zero when nothing moves.
 
+mod alerts;
 mod capture;
 mod clock;
 mod display;
@@ -143,6 +144,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         clock::plugin,
         capture::plugin,
         display::plugin,
+        alerts::plugin,
     ))
     .add_systems(Startup, spawn_camera);
 

@@ -103,6 +103,8 @@ struct Show {
     pending: Option<Task<Result<Prepared, (Next, String)>>>,
     /// Prepared and waiting for the current item to end.
     ready: Option<Prepared>,
+    /// When an alert takeover paused the rotation.
+    paused: Option<Instant>,
     z: i32,
     off: bool,
 }
@@ -177,11 +179,24 @@ fn rotate(
     mut ticker: ResMut<CurrentTicker>,
     mut started: ResMut<Started>,
     mut wake: ResMut<Wake>,
+    takeover: Res<super::alerts::Takeover>,
 ) {
     if show.off {
         return;
     }
     let now = Instant::now();
+    // A warning covers the screen: the item on screen keeps its remaining
+    // time, and the rotation goes on from there when the warning ends.
+    if takeover.0 {
+        show.paused.get_or_insert(now);
+        started.0.get_or_insert(now);
+        return;
+    }
+    if let Some(since) = show.paused.take()
+        && let Some(c) = show.current.as_mut()
+    {
+        c.until += now - since;
+    }
 
     // 1. Collect a finished preparation.
     if let Some(task) = show.pending.as_mut() {

@@ -12,6 +12,7 @@ use bevy::window::PrimaryWindow;
 
 use super::fonts::Fonts;
 use super::power::Wake;
+use super::alerts::AlertTicker;
 use super::rotation::CurrentTicker;
 use super::slides::{color, TextSize, TICKER_BAND_VH};
 use super::Phase;
@@ -35,20 +36,38 @@ pub(super) fn plugin(app: &mut App) {
     app.add_systems(Update, (show_band, scroll).chain().in_set(Phase::Animate));
 }
 
+/// Warnings in the ticker come first, on the alert colours; the playlist's
+/// own messages follow. With no playlist ticker, warnings get a band alone.
 fn show_band(
     mut commands: Commands,
     ticker: Res<CurrentTicker>,
+    alerts: Res<AlertTicker>,
     bands: Query<Entity, With<Band>>,
     fonts: Res<Fonts>,
     window: Single<&Window, With<PrimaryWindow>>,
 ) {
-    if !ticker.is_changed() {
+    if !ticker.is_changed() && !alerts.is_changed() {
         return;
     }
     for e in &bands {
         commands.entity(e).despawn();
     }
-    let Some(t) = &ticker.0 else { return };
+    let alert_band = crate::playlist::Ticker {
+        messages: Vec::new(),
+        speed: crate::playlist::DEFAULT_TICKER_SPEED,
+        background: crate::color::Rgba::rgb(0x8e, 0x0e, 0x0e),
+        color: crate::color::Rgba::WHITE,
+    };
+    let t = match (&ticker.0, alerts.0.is_empty()) {
+        (None, true) => return,
+        (Some(t), true) => t.clone(),
+        (Some(t), false) => crate::playlist::Ticker {
+            messages: alerts.0.iter().chain(&t.messages).cloned().collect(),
+            ..alert_band
+        },
+        (None, false) => crate::playlist::Ticker { messages: alerts.0.clone(), ..alert_band },
+    };
+    let t = &t;
     let text = format!("{}{SEPARATOR}", t.messages.join(SEPARATOR));
     commands
         .spawn((

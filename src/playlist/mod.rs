@@ -91,6 +91,9 @@ pub struct Item {
 }
 
 /// The screen-wide scrolling ticker (滚动字幕).
+/// Ticker speed when a playlist gives none (pixels per second at 1080p).
+pub const DEFAULT_TICKER_SPEED: f32 = 120.0;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticker {
     pub messages: Vec<String>,

@@ -18,7 +18,7 @@ const MAX_TRANSITION: Duration = Duration::from_secs(10);
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const DEFAULT_TRANSITION: Duration = Duration::from_millis(800);
 const DEFAULT_BACKGROUND: Rgba = Rgba::rgb(0x0d, 0x2b, 0x4e);
-const DEFAULT_TICKER_SPEED: f32 = 120.0;
+use super::DEFAULT_TICKER_SPEED;
 /// Version 40 at level M holds 2,331 bytes; more cannot become a QR code.
 const MAX_QR_BYTES: usize = 2331;
 

@@ -1,0 +1,312 @@
+//! Warnings on screen: the takeover, the banner and the ticker lines.
+//!
+//! What to show is decided by [`crate::alert::policy`] from the alert store
+//! that sync writes (`CACHE/alerts.json`); this plugin only reads the file
+//! when it changes and draws the answer. The policy is asked again every
+//! second with the wall clock, so an alert leaves the screen the second it
+//! expires, network or not. While a takeover is up, [`Takeover`] tells the
+//! rotation to pause; it resumes where it was afterwards.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use bevy::prelude::*;
+use bevy::ui::PositionType;
+use chrono::Utc;
+
+use super::fonts::Fonts;
+use super::power::Wake;
+use super::slides::TextSize;
+use super::{Phase, Settings};
+use crate::alert::cap::Severity;
+use crate::alert::signal::{Level, Signal};
+use crate::alert::{Policy, Presentation, Shown, Store};
+
+/// How often the store file is looked at (one `stat`) and the policy asked.
+const CHECK: Duration = Duration::from_secs(1);
+/// Above the ticker band (which is at `i32::MAX / 2`).
+const BANNER_Z: i32 = i32::MAX / 2 + 10;
+const TAKEOVER_Z: i32 = i32::MAX / 2 + 20;
+
+/// Whether a takeover is on screen (the rotation pauses while it is).
+#[derive(Resource, Default, PartialEq, Eq)]
+pub(crate) struct Takeover(pub bool);
+
+/// Alert lines for the ticker, most urgent first.
+#[derive(Resource, Default, PartialEq)]
+pub(crate) struct AlertTicker(pub Vec<String>);
+
+#[derive(Resource)]
+struct Watch {
+    path: Option<PathBuf>,
+    modified: Option<SystemTime>,
+    store: Store,
+    policy: Policy,
+    next: Instant,
+}
+
+/// What is drawn now, compared with the new answer to redraw only on change.
+#[derive(Resource, Default, PartialEq)]
+struct Drawn {
+    takeover: Option<(Shown, usize, usize)>,
+    banner: Option<Shown>,
+}
+
+#[derive(Component)]
+struct AlertLayer;
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<Takeover>()
+        .init_resource::<AlertTicker>()
+        .init_resource::<Drawn>()
+        .add_systems(Startup, setup)
+        .add_systems(Update, (check, draw).chain().before(Phase::Decide));
+}
+
+fn setup(mut commands: Commands, settings: Res<Settings>) {
+    let path = settings.config.cache.dir().map(|d| crate::alert::inbox::Inbox::new(&d).path());
+    match &path {
+        Some(p) => info!("alerts: watching {}", p.display()),
+        None => warn!("alerts: no cache folder, so no alerts will be shown"),
+    }
+    let policy = settings.config.alert_policy();
+    if policy.place.shows_everything() {
+        info!("alerts: showing every alert from the sources (no screen.region or latitude/longitude, or alerts.show_all)");
+    }
+    commands.insert_resource(Watch { path, modified: None, store: Store::default(), policy, next: Instant::now() });
+}
+
+fn check(
+    mut watch: ResMut<Watch>,
+    mut drawn: ResMut<Drawn>,
+    mut takeover: ResMut<Takeover>,
+    mut ticker: ResMut<AlertTicker>,
+    mut wake: ResMut<Wake>,
+) {
+    let now = Instant::now();
+    if now < watch.next {
+        wake.at(watch.next);
+        return;
+    }
+    watch.next = now + CHECK;
+    wake.at(watch.next);
+    if let Some(path) = watch.path.clone() {
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if modified != watch.modified {
+            watch.modified = modified;
+            match Store::load(&path) {
+                Ok(s) => {
+                    info!("alerts: {} message(s) in the store", s.entries().len());
+                    watch.store = s;
+                }
+                // Sync rewrites the file atomically, so this is a damaged
+                // file: keep showing what was read before.
+                Err(e) => error!("alerts: {e}"),
+            }
+        }
+    }
+    let utc = Utc::now();
+    let p: Presentation = crate::alert::policy::present(&watch.store, &watch.policy, utc);
+    let top = p.takeover(&watch.policy, utc).cloned();
+    let count = p.takeover_count(&watch.policy);
+    let index = top.as_ref().and_then(|t| p.all.iter().position(|s| s.key == t.key)).map_or(0, |i| i + 1);
+    let new = Drawn { takeover: top.map(|t| (t, index, count)), banner: p.banner().cloned() };
+    drawn.set_if_neq(new);
+    takeover.set_if_neq(Takeover(drawn.takeover.is_some()));
+    ticker.set_if_neq(AlertTicker(p.ticker()));
+}
+
+/// The colour an alert is drawn in: its signal's, else one for its severity.
+fn colour(s: &Shown) -> (Color, Color) {
+    let rgb = match s.signal {
+        Some(Signal { level, .. }) => level.rgb(),
+        None => match s.severity {
+            Severity::Extreme => Level::Red.rgb(),
+            Severity::Severe => Level::Orange.rgb(),
+            Severity::Moderate => Level::Yellow.rgb(),
+            Severity::Minor => Level::Blue.rgb(),
+            Severity::Unknown => [96, 104, 112],
+        },
+    };
+    let [r, g, b] = rgb;
+    // Dark text on yellow (and other light colours), white on the rest.
+    let light = 0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b) > 160.0;
+    let text = if light { Color::srgb_u8(20, 20, 20) } else { Color::WHITE };
+    (Color::srgb_u8(r, g, b), text)
+}
+
+fn draw(mut commands: Commands, drawn: Res<Drawn>, layers: Query<Entity, With<AlertLayer>>, fonts: Res<Fonts>, settings: Res<Settings>) {
+    if !drawn.is_changed() {
+        return;
+    }
+    for e in &layers {
+        commands.entity(e).despawn();
+    }
+    let tz = settings.config.timezone;
+    if let Some((s, i, n)) = &drawn.takeover {
+        info!("alerts: takeover {} ({})", s.title, s.key);
+        spawn_takeover(&mut commands, &fonts, s, *i, *n, tz);
+    } else if let Some(s) = &drawn.banner {
+        info!("alerts: banner {} ({})", s.title, s.key);
+        spawn_banner(&mut commands, &fonts, s);
+    }
+}
+
+/// The icon we draw ourselves (not official artwork): a square in the
+/// signal colour with a white frame, the hazard's name and the colour word.
+fn icon(parent: &mut ChildSpawnerCommands, fonts: &Fonts, s: &Shown, side_vmin: f32, compact: bool) {
+    let (bg, fg) = colour(s);
+    let name = s.signal.and_then(|g| g.hazard).map_or_else(|| s.event.chars().take(4).collect::<String>(), |h| h.zh().to_string());
+    let level = s.signal.map_or_else(|| "预警".to_string(), |g| g.level.zh().to_string());
+    let english = s.signal.and_then(|g| g.hazard).map(|h| h.en()).unwrap_or_default();
+    parent
+        .spawn((
+            Node {
+                width: Val::VMin(side_vmin),
+                height: Val::VMin(side_vmin),
+                flex_shrink: 0.0,
+                flex_direction: FlexDirection::Column,
+                align_items: AlignItems::Center,
+                justify_content: JustifyContent::Center,
+                border: UiRect::all(Val::VMin(side_vmin * 0.05)),
+                ..default()
+            },
+            BackgroundColor(bg),
+            BorderColor::all(Color::WHITE),
+        ))
+        .with_children(|i| {
+            let (big, small) = if compact { (TextSize::Body, TextSize::Footer) } else { (TextSize::Title, TextSize::Body) };
+            i.spawn((Text::new(name), big.font(fonts), TextColor(fg)));
+            i.spawn((Text::new(level), small.font(fonts), TextColor(fg)));
+            if !english.is_empty() && !compact {
+                i.spawn((Text::new(english), TextSize::Footer.font(fonts), TextColor(fg)));
+            }
+        });
+}
+
+fn spawn_takeover(commands: &mut Commands, fonts: &Fonts, s: &Shown, index: usize, count: usize, tz: chrono_tz::Tz) {
+    let (bg, fg) = colour(s);
+    let body = Color::srgb_u8(0x12, 0x14, 0x18);
+    let white = Color::WHITE;
+    let time = |t: chrono::DateTime<Utc>| t.with_timezone(&tz).format("%m月%d日 %H:%M").to_string();
+    let mut title = s.title.clone();
+    if let Some(g) = s.signal {
+        title = format!("{title}  {}", g.level.grade());
+    }
+    if let Some(m) = s.mark {
+        title = format!("〔{m}〕{title}");
+    }
+    let mut footer = Vec::new();
+    if !s.areas.is_empty() {
+        footer.push(format!("区域：{}", s.areas.join("、")));
+    }
+    footer.push(format!("发布：{}  {}", s.sender, time(s.sent.with_timezone(&Utc))));
+    footer.push(format!("有效至：{}{}", time(s.ends), if s.expires_given { "" } else { "（未注明，按默认时长）" }));
+    if count > 1 {
+        footer.push(format!("{index}/{count}"));
+    }
+    commands
+        .spawn((
+            AlertLayer,
+            Node {
+                position_type: PositionType::Absolute,
+                left: Val::Px(0.0),
+                right: Val::Px(0.0),
+                top: Val::Px(0.0),
+                bottom: Val::Px(0.0),
+                flex_direction: FlexDirection::Column,
+                ..default()
+            },
+            BackgroundColor(body),
+            GlobalZIndex(TAKEOVER_Z),
+        ))
+        .with_children(|root| {
+            // The header band in the warning's colour.
+            root.spawn((
+                Node {
+                    width: Val::Percent(100.0),
+                    padding: UiRect::axes(Val::VMin(4.0), Val::VMin(2.5)),
+                    align_items: AlignItems::Center,
+                    column_gap: Val::VMin(4.0),
+                    ..default()
+                },
+                BackgroundColor(bg),
+            ))
+            .with_children(|h| {
+                icon(h, fonts, s, 24.0, false);
+                h.spawn((Text::new(title), TextSize::Title.font(fonts), TextColor(fg)));
+            });
+            // Headline, description, instruction.
+            root.spawn(Node {
+                flex_grow: 1.0,
+                flex_direction: FlexDirection::Column,
+                padding: UiRect::axes(Val::VMin(5.0), Val::VMin(3.0)),
+                row_gap: Val::VMin(2.5),
+                overflow: Overflow::clip(),
+                ..default()
+            })
+            .with_children(|b| {
+                if let Some(m) = s.mark {
+                    let what = if m == "演练" { "演练信息，并非真实预警 (EXERCISE)" } else { "测试信息，并非真实预警 (TEST)" };
+                    b.spawn((Text::new(format!("本条为{what}")), TextSize::Body.font(fonts), TextColor(Color::srgb_u8(255, 214, 0))));
+                }
+                if let Some(h) = &s.headline {
+                    b.spawn((Text::new(h.clone()), TextSize::Body.font(fonts), TextColor(white)));
+                }
+                if let Some(d) = &s.description {
+                    b.spawn((Text::new(d.clone()), TextSize::Body.font(fonts), TextColor(Color::srgb_u8(225, 228, 232))));
+                }
+                if let Some(i) = &s.instruction {
+                    b.spawn((
+                        Node { padding: UiRect::all(Val::VMin(1.5)), border: UiRect::left(Val::VMin(1.0)), ..default() },
+                        BorderColor::all(bg),
+                        BackgroundColor(Color::srgb_u8(0x24, 0x27, 0x2e)),
+                    ))
+                    .with_children(|box_| {
+                        box_.spawn((Text::new(format!("防御指南：{i}")), TextSize::Body.font(fonts), TextColor(white)));
+                    });
+                }
+            });
+            root.spawn((
+                Node {
+                    width: Val::Percent(100.0),
+                    padding: UiRect::axes(Val::VMin(5.0), Val::VMin(1.5)),
+                    column_gap: Val::VMin(4.0),
+                    flex_wrap: FlexWrap::Wrap,
+                    ..default()
+                },
+                BackgroundColor(Color::srgb_u8(0x1c, 0x1f, 0x25)),
+            ))
+            .with_children(|f| {
+                for line in footer {
+                    f.spawn((Text::new(line), TextSize::Footer.font(fonts), TextColor(Color::srgb_u8(200, 204, 210))));
+                }
+            });
+        });
+}
+
+fn spawn_banner(commands: &mut Commands, fonts: &Fonts, s: &Shown) {
+    let (bg, fg) = colour(s);
+    let mark = s.mark.map(|m| format!("〔{m}〕")).unwrap_or_default();
+    let text = format!("{mark}{}：{}", s.title, s.headline.as_deref().unwrap_or(&s.event));
+    commands
+        .spawn((
+            AlertLayer,
+            Node {
+                position_type: PositionType::Absolute,
+                left: Val::Px(0.0),
+                right: Val::Px(0.0),
+                top: Val::Px(0.0),
+                padding: UiRect::axes(Val::VMin(2.0), Val::VMin(1.2)),
+                align_items: AlignItems::Center,
+                column_gap: Val::VMin(2.5),
+                ..default()
+            },
+            BackgroundColor(bg),
+            GlobalZIndex(BANNER_Z),
+        ))
+        .with_children(|b| {
+            icon(b, fonts, s, 12.0, true);
+            b.spawn((Text::new(text), TextSize::Body.font(fonts), TextColor(fg)));
+        });
+}

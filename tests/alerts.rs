@@ -1,0 +1,373 @@
+//! Warnings through the real `estation` binary: `alert check` over real and
+//! our own CAP files, `alert new` → `publish` → `cancel` on a signed feed,
+//! upstream Atom sources polled from a real HTTP server on 127.0.0.1, and a
+//! real window taken over by a published red rainstorm warning that goes
+//! away after its Cancel.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::feedsrv::FeedServer;
+use common::{estation, root, stderr, stdout, Xvfb};
+
+fn cap_dir() -> PathBuf {
+    root().join("tests/data/cap")
+}
+
+fn check_json(files: &[PathBuf]) -> (bool, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(dir.path(), "");
+    let out = estation(&config).args(["alert", "check", "--json"]).args(files).output().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    (out.status.success(), v)
+}
+
+#[test]
+fn alert_check_reads_every_fixture_as_documented() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cap_dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "xml")).collect();
+    files.sort();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let (ok, v) = check_json(std::slice::from_ref(f));
+        let entries = v.as_array().unwrap();
+        let invalid: Vec<&serde_json::Value> = entries.iter().filter(|e| e["valid"] == false).collect();
+        if name.starts_with("bad-") {
+            assert!(!ok, "{name} must fail the check");
+            assert_eq!(invalid.len(), 1, "{name}: {v:#}");
+            assert!(!invalid[0]["problems"].as_array().unwrap().is_empty());
+        } else if name == "atom-one-bad.xml" {
+            assert!(!ok);
+            assert_eq!((entries.len(), invalid.len()), (3, 1), "one bad entry, the other two read: {v:#}");
+            assert!(invalid[0]["problems"][0].as_str().unwrap().contains("alert/status: `Real`"));
+        } else {
+            assert!(ok, "{name} must pass: {v:#}");
+        }
+    }
+    // Each bad file is refused for its own reason.
+    let reason = |f: &str| {
+        let (_, v) = check_json(&[cap_dir().join(f)]);
+        v[0]["problems"][0].as_str().unwrap().to_string()
+    };
+    for (file, why) in [
+        ("bad-xxe.xml", "<!DOCTYPE> is not allowed"),
+        ("bad-billion-laughs.xml", "<!DOCTYPE> is not allowed"),
+        ("bad-missing-identifier.xml", "alert/identifier: is missing"),
+        ("bad-status.xml", "alert/status: `Real`"),
+        ("bad-severity.xml", "alert/info/severity: `Red`"),
+        ("bad-time-no-offset.xml", "has no time zone offset"),
+        ("bad-polygon-open.xml", "is not closed"),
+        ("bad-polygon-short.xml", "a polygon needs at least 4"),
+        ("bad-circle.xml", "is not `lat,lon radius_km`"),
+        ("bad-latitude.xml", "latitude 123"),
+        ("bad-cancel-no-references.xml", "alert/references: is required for msgType Cancel"),
+        ("bad-identifier-space.xml", "alert/identifier:"),
+        ("bad-not-cap.xml", "neither a CAP alert nor an Atom or RSS feed"),
+        ("bad-wrong-namespace.xml", "alert: namespace is"),
+        ("bad-truncated.xml", "truncated"),
+        ("bad-empty.xml", "empty document"),
+        ("bad-references-syntax.xml", "is not a sender,identifier,sent triple"),
+    ] {
+        let got = reason(file);
+        assert!(got.contains(why) && got.starts_with(&cap_dir().join(file).display().to_string()), "{file}: {got}");
+    }
+}
+
+#[test]
+fn the_normalised_cma_message() {
+    let (ok, v) = check_json(&[cap_dir().join("cma-baoding-thunder-yellow.xml")]);
+    assert!(ok);
+    let a = &v[0]["alert"];
+    assert_eq!(a["identifier"], "13060041600000_20240712213138");
+    assert_eq!(a["status"], "Actual");
+    assert_eq!(a["msg_type"], "Update");
+    assert_eq!(a["language"], "zh-CN", "the Chinese block, though English comes first");
+    assert_eq!(a["event"], "雷电");
+    assert_eq!(a["severity"], "Moderate");
+    assert_eq!(a["urgency"], "Unknown");
+    assert_eq!(a["signal"]["level"], "yellow");
+    assert_eq!(a["signal"]["hazard"], "lightning");
+    assert_eq!(a["signal_name"], "雷电黄色预警");
+    assert_eq!(a["expires"], "2024-07-13T03:31:38+08:00");
+    assert_eq!(a["areas"][0]["geocodes"][0], "CPEAS Geographic Code=130602000000");
+    assert_eq!(a["info_languages"], serde_json::json!(["en-US", "zh-CN"]));
+    // A signed message reads; the signature is noted, not checked.
+    let (ok, v) = check_json(&[cap_dir().join("belize-small-craft-signed-prefixed.xml")]);
+    assert!(ok);
+    assert_eq!(v[0]["alert"]["signed"], true);
+}
+
+/// An operator with keys and a one-card feed.
+struct Operator {
+    dir: tempfile::TempDir,
+    key_line: String,
+}
+
+impl Operator {
+    fn new() -> Operator {
+        let dir = tempfile::tempdir().unwrap();
+        let out = estation(&dir.path().join("none.toml")).args(["feed", "keygen", "--out"]).arg(dir.path().join("keys")).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::create_dir_all(dir.path().join("playlists")).unwrap();
+        // The operator's own settings (time zone, language of new alerts).
+        common::write_config(dir.path(), "");
+        std::fs::write(
+            dir.path().join("playlists/main.toml"),
+            "id = \"main\"\n[defaults]\nduration = \"30s\"\n[[items]]\nkind = \"text\"\ntitle = \"科普\"\nbackground = \"#1b5e20\"\n",
+        )
+        .unwrap();
+        let op = Operator { dir, key_line: stdout(&out).trim().to_string() };
+        op.run(&["feed", "build", "--playlists", "playlists", "--key", "keys/feed-key.pem", "--out", "feed"]);
+        op
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs an `estation` command in the operator's folder; must succeed.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.try_run(args);
+        assert!(out.status.success(), "estation {args:?}: {}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    }
+
+    fn try_run(&self, args: &[&str]) -> std::process::Output {
+        estation(&self.path("config.toml")).current_dir(self.dir.path()).args(args).output().unwrap()
+    }
+
+    /// `alert new` of a red rainstorm warning for 330522 (`extra` may
+    /// replace the event, level and area).
+    fn new_alert(&self, out: &str, extra: &[&str]) -> String {
+        let mut args = vec!["alert", "new", "--sender", "changxing-qxt", "--sender-name", "长兴县气象台", "--expires", "6h", "--out", out];
+        for (flag, default) in [("--event", "暴雨"), ("--level", "red"), ("--area", "330522")] {
+            if !extra.contains(&flag) {
+                args.extend([flag, default]);
+            }
+        }
+        args.extend(["--description", "预计未来3小时降雨量将达100毫米以上", "--instruction", "停止集会、停课、停业"]);
+        args.extend_from_slice(extra);
+        self.run(&args);
+        let text = std::fs::read_to_string(self.path(out)).unwrap();
+        text.split("<identifier>").nth(1).unwrap().split('<').next().unwrap().to_string()
+    }
+
+    fn manifest_alerts(&self) -> usize {
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(self.path("feed/manifest.json")).unwrap()).unwrap();
+        m["signed"]["alerts"].as_array().unwrap().len()
+    }
+
+    fn kiosk(&self, dir: &Path, feed_url: Option<&str>, extra: &str) -> PathBuf {
+        let url = feed_url.map(|u| format!("url = \"{u}\"\ninterval = \"5s\"\n")).unwrap_or_default();
+        common::write_config(
+            dir,
+            &format!("region = \"330522\"\n[feed]\n{url}{}\n[cache]\ndir = \"{}\"\n{extra}", self.key_line, dir.join("cache").display()),
+        )
+    }
+}
+
+fn status(config: &Path) -> serde_json::Value {
+    let out = estation(config).args(["status", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
+    let op = Operator::new();
+    let id = op.new_alert("w.xml", &[]);
+    assert!(op.run(&["alert", "check", "w.xml"]).contains("valid CAP 1.2 Alert (Actual)"));
+    let before = std::fs::read_dir(op.path("feed/blobs")).unwrap().count();
+    let out = op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    assert!(out.contains("1 alert message(s) in the feed"), "{out}");
+    assert_eq!(std::fs::read_dir(op.path("feed/blobs")).unwrap().count(), before + 1, "only the alert file is new");
+    op.run(&["feed", "verify", "feed", "--public-key", "keys/feed-key.pub"]);
+    // Published twice: refused, feed unchanged.
+    let again = op.try_run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    assert!(!again.status.success() && stderr(&again).contains("is already in the feed"));
+    // A content rebuild keeps the published alert.
+    op.run(&["feed", "build", "--playlists", "playlists", "--key", "keys/feed-key.pem", "--out", "feed"]);
+    assert_eq!(op.manifest_alerts(), 1);
+
+    // A kiosk in 330522 takes it from the feed (a USB copy here).
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = op.kiosk(kiosk.path(), None, "");
+    let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = status(&config);
+    assert_eq!(st["alerts"][0]["treatment"], "takeover", "{st:#}");
+    assert_eq!(st["alerts"][0]["title"], "暴雨红色预警");
+    // A kiosk elsewhere (110101, Beijing) does not show it.
+    let far = tempfile::tempdir().unwrap();
+    let far_config = op.kiosk(far.path(), None, "");
+    std::fs::write(&far_config, std::fs::read_to_string(&far_config).unwrap().replace("330522", "110101")).unwrap();
+    estation(&far_config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
+    assert_eq!(status(&far_config)["alerts"], serde_json::json!([]));
+
+    // Cancel: the feed carries the Cancel, not the alert; the kiosk drops it.
+    let out = op.run(&["alert", "cancel", &id, "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    assert!(out.contains("dropped from the feed (ended or expired)"), "{out}");
+    assert_eq!(op.manifest_alerts(), 1);
+    let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = status(&config);
+    assert_eq!(st["alerts"], serde_json::json!([]), "{st:#}");
+    // Cancelling what is not there names what is.
+    let none = op.try_run(&["alert", "cancel", "nope", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    assert!(stderr(&none).contains("no alert with identifier `nope`"), "{}", stderr(&none));
+    // Bad arguments name the flag.
+    let bad = op.try_run(&["alert", "new", "--event", "暴雨", "--area", "33052", "--out", "x.xml"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--area: `33052` is not a 6- or 12-digit"), "{}", stderr(&bad));
+}
+
+#[test]
+fn exercises_show_only_where_the_config_allows_them() {
+    let op = Operator::new();
+    op.new_alert("ex.xml", &["--status", "exercise"]);
+    op.run(&["alert", "publish", "ex.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    let kiosk = tempfile::tempdir().unwrap();
+    let quiet = op.kiosk(kiosk.path(), None, "");
+    estation(&quiet).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
+    assert_eq!(status(&quiet)["alerts"], serde_json::json!([]));
+    assert_eq!(status(&quiet)["alert_messages"], 1);
+    let shows = op.kiosk(kiosk.path(), None, "[alerts]\nshow_exercise = true\n");
+    let st = status(&shows);
+    assert_eq!(st["alerts"][0]["mark"], "演练", "{st:#}");
+}
+
+/// An Atom index of CAP files, as a national service publishes it.
+fn write_index(dir: &Path, files: &[&str]) {
+    let entries: String = files
+        .iter()
+        .map(|f| format!("<entry><id>urn:test:{f}</id><title>{f}</title><updated>2026-11-23T08:00:00+08:00</updated><link href=\"{f}\" type=\"application/cap+xml\"/></entry>"))
+        .collect();
+    std::fs::write(
+        dir.join("index.atom"),
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><feed xmlns=\"http://www.w3.org/2005/Atom\"><id>urn:test</id><title>t</title><updated>2026-11-23T08:00:00+08:00</updated>{entries}</feed>"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn upstream_atom_sources_are_polled_with_conditional_gets() {
+    let op = Operator::new();
+    let upstream = tempfile::tempdir().unwrap();
+    op.new_alert(upstream.path().join("red.xml").to_str().unwrap(), &[]);
+    let yellow = op.new_alert(upstream.path().join("heat.xml").to_str().unwrap(), &["--event", "高温", "--level", "yellow", "--area", "330500"]);
+    std::fs::write(upstream.path().join("broken.xml"), "<alert>").unwrap();
+    write_index(upstream.path(), &["red.xml", "heat.xml", "broken.xml"]);
+    let server = FeedServer::start(upstream.path().to_path_buf());
+
+    // A screen with upstream sources and no feed at all.
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        kiosk.path(),
+        &format!(
+            "region = \"330522\"\n[cache]\ndir = \"{}\"\n[[alerts.source]]\nurl = \"{}/index.atom\"\ninterval = \"5s\"\nallow_http = true\n",
+            kiosk.path().join("cache").display(),
+            server.url().trim_end_matches('/')
+        ),
+    );
+    let out = estation(&config).args(["sync", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("broken.xml"), "the bad entry is named: {}", stderr(&out));
+    let st = status(&config);
+    let titles: Vec<&str> = st["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["暴雨红色预警", "高温黄色预警"], "{st:#}");
+    assert_eq!(st["alerts"][1]["treatment"], "banner");
+    assert!(!yellow.is_empty());
+
+    // Polling on: the second poll of the unchanged index is a 304.
+    server.take_seen();
+    let mut child = estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = server.take_seen();
+    let index: Vec<_> = seen.iter().filter(|s| s.path == "/index.atom").collect();
+    assert!(index.len() >= 2, "{seen:?}");
+    assert_eq!(index[1].status, 304, "{seen:?}");
+    assert!(index[1].if_none_match.is_some());
+}
+
+/// Plays the kiosk's cache in a real window; the closure runs once the
+/// first frame is on screen (`player.json` written) and gets that instant.
+fn play(config: &Path, kiosk: &Path, shots: &[f32], during: impl FnOnce(Instant)) -> (String, Vec<image::RgbImage>) {
+    let x = Xvfb::start(640, 360);
+    let shot = kiosk.join("shot.png");
+    let at: Vec<String> = shots.iter().map(|s| format!("{s}s")).collect();
+    let mut child = estation(config)
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["play", "--window", "640x360", "--screenshot"])
+        .arg(&shot)
+        .arg("--screenshot-at")
+        .arg(at.join(","))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut { err }, &mut s);
+        s
+    });
+    let start = Instant::now();
+    while !kiosk.join("player.json").exists() {
+        assert!(start.elapsed() < Duration::from_secs(120), "the player never showed a first frame");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    during(Instant::now());
+    let ok = child.wait().unwrap().success();
+    let stderr = log.join().unwrap();
+    assert!(ok, "player failed:\n{stderr}");
+    let images = (1..=shots.len())
+        .map(|i| image::open(kiosk.join(format!("shot-{i}.png"))).unwrap_or_else(|e| panic!("shot {i}: {e}\n{stderr}")).to_rgb8())
+        .collect();
+    (stderr, images)
+}
+
+fn is(img: &image::RgbImage, x: u32, y: u32, want: [u8; 3]) -> bool {
+    let p = img.get_pixel(x, y);
+    (0..3).all(|i| p[i].abs_diff(want[i]) <= 16)
+}
+
+const SIGNAL_RED: [u8; 3] = [215, 0, 15];
+const CARD_GREEN: [u8; 3] = [0x1b, 0x5e, 0x20];
+
+#[test]
+fn a_published_red_warning_takes_over_within_one_poll_and_leaves_after_its_cancel() {
+    let op = Operator::new();
+    let server = FeedServer::start(op.path("feed"));
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = op.kiosk(kiosk.path(), Some(&server.url()), "");
+    // The kiosk has the feed before the player starts.
+    let out = estation(&config).args(["sync", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Feed interval 5 s (±10 % jitter) and a 1 s look at the store: a
+    // message published at 2 s is on screen by 9 s, and one at 14 s by 21 s.
+    let shots = [1.5, 11.0, 13.5, 23.5];
+    let (log, imgs) = play(&config, kiosk.path(), &shots, |t0| {
+        let id = op.new_alert("w.xml", &[]);
+        std::thread::sleep(Duration::from_secs(2).saturating_sub(t0.elapsed()));
+        op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+        std::thread::sleep(Duration::from_secs(14).saturating_sub(t0.elapsed()));
+        op.run(&["alert", "cancel", &id, "--feed", "feed", "--key", "keys/feed-key.pem"]);
+        // Let the last screenshot be taken.
+        std::thread::sleep(Duration::from_secs(25).saturating_sub(t0.elapsed()));
+    });
+    let (w, _) = imgs[0].dimensions();
+    assert!(is(&imgs[0], 6, 6, CARD_GREEN), "before: the playlist\n{log}");
+    for (i, img) in imgs[1..3].iter().enumerate() {
+        assert!(is(img, w / 2, 4, SIGNAL_RED), "shot {}: the takeover's red header is not on screen\n{log}", i + 2);
+        // The icon's white frame sits at the header's left.
+        let frame = (0..80).any(|x| is(img, x, 40, [255, 255, 255]));
+        assert!(frame, "shot {}: no icon frame", i + 2);
+    }
+    assert!(is(&imgs[3], 6, 6, CARD_GREEN), "after the Cancel the playlist is back\n{log}");
+    assert!(log.contains("alerts: takeover 暴雨红色预警"), "{log}");
+}
