@@ -294,11 +294,18 @@ fn upstream_atom_sources_are_polled_with_conditional_gets() {
 
 /// Plays the kiosk's cache in a real window; the closure runs once the
 /// first frame is on screen (`player.json` written) and gets that instant.
-fn play(config: &Path, kiosk: &Path, shots: &[f32], during: impl FnOnce(Instant)) -> (String, Vec<image::RgbImage>) {
+/// Sound goes to the ALSA device `pcm` (`null`: a device that discards
+/// what it is sent; a missing card: no device at all), set in a home folder
+/// of the kiosk's own so the tester's sound setup never leaks in.
+fn play(config: &Path, kiosk: &Path, pcm: &str, shots: &[f32], during: impl FnOnce(Instant)) -> (String, Vec<image::RgbImage>) {
     let x = Xvfb::start(640, 360);
     let shot = kiosk.join("shot.png");
+    let home = kiosk.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".asoundrc"), format!("pcm.!default {{ {pcm} }}\n")).unwrap();
     let at: Vec<String> = shots.iter().map(|s| format!("{s}s")).collect();
     let mut child = estation(config)
+        .env("HOME", &home)
         .env("DISPLAY", &x.display)
         .env_remove("WAYLAND_DISPLAY")
         .args(["play", "--window", "640x360", "--screenshot"])
@@ -316,7 +323,9 @@ fn play(config: &Path, kiosk: &Path, shots: &[f32], during: impl FnOnce(Instant)
         s
     });
     let start = Instant::now();
-    while !kiosk.join("player.json").exists() {
+    // Under a takeover from the start no playlist item is put on screen (and
+    // reported); the player then just takes its screenshots and ends.
+    while !kiosk.join("player.json").exists() && child.try_wait().unwrap().is_none() {
         assert!(start.elapsed() < Duration::from_secs(120), "the player never showed a first frame");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -324,8 +333,10 @@ fn play(config: &Path, kiosk: &Path, shots: &[f32], during: impl FnOnce(Instant)
     let ok = child.wait().unwrap().success();
     let stderr = log.join().unwrap();
     assert!(ok, "player failed:\n{stderr}");
+    // One screenshot keeps its name; several are numbered.
+    let name = |i: usize| if shots.len() == 1 { "shot.png".to_string() } else { format!("shot-{i}.png") };
     let images = (1..=shots.len())
-        .map(|i| image::open(kiosk.join(format!("shot-{i}.png"))).unwrap_or_else(|e| panic!("shot {i}: {e}\n{stderr}")).to_rgb8())
+        .map(|i| image::open(kiosk.join(name(i))).unwrap_or_else(|e| panic!("shot {i}: {e}\n{stderr}")).to_rgb8())
         .collect();
     (stderr, images)
 }
@@ -351,7 +362,7 @@ fn a_published_red_warning_takes_over_within_one_poll_and_leaves_after_its_cance
     // Feed interval 5 s (±10 % jitter) and a 1 s look at the store: a
     // message published at 2 s is on screen by 9 s, and one at 14 s by 21 s.
     let shots = [1.5, 11.0, 13.5, 23.5];
-    let (log, imgs) = play(&config, kiosk.path(), &shots, |t0| {
+    let (log, imgs) = play(&config, kiosk.path(), "type null", &shots, |t0| {
         let id = op.new_alert("w.xml", &[]);
         std::thread::sleep(Duration::from_secs(2).saturating_sub(t0.elapsed()));
         op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
@@ -370,4 +381,21 @@ fn a_published_red_warning_takes_over_within_one_poll_and_leaves_after_its_cance
     }
     assert!(is(&imgs[3], 6, 6, CARD_GREEN), "after the Cancel the playlist is back\n{log}");
     assert!(log.contains("alerts: takeover 暴雨红色预警"), "{log}");
+    // The chime sounded on the (null) device.
+    assert!(log.contains("alerts: chime") && log.contains("audio: sound on the default output device"), "{log}");
+}
+
+#[test]
+fn no_sound_device_means_a_silent_takeover_not_a_crash() {
+    let op = Operator::new();
+    op.new_alert("w.xml", &[]);
+    op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = op.kiosk(kiosk.path(), None, "");
+    let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (log, imgs) = play(&config, kiosk.path(), "type hw card 99", &[3.0], |_| {});
+    let (w, _) = imgs[0].dimensions();
+    assert!(is(&imgs[0], w / 2, 4, SIGNAL_RED), "{log}");
+    assert!(log.contains("alerts: chime") && log.contains("audio: no output device"), "{log}");
 }

@@ -20,7 +20,9 @@ use super::slides::TextSize;
 use super::{Phase, Settings};
 use crate::alert::cap::Severity;
 use crate::alert::signal::{Level, Signal};
+use crate::alert::policy::{Chime, Treatment};
 use crate::alert::{Policy, Presentation, Shown, Store};
+use super::sound::ChimeRequest;
 
 /// How often the store file is looked at (one `stat`) and the policy asked.
 const CHECK: Duration = Duration::from_secs(1);
@@ -43,6 +45,8 @@ struct Watch {
     store: Store,
     policy: Policy,
     next: Instant,
+    chime: Chime,
+    chime_interval: chrono::Duration,
 }
 
 /// What is drawn now, compared with the new answer to redraw only on change.
@@ -73,7 +77,8 @@ fn setup(mut commands: Commands, settings: Res<Settings>) {
     if policy.place.shows_everything() {
         info!("alerts: showing every alert from the sources (no screen.region or latitude/longitude, or alerts.show_all)");
     }
-    commands.insert_resource(Watch { path, modified: None, store: Store::default(), policy, next: Instant::now() });
+    let chime_interval = chrono::Duration::from_std(settings.config.alerts.chime_interval).unwrap_or_default();
+    commands.insert_resource(Watch { path, modified: None, store: Store::default(), policy, next: Instant::now(), chime: Chime::default(), chime_interval });
 }
 
 fn check(
@@ -82,6 +87,7 @@ fn check(
     mut takeover: ResMut<Takeover>,
     mut ticker: ResMut<AlertTicker>,
     mut wake: ResMut<Wake>,
+    mut chime: ResMut<ChimeRequest>,
 ) {
     let now = Instant::now();
     if now < watch.next {
@@ -111,6 +117,14 @@ fn check(
     let count = p.takeover_count(&watch.policy);
     let index = top.as_ref().and_then(|t| p.all.iter().position(|s| s.key == t.key)).map_or(0, |i| i + 1);
     let new = Drawn { takeover: top.map(|t| (t, index, count)), banner: p.banner().cloned() };
+    // The chime: when a takeover not heard before comes up, then at the
+    // configured interval; the top alert's own audio follows it.
+    let keys: Vec<&str> = p.all.iter().filter(|s| s.treatment == Treatment::Takeover).map(|s| s.key.as_str()).collect();
+    let interval = watch.chime_interval;
+    if watch.chime.due(&keys, utc, interval) {
+        info!("alerts: chime");
+        chime.0 = Some(p.all.first().map(|s| s.audio.clone()).unwrap_or_default());
+    }
     drawn.set_if_neq(new);
     takeover.set_if_neq(Takeover(drawn.takeover.is_some()));
     ticker.set_if_neq(AlertTicker(p.ticker()));

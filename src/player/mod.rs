@@ -13,6 +13,7 @@ mod fonts;
 mod power;
 mod rotation;
 mod slides;
+mod sound;
 mod ticker;
 
 use std::io::IsTerminal;
@@ -145,6 +146,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         capture::plugin,
         display::plugin,
         alerts::plugin,
+        sound::plugin,
     ))
     .add_systems(Startup, spawn_camera);
 
