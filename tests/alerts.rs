@@ -138,11 +138,11 @@ impl Operator {
         estation(&self.path("config.toml")).current_dir(self.dir.path()).args(args).output().unwrap()
     }
 
-    /// `alert new` of a red rainstorm warning for 330522 (`extra` may
-    /// replace the event, level and area).
+    /// `alert new` of a red rainstorm warning for 330522 for 6 h (`extra`
+    /// may replace the event, level, area and expiry).
     fn new_alert(&self, out: &str, extra: &[&str]) -> String {
-        let mut args = vec!["alert", "new", "--sender", "changxing-qxt", "--sender-name", "长兴县气象台", "--expires", "6h", "--out", out];
-        for (flag, default) in [("--event", "暴雨"), ("--level", "red"), ("--area", "330522")] {
+        let mut args = vec!["alert", "new", "--sender", "changxing-qxt", "--sender-name", "长兴县气象台", "--out", out];
+        for (flag, default) in [("--event", "暴雨"), ("--level", "red"), ("--area", "330522"), ("--expires", "6h")] {
             if !extra.contains(&flag) {
                 args.extend([flag, default]);
             }
@@ -259,6 +259,17 @@ fn upstream_atom_sources_are_polled_with_conditional_gets() {
     std::fs::write(upstream.path().join("broken.xml"), "<alert>").unwrap();
     write_index(upstream.path(), &["red.xml", "heat.xml", "broken.xml"]);
     let server = FeedServer::start(upstream.path().to_path_buf());
+    // The red warning links its spoken version (checked by its SHA-1); a
+    // second link's digest is wrong, so that file must not be kept.
+    let wav = b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00data\x00\x00\x00\x00";
+    std::fs::write(upstream.path().join("speech.wav"), wav).unwrap();
+    let sha1 = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(wav));
+    let link = |file: &str, digest: &str| {
+        format!("<resource><resourceDesc>语音播报</resourceDesc><mimeType>audio/wav</mimeType><uri>{}{file}</uri><digest>{digest}</digest></resource>", server.url())
+    };
+    let red = std::fs::read_to_string(upstream.path().join("red.xml")).unwrap();
+    let red = red.replacen("<area>", &format!("{}{}<area>", link("speech.wav", &sha1), link("speech.wav?bad", &"0".repeat(40))), 1);
+    std::fs::write(upstream.path().join("red.xml"), red).unwrap();
 
     // A screen with upstream sources and no feed at all.
     let kiosk = tempfile::tempdir().unwrap();
@@ -278,6 +289,10 @@ fn upstream_atom_sources_are_polled_with_conditional_gets() {
     assert_eq!(titles, ["暴雨红色预警", "高温黄色预警"], "{st:#}");
     assert_eq!(st["alerts"][1]["treatment"], "banner");
     assert!(!yellow.is_empty());
+    let cached = |uri: String| kiosk.path().join("cache/alert-media").join(estation::feed::Digest::of(uri.as_bytes()).hex());
+    assert_eq!(std::fs::read(cached(format!("{}speech.wav", server.url()))).unwrap(), wav, "the linked audio is in the cache");
+    assert!(!cached(format!("{}speech.wav?bad", server.url())).exists(), "a digest mismatch is not kept");
+    assert!(stderr(&out).contains("SHA-1 is"), "{}", stderr(&out));
 
     // Polling on: the second poll of the unchanged index is a 304.
     server.take_seen();
@@ -398,4 +413,23 @@ fn no_sound_device_means_a_silent_takeover_not_a_crash() {
     let (w, _) = imgs[0].dimensions();
     assert!(is(&imgs[0], w / 2, 4, SIGNAL_RED), "{log}");
     assert!(log.contains("alerts: chime") && log.contains("audio: no output device"), "{log}");
+}
+
+#[test]
+fn a_warning_leaves_the_screen_when_it_expires_with_no_network() {
+    let op = Operator::new();
+    op.new_alert("short.xml", &["--expires", "7s"]);
+    op.run(&["alert", "publish", "short.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    let kiosk = tempfile::tempdir().unwrap();
+    // No feed URL: the kiosk has what the USB copy brought, and its clock.
+    let config = op.kiosk(kiosk.path(), None, "");
+    let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let published = Instant::now();
+    // Screenshot times count from the first frame, a second or two after start.
+    let (log, imgs) = play(&config, kiosk.path(), "type null", &[1.0, 10.0], |_| {});
+    assert!(published.elapsed() > Duration::from_secs(8), "the run must outlast the warning");
+    let (w, _) = imgs[0].dimensions();
+    assert!(is(&imgs[0], w / 2, 4, SIGNAL_RED), "the warning is up at first\n{log}");
+    assert!(is(&imgs[1], 6, 6, CARD_GREEN), "expired: the playlist is back\n{log}");
 }

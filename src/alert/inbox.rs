@@ -29,6 +29,11 @@ impl Inbox {
         Inbox { dir: cache_root.to_path_buf() }
     }
 
+    /// The cache folder the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn path(&self) -> PathBuf {
         self.dir.join(store::FILE)
     }

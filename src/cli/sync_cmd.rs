@@ -54,11 +54,16 @@ async fn poll_alert_sources_once(config: &Config, cache_dir: &Path) -> bool {
     let life = config.alert_policy().lifetimes;
     let mut ok = true;
     for src in &config.alerts.sources {
-        let result = match crate::sync::upstream::Upstream::new(&src.url) {
-            Ok(mut up) => up.poll().await,
-            Err(e) => Err(e),
+        let mut up = match crate::sync::upstream::Upstream::new(&src.url) {
+            Ok(up) => up,
+            Err(e) => {
+                eprintln!("alerts from {}: {e}", src.url);
+                ok = false;
+                continue;
+            }
         };
-        let received = result.and_then(|msgs| inbox.receive(msgs, &src.url, chrono::Utc::now(), &life).map_err(|e| e.to_string()));
+        let received = up.poll().await.and_then(|msgs| inbox.receive(msgs, &src.url, chrono::Utc::now(), &life).map_err(|e| e.to_string()));
+        up.fetch_media(&inbox).await;
         match received {
             Ok(outcomes) => println!("alerts from {}: {} new message(s)", src.url, outcomes.len()),
             Err(e) => {

@@ -163,6 +163,8 @@ fn draw(mut commands: Commands, drawn: Res<Drawn>, layers: Query<Entity, With<Al
     } else if let Some(s) = &drawn.banner {
         info!("alerts: banner {} ({})", s.title, s.key);
         spawn_banner(&mut commands, &fonts, s);
+    } else if !layers.is_empty() {
+        info!("alerts: no warning on screen");
     }
 }
 

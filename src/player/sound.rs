@@ -95,8 +95,9 @@ fn sound(mut request: ResMut<ChimeRequest>, mut speaker: NonSendMut<Speaker>, se
     for tone in chime() {
         player.append(tone);
     }
+    let cache = settings.config.cache.dir();
     for a in &audio {
-        match decode(a) {
+        match decode(a, cache.as_deref()) {
             Ok(Some(source)) => player.append(source),
             Ok(None) => {}
             Err(e) => warn!("audio: alert audio ({}) not played: {e}", a.mime_type),
@@ -117,14 +118,20 @@ pub(crate) fn chime() -> Vec<impl Source + Send + 'static> {
     (0..3).flat_map(|_| [tone(880.0), tone(660.0)]).collect()
 }
 
-/// An alert's audio: embedded (`derefUri`) resources are decoded; ones only
-/// linked by URI are not fetched by the player (it reads only the cache).
-fn decode(a: &AudioRef) -> Result<Option<rodio::Decoder<Cursor<Vec<u8>>>>, String> {
+/// An alert's audio: embedded (`derefUri`) resources are decoded; linked
+/// ones are played from where sync cached them (the player reads only the
+/// cache), and skipped until they are there.
+fn decode(a: &AudioRef, cache: Option<&std::path::Path>) -> Result<Option<rodio::Decoder<Cursor<Vec<u8>>>>, String> {
     let Some(b64) = &a.deref else {
-        if let Some(uri) = &a.uri {
-            info!("audio: alert audio at {uri} is linked, not embedded; not played");
-        }
-        return Ok(None);
+        let (Some(uri), Some(cache)) = (&a.uri, cache) else { return Ok(None) };
+        let path = crate::sync::alert_media::path_for(cache, uri);
+        return match std::fs::read(&path) {
+            Ok(bytes) => rodio::Decoder::new(Cursor::new(bytes)).map(Some).map_err(|e| format!("{uri}: {e}")),
+            Err(_) => {
+                info!("audio: alert audio {uri} is not in the cache yet");
+                Ok(None)
+            }
+        };
     };
     let cleaned: String = b64.split_whitespace().collect();
     if cleaned.len() / 4 * 3 > MAX_AUDIO_BYTES {
@@ -175,10 +182,16 @@ mod tests {
             deref: Some(base64::engine::general_purpose::STANDARD.encode(&wav)),
             digest: None,
         };
-        assert!(decode(&ok).unwrap().is_some());
+        assert!(decode(&ok, None).unwrap().is_some());
         let bad = AudioRef { deref: Some("bm90IGF1ZGlv".into()), ..ok.clone() };
-        assert!(decode(&bad).is_err());
-        let linked = AudioRef { deref: None, uri: Some("https://x/a.mp3".into()), ..ok };
-        assert!(decode(&linked).unwrap().is_none());
+        assert!(decode(&bad, None).is_err());
+        // Linked audio plays once sync has put it in the cache.
+        let cache = tempfile::tempdir().unwrap();
+        let linked = AudioRef { deref: None, uri: Some("https://x/a.wav".into()), ..ok };
+        assert!(decode(&linked, Some(cache.path())).unwrap().is_none());
+        let path = crate::sync::alert_media::path_for(cache.path(), "https://x/a.wav");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &wav).unwrap();
+        assert!(decode(&linked, Some(cache.path())).unwrap().is_some());
     }
 }

@@ -9,6 +9,7 @@
 //! write is atomic; the version becomes current in one step once all its
 //! files are in. Any failure leaves the current version as it was.
 
+pub mod alert_media;
 pub mod backoff;
 pub mod plan;
 pub mod throttle;
@@ -183,8 +184,12 @@ impl Syncer {
         // sync did: a first start after an upgrade, or a store lost, is
         // filled from what the cache already holds.
         let messages = crate::alert::inbox::feed_messages(&self.cache, &self.opts.key);
-        if let Err(e) = crate::alert::inbox::Inbox::new(self.cache.root()).receive(messages, "feed", Utc::now(), &self.opts.alert_lifetimes) {
+        let inbox = crate::alert::inbox::Inbox::new(self.cache.root());
+        if let Err(e) = inbox.receive(messages, "feed", Utc::now(), &self.opts.alert_lifetimes) {
             tracing::error!("alerts: {e}");
+        }
+        if let Ok(store) = inbox.load() {
+            alert_media::sync(&self.client, self.cache.root(), &store).await;
         }
         update(&status, &status_path, |s| match &result {
             Ok(_) => {

@@ -7,7 +7,8 @@
 //! practice, a new URL). One bad entry is logged and skipped, never the
 //! whole source. Upstream sources are trusted by TLS (https is required
 //! unless the config allows plain http for a server on the LAN); nothing a
-//! message itself links to (images, audio) is fetched here.
+//! message itself links to is fetched here, except its audio, which
+//! [`super::alert_media`] fetches into the cache for the player.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -109,6 +110,13 @@ impl Upstream {
         Ok(out)
     }
 
+    /// Fetches the audio the store's messages link to (see `alert_media`).
+    pub async fn fetch_media(&self, inbox: &Inbox) {
+        if let Ok(store) = inbox.load() {
+            super::alert_media::sync(&self.client, inbox.dir(), &store).await;
+        }
+    }
+
     fn remember(&mut self, key: String) {
         if self.fetched.len() >= REMEMBER_LINKS {
             self.fetched.pop_front();
@@ -140,6 +148,7 @@ impl Upstream {
                     if let Err(e) = inbox.receive(msgs, &name, Utc::now(), &life) {
                         tracing::error!("alerts: {e}");
                     }
+                    self.fetch_media(&inbox).await;
                 }
                 Err(e) => tracing::warn!("alerts: {e}"),
             }
