@@ -418,7 +418,9 @@ fn no_sound_device_means_a_silent_takeover_not_a_crash() {
 #[test]
 fn a_warning_leaves_the_screen_when_it_expires_with_no_network() {
     let op = Operator::new();
-    op.new_alert("short.xml", &["--expires", "7s"]);
+    // Long enough that the player is up well before it ends, even on a
+    // loaded machine; the second screenshot is surely after it.
+    op.new_alert("short.xml", &["--expires", "30s"]);
     op.run(&["alert", "publish", "short.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
     let kiosk = tempfile::tempdir().unwrap();
     // No feed URL: the kiosk has what the USB copy brought, and its clock.
@@ -427,8 +429,8 @@ fn a_warning_leaves_the_screen_when_it_expires_with_no_network() {
     assert!(out.status.success(), "{}", stderr(&out));
     let published = Instant::now();
     // Screenshot times count from the first frame, a second or two after start.
-    let (log, imgs) = play(&config, kiosk.path(), "type null", &[1.0, 10.0], |_| {});
-    assert!(published.elapsed() > Duration::from_secs(8), "the run must outlast the warning");
+    let (log, imgs) = play(&config, kiosk.path(), "type null", &[1.0, 31.0], |_| {});
+    assert!(published.elapsed() > Duration::from_secs(31), "the run must outlast the warning");
     let (w, _) = imgs[0].dimensions();
     assert!(is(&imgs[0], w / 2, 4, SIGNAL_RED), "the warning is up at first\n{log}");
     assert!(is(&imgs[1], 6, 6, CARD_GREEN), "expired: the playlist is back\n{log}");

@@ -217,6 +217,10 @@ fn spawn_takeover(commands: &mut Commands, fonts: &Fonts, s: &Shown, index: usiz
         footer.push(format!("区域：{}", s.areas.join("、")));
     }
     footer.push(format!("发布：{}  {}", s.sender, time(s.sent.with_timezone(&Utc))));
+    // A warning is up from when it is effective; the hazard may begin later.
+    if let Some(onset) = s.onset.filter(|o| *o > s.sent) {
+        footer.push(format!("预计开始：{}", time(onset.with_timezone(&Utc))));
+    }
     footer.push(format!("有效至：{}{}", time(s.ends), if s.expires_given { "" } else { "（未注明，按默认时长）" }));
     if count > 1 {
         footer.push(format!("{index}/{count}"));
