@@ -206,10 +206,32 @@ fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
     estation(&far_config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
     assert_eq!(status(&far_config)["alerts"], serde_json::json!([]));
 
-    // Cancel: the feed carries the Cancel, not the alert; the kiosk drops it.
+    // An update, then a Cancel of the chain: the feed carries all three, so
+    // a kiosk that saw any part of it ends up with nothing shown.
+    let key = |file: &str| {
+        let t = std::fs::read_to_string(op.path(file)).unwrap();
+        let field = |n: &str| t.split(&format!("<{n}>")).nth(1).unwrap().split('<').next().unwrap().to_string();
+        format!("{},{},{}", field("sender"), field("identifier"), field("sent"))
+    };
+    let first = key("w.xml");
+    std::thread::sleep(Duration::from_secs(1));
+    op.new_alert("u.xml", &["--updates", &first, "--level", "orange"]);
+    op.run(&["alert", "publish", "u.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = status(&config);
+    assert_eq!(st["alerts"].as_array().unwrap().len(), 1, "the update replaced the alert: {st:#}");
+    assert_eq!(st["alerts"][0]["title"], "暴雨橙色预警");
     let out = op.run(&["alert", "cancel", &id, "--feed", "feed", "--key", "keys/feed-key.pem"]);
-    assert!(out.contains("dropped from the feed (ended or expired)"), "{out}");
-    assert_eq!(op.manifest_alerts(), 1);
+    assert!(out.contains("3 alert message(s) in the feed"), "{out}");
+    let cancel: serde_json::Value = {
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(op.path("feed/manifest.json")).unwrap()).unwrap();
+        let last = m["signed"]["alerts"].as_array().unwrap().last().unwrap()["sha256"].as_str().unwrap().to_string();
+        let (_, v) = check_json(&[op.path(&format!("feed/blobs/{last}.xml"))]);
+        v
+    };
+    assert_eq!(cancel[0]["alert"]["msg_type"], "Cancel");
+    assert_eq!(cancel[0]["alert"]["references"].as_array().unwrap().len(), 2, "the whole chain: {cancel:#}");
     let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let st = status(&config);

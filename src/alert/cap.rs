@@ -21,6 +21,8 @@ pub const NS_12: &str = "urn:oasis:names:tc:emergency:cap:1.2";
 pub const NS_11: &str = "urn:oasis:names:tc:emergency:cap:1.1";
 const NS_10: &str = "http://www.incident.com/cap/1.0";
 const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+/// Real chains list a few to a dozen earlier messages; more is abuse.
+const MAX_REFERENCES: usize = 256;
 
 macro_rules! cap_enum {
     ($(#[$doc:meta])* $name:ident { $($v:ident),+ $(,)? }) => {
@@ -152,9 +154,10 @@ pub struct Info {
 }
 
 impl Info {
-    /// Whether this block declares the end of what it refers to.
+    /// Whether this block declares the end of what it refers to:
+    /// `responseType` AllClear, or a Chinese lift (`解除…预警`).
     pub fn is_all_clear(&self) -> bool {
-        self.response_types.contains(&ResponseType::AllClear)
+        self.response_types.contains(&ResponseType::AllClear) || super::signal::is_lift(self)
     }
 }
 
@@ -213,15 +216,35 @@ pub struct Parsed {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Reads and checks one CAP document. `file` names it in every problem.
+/// How strictly a message is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every rule of the spec (`alert check`, publishing): a bad polygon,
+    /// circle or resource makes the message invalid.
+    Strict,
+    /// What a kiosk receives from agencies: a bad polygon, circle or
+    /// resource is dropped with a warning (an unclosed polygon is closed), so
+    /// one broken shape never hides a warning whose other areas are fine.
+    Lenient,
+}
+
+/// Reads and checks one CAP document strictly. `file` names it in every problem.
 pub fn parse(file: &Path, bytes: &[u8]) -> Result<Parsed, Diagnostics> {
+    parse_with(file, bytes, Mode::Strict)
+}
+
+pub fn parse_with(file: &Path, bytes: &[u8], mode: Mode) -> Result<Parsed, Diagnostics> {
     let root = xml::parse(bytes).map_err(|e| Diagnostics(vec![diag(file, e.line, "document", e.message)]))?;
-    from_element(file, &root)
+    from_element_with(file, &root, mode)
 }
 
 /// Reads a CAP `<alert>` element already parsed (e.g. embedded in an Atom entry).
 pub fn from_element(file: &Path, root: &Element) -> Result<Parsed, Diagnostics> {
-    let mut r = Reader { file, errors: Vec::new(), warnings: Vec::new(), version: Version::Cap12, ns: NS_12 };
+    from_element_with(file, root, Mode::Strict)
+}
+
+pub fn from_element_with(file: &Path, root: &Element, mode: Mode) -> Result<Parsed, Diagnostics> {
+    let mut r = Reader { file, errors: Vec::new(), warnings: Vec::new(), version: Version::Cap12, ns: NS_12, mode };
     let alert = r.alert(root);
     match alert {
         Some(alert) if r.errors.is_empty() => Ok(Parsed { alert, warnings: r.warnings }),
@@ -239,6 +262,7 @@ struct Reader<'a> {
     warnings: Vec<Diagnostic>,
     version: Version,
     ns: &'static str,
+    mode: Mode,
 }
 
 /// Path of an element for messages: `alert/info[2]/area[1]/polygon`.
@@ -255,6 +279,13 @@ impl Reader<'_> {
     }
     fn warn(&mut self, line: usize, field: &str, msg: impl Into<String>) {
         self.warnings.push(diag(self.file, line, field, msg));
+    }
+    /// A broken shape or resource: an error when strict, else dropped.
+    fn broken(&mut self, line: usize, field: &str, msg: impl Into<String>) {
+        match self.mode {
+            Mode::Strict => self.error(line, field, msg),
+            Mode::Lenient => self.warn(line, field, format!("{}; ignored", msg.into())),
+        }
     }
 
     /// Checks `el`'s CAP children against the schema's order and names;
@@ -457,6 +488,10 @@ impl Reader<'_> {
         let Some(el) = self.child(root, "references") else { return Vec::new() };
         let mut out = Vec::new();
         for triple in el.text.split_whitespace() {
+            if out.len() == MAX_REFERENCES {
+                self.warn(el.line, "alert/references", format!("more than {MAX_REFERENCES} references; the rest are ignored"));
+                break;
+            }
             let parts: Vec<&str> = triple.split(',').collect();
             match parts.as_slice() {
                 [sender, identifier, sent] if !sender.is_empty() && !identifier.is_empty() && !sent.is_empty() => {
@@ -591,18 +626,27 @@ impl Reader<'_> {
 
     fn resource(&mut self, el: &Element, at: &str) -> Option<Resource> {
         self.check_children(el, at, &[("resourceDesc", false), ("mimeType", false), ("size", false), ("uri", false), ("derefUri", false), ("digest", false)]);
-        let desc = self.required(el, at, "resourceDesc");
-        let mime_type = if self.version == Version::Cap12 { self.required(el, at, "mimeType") } else { self.text(el, "mimeType") };
+        let desc = self.text(el, "resourceDesc");
+        if desc.is_none() {
+            self.broken(el.line, &path(at, "resourceDesc", None), "is missing (required)");
+        }
+        let mime_type = self.text(el, "mimeType");
+        if mime_type.is_none() && self.version == Version::Cap12 {
+            self.broken(el.line, &path(at, "mimeType", None), "is missing (required in CAP 1.2)");
+        }
         let size = match self.text(el, "size") {
             Some(s) => match s.parse::<u64>() {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    self.error(el.line, &path(at, "size", None), format!("`{s}` is not a number of bytes"));
+                    self.broken(el.line, &path(at, "size", None), format!("`{s}` is not a number of bytes"));
                     None
                 }
             },
             None => None,
         };
+        if self.mode == Mode::Lenient && (desc.is_none() || (mime_type.is_none() && self.version == Version::Cap12)) {
+            return None;
+        }
         Some(Resource {
             desc: desc?,
             mime_type,
@@ -623,7 +667,17 @@ impl Reader<'_> {
                 None => self.warn(p.line, &field, "is empty; ignored"),
                 Some(v) => match parse_polygon(v) {
                     Ok(poly) => polygons.push(poly),
-                    Err(e) => self.error(p.line, &field, e),
+                    Err(e) => {
+                        // An unclosed ring is closed when reading leniently.
+                        let closed = parse_polygon(&format!("{v} {}", v.split_whitespace().next().unwrap_or_default()));
+                        match closed {
+                            Ok(poly) if self.mode == Mode::Lenient && e.contains("not closed") => {
+                                self.warn(p.line, &field, format!("{e}; closed"));
+                                polygons.push(poly);
+                            }
+                            _ => self.broken(p.line, &field, e),
+                        }
+                    }
                 },
             }
         }
@@ -634,7 +688,7 @@ impl Reader<'_> {
                 None => self.warn(c.line, &field, "is empty; ignored"),
                 Some(v) => match parse_circle(v) {
                     Ok(circle) => circles.push(circle),
-                    Err(e) => self.error(c.line, &field, e),
+                    Err(e) => self.broken(c.line, &field, e),
                 },
             }
         }
@@ -823,6 +877,19 @@ mod tests {
         assert!(w.iter().any(|w| w.contains("CAP 1.2 writes times")), "{w:?}");
         assert!(w.iter().any(|w| w.contains("<fancy> is not a CAP element")), "{w:?}");
         assert!(p.alert.references.is_empty(), "an empty <references/> is absent");
+    }
+
+    #[test]
+    fn lenient_reading_drops_broken_shapes_and_keeps_the_warning() {
+        let open = doc(&format!("{HEAD}\n{INFO_ZH}").replace("30.9,120.0 31.0,119.8", "30.9,120.0 31.0,119.7"));
+        let swapped = doc(&format!("{HEAD}\n{INFO_ZH}").replace("31.0,119.9 10", "119.9,31.0 10"));
+        for text in [open, swapped] {
+            assert!(check(&text).is_err(), "strict: invalid");
+            let p = parse_with(Path::new("t.xml"), text.as_bytes(), Mode::Lenient).unwrap();
+            let area = &p.alert.infos[0].areas[0];
+            assert_eq!(area.geocodes[0].value, "330522000000", "the area's code still targets");
+            assert!(!p.warnings.is_empty());
+        }
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub fn feed_messages(cache: &Cache, key: &VerifyingKey) -> Vec<Message> {
             }
         };
         match cap::parse(&path, &bytes) {
-            Ok(p) => out.push((p.alert, String::from_utf8_lossy(&bytes).into_owned())),
+            Ok(p) => out.push((p.alert, super::xml::utf8_text(&bytes))),
             Err(e) => tracing::warn!("alerts: feed alert not used: {e}"),
         }
     }

@@ -65,10 +65,10 @@ impl Level {
 
     pub fn parse(s: &str) -> Option<Level> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "blue" | "蓝" | "蓝色" => Some(Level::Blue),
-            "yellow" | "黄" | "黄色" => Some(Level::Yellow),
+            "blue" | "蓝" | "蓝色" | "藍" | "藍色" => Some(Level::Blue),
+            "yellow" | "黄" | "黄色" | "黃" | "黃色" => Some(Level::Yellow),
             "orange" | "橙" | "橙色" => Some(Level::Orange),
-            "red" | "红" | "红色" => Some(Level::Red),
+            "red" | "红" | "红色" | "紅" | "紅色" => Some(Level::Red),
             _ => None,
         }
     }
@@ -104,7 +104,7 @@ pub enum Hazard {
 
 impl Hazard {
     /// Matching order (see the type's doc).
-    const MATCH_ORDER: &[Hazard] = &[
+    pub(crate) const MATCH_ORDER: &[Hazard] = &[
         Hazard::ThunderstormGale,
         Hazard::Sandstorm,
         Hazard::RoadIcing,
@@ -229,35 +229,78 @@ impl Signal {
 pub fn of_alert(alert: &Alert) -> Option<Signal> {
     alert.infos.iter().find_map(of_info).or_else(|| {
         // A colour without a hazard we know: still a coloured warning.
-        alert.infos.iter().find_map(|i| level_in_text(&format!("{} {}", i.event, i.headline.as_deref().unwrap_or_default())))
+        alert.infos.iter().filter(|i| !is_lift(i)).find_map(|i| level_in_text(&text_of(i)).or_else(|| colour_parameter(i)))
             .map(|level| Signal { hazard: None, level })
     })
 }
 
+fn text_of(info: &Info) -> String {
+    format!("{} {}", info.event, info.headline.as_deref().unwrap_or_default())
+}
+
+/// `解除暴雨红色预警`: the block lifts a warning, it is not one (解除 is
+/// the verb 12379 titles use for a lift).
+pub fn is_lift(info: &Info) -> bool {
+    text_of(info).contains("解除")
+}
+
 fn of_info(info: &Info) -> Option<Signal> {
-    let text = format!("{} {}", info.event, info.headline.as_deref().unwrap_or_default());
+    if is_lift(info) {
+        return None;
+    }
     if let Some(s) = code_signal(info) {
         return Some(s);
     }
-    let hazard = Hazard::in_text(&info.event).or_else(|| Hazard::in_text(info.headline.as_deref().unwrap_or_default()));
-    let level = level_in_text(&text)?;
-    hazard.map(|h| Signal { hazard: Some(h), level })
+    let level = level_in_text(&text_of(info)).or_else(|| colour_parameter(info))?;
+    // The event names the hazard; in a headline only the name right before
+    // the colour counts (`中小河流洪水蓝色预警（受暴雨影响）` is not 暴雨).
+    let headline = info.headline.as_deref().unwrap_or_default();
+    let hazard = Hazard::in_text(&info.event).or_else(|| {
+        Hazard::MATCH_ORDER.iter().copied().find(|h| {
+            COLOUR_WORDS.iter().filter(|(_, l)| *l == level).any(|(w, _)| headline.contains(&format!("{}{w}", h.zh())))
+        })
+    })?;
+    Some(Signal { hazard: Some(hazard), level })
 }
 
-/// `红色预警`, `红色`, or the `[Ⅰ级/…]` grade.
+/// Colour words, Simplified and Traditional.
+const COLOUR_WORDS: &[(&str, Level)] = &[
+    ("红色", Level::Red),
+    ("紅色", Level::Red),
+    ("橙色", Level::Orange),
+    ("黄色", Level::Yellow),
+    ("黃色", Level::Yellow),
+    ("蓝色", Level::Blue),
+    ("藍色", Level::Blue),
+];
+
+/// The level a text states: the `[Ⅱ级/严重]` grade when there is one, else
+/// the last colour word (`由橙色预警降级为黄色预警` is yellow).
 fn level_in_text(text: &str) -> Option<Level> {
-    for (word, level) in [("红色", Level::Red), ("橙色", Level::Orange), ("黄色", Level::Yellow), ("蓝色", Level::Blue)] {
-        if text.contains(word) {
-            return Some(level);
-        }
-    }
-    // Ⅳ contains no Ⅰ as a char, so a plain char search is unambiguous.
-    for (mark, level) in [("Ⅳ级", Level::Blue), ("Ⅲ级", Level::Yellow), ("Ⅱ级", Level::Orange), ("Ⅰ级", Level::Red)] {
+    // Longest marks first: "III级" contains "II级" and "I级".
+    for (mark, level) in [
+        ("Ⅳ级", Level::Blue),
+        ("Ⅲ级", Level::Yellow),
+        ("Ⅱ级", Level::Orange),
+        ("Ⅰ级", Level::Red),
+        ("IV级", Level::Blue),
+        ("III级", Level::Yellow),
+        ("II级", Level::Orange),
+        ("I级", Level::Red),
+    ] {
         if text.contains(mark) {
             return Some(level);
         }
     }
-    None
+    COLOUR_WORDS.iter().filter_map(|(w, l)| text.rfind(w).map(|at| (at, *l))).max_by_key(|(at, _)| *at).map(|(_, l)| l)
+}
+
+/// A colour given as a parameter (Taiwan's `alert_color` = 紅色, or ours).
+fn colour_parameter(info: &Info) -> Option<Level> {
+    info.parameters.iter().find_map(|p| {
+        let n = p.name.to_ascii_lowercase();
+        (n.ends_with("alert_color") || n.ends_with("colour") || n.ends_with("color")).then(|| Level::parse(&p.value)).flatten()
+    })
 }
 
 /// A `TTLL` code in an eventCode or parameter whose name says it is a
@@ -318,6 +361,22 @@ mod tests {
         assert_eq!(s, Signal { hazard: Some(Hazard::Sandstorm), level: Level::Orange });
         assert_eq!(of_info(&info("道路结冰", "道路结冰预警")), None, "no colour: no signal");
         assert_eq!(of_info(&info("thunder", "Thunder yellow warning")), None);
+    }
+
+    #[test]
+    fn grades_downgrades_lifts_and_other_hazards_in_the_headline() {
+        let s = of_info(&info("暴雨", "某县气象台将暴雨橙色预警降级为黄色预警")).unwrap();
+        assert_eq!(s.level, Level::Yellow, "the last colour is the one in force");
+        let s = of_info(&info("暴雨", "暴雨橙色预警降级[Ⅲ级/较重]")).unwrap();
+        assert_eq!(s.level, Level::Yellow, "the grade decides");
+        assert_eq!(of_info(&info("暴雨", "长兴县气象台解除暴雨红色预警")), None, "a lift is not a warning");
+        let flood = info("中小河流洪水", "中小河流洪水蓝色预警（受暴雨影响）");
+        assert_eq!(of_info(&flood), None, "暴雨 is not the hazard here");
+        let s = of_info(&info("颱風", "颱風紅色警報")).map(|s| s.level);
+        assert_eq!(s, None, "no hazard we know in that text");
+        let mut tw = info("豪雨", "豪雨特報");
+        tw.parameters.push(super::super::cap::NameValue { name: "alert_color".into(), value: "紅色".into() });
+        assert_eq!(colour_parameter(&tw), Some(Level::Red));
     }
 
     #[test]

@@ -143,22 +143,40 @@ impl Store {
         if self.is_ended(&alert) {
             return Outcome::Superseded;
         }
-        let all_clear = alert.infos.iter().any(cap::Info::is_all_clear);
-        let ends = alert.msg_type == MsgType::Cancel || all_clear;
+        // The same identifier sent again: the newer copy is the one in force.
+        let same_id = |e: &Entry| e.alert.identifier == alert.identifier && e.alert.sender == alert.sender;
+        if self.entries.iter().any(|e| same_id(e) && e.alert.sent > alert.sent) {
+            return Outcome::Superseded;
+        }
+        let ends = alert.msg_type == MsgType::Cancel || (!alert.infos.is_empty() && alert.infos.iter().all(cap::Info::is_all_clear));
         if ends && alert.references.is_empty() {
             return Outcome::Ignored("an all-clear that references nothing");
         }
-        // End what this message references.
+        // End what this message references (and an older copy of itself).
         let before = self.entries.len();
+        let mut by_sent = alert.sent;
+        let mut removed_sent = Vec::new();
+        self.entries.retain(|e| {
+            let referenced = alert.references.iter().any(|r| e.alert.identifier == r.identifier && same_sender(&e.alert, r, &alert));
+            if referenced || same_id(e) {
+                removed_sent.push(e.alert.sent);
+                false
+            } else {
+                true
+            }
+        });
+        // Tombstones cover everything this message ended, even if its
+        // sender's clock was behind theirs.
+        by_sent = removed_sent.into_iter().chain(alert.references.iter().filter_map(|r| DateTime::parse_from_rfc3339(&r.sent).ok())).fold(by_sent, Ord::max);
         for r in &alert.references {
-            self.entries.retain(|e| !(e.alert.identifier == r.identifier && same_sender(&e.alert, r, &alert)));
-            let tomb = Ended { sender: r.sender.clone(), identifier: r.identifier.clone(), by_sent: alert.sent, at: now };
+            let tomb = Ended { sender: r.sender.clone(), identifier: r.identifier.clone(), by_sent, at: now };
             // Remember under both spellings of the sender.
             let own = Ended { sender: alert.sender.clone(), ..tomb.clone() };
             for t in [tomb, own] {
-                if !self.ended.iter().any(|x| x.sender == t.sender && x.identifier == t.identifier && x.by_sent >= t.by_sent) {
-                    self.ended.retain(|x| !(x.sender == t.sender && x.identifier == t.identifier));
-                    self.ended.push(t);
+                match self.ended.iter_mut().find(|x| x.sender == t.sender && x.identifier == t.identifier) {
+                    Some(x) if x.by_sent >= t.by_sent => {}
+                    Some(x) => *x = t,
+                    None => self.ended.push(t),
                 }
             }
         }
@@ -202,7 +220,7 @@ impl Store {
         for d in disk.entries {
             // Written by us after the same check, so this only fails if a
             // newer reader is stricter; such an entry is dropped, not fatal.
-            match cap::parse(Path::new(&d.source), d.xml.as_bytes()) {
+            match cap::parse_with(Path::new(&d.source), d.xml.as_bytes(), cap::Mode::Lenient) {
                 Ok(p) => store.entries.push(Entry { alert: p.alert, xml: d.xml, source: d.source, received: d.received }),
                 Err(e) => tracing::warn!("{}: dropping a stored alert that no longer reads: {e}", path.display()),
             }
@@ -326,6 +344,24 @@ mod tests {
         assert_eq!(apply(&mut s, again), Outcome::Added { replaced: 1 });
         assert_eq!(s.entries().len(), 1);
         assert_eq!(s.entries()[0].alert.sent, DateTime::parse_from_rfc3339(T2).unwrap());
+    }
+
+    #[test]
+    fn a_cancel_with_an_earlier_clock_still_keeps_its_target_off() {
+        let mut s = Store::default();
+        apply(&mut s, msg("a", T1, "Alert", "", ""));
+        // The canceller's clock is an hour behind the sender's.
+        assert_eq!(apply(&mut s, msg("c", T0, "Cancel", &format!("qxt,a,{T1}"), "")), Outcome::Ended { ended: 1 });
+        assert_eq!(apply(&mut s, msg("a", T1, "Alert", "", "")), Outcome::Superseded, "the feed replays it");
+    }
+
+    #[test]
+    fn the_same_identifier_sent_again_replaces_the_older_copy() {
+        let mut s = Store::default();
+        apply(&mut s, msg("a", T0, "Alert", "", ""));
+        assert_eq!(apply(&mut s, msg("a", T1, "Alert", "", "")), Outcome::Added { replaced: 1 });
+        assert_eq!(s.entries().len(), 1);
+        assert_eq!(apply(&mut s, msg("a", T0, "Alert", "", "")), Outcome::Superseded, "an older copy arriving late");
     }
 
     #[test]

@@ -32,24 +32,43 @@ impl Place {
         self.everywhere || (self.region.is_none() && self.point.is_none())
     }
 
-    /// Whether an info block is for this screen. A block without any area
-    /// is for the sender's whole area, which the operator chose as a source.
+    /// Whether an info block is for this screen: one of its areas contains
+    /// the screen. When the screen can judge none of them (a block without
+    /// areas, or areas given only in ways this screen cannot check — shapes
+    /// for a screen that knows only its code, other code schemes), the block
+    /// is shown: it came from a source the operator chose, and a warning
+    /// wrongly shown costs less than one wrongly hidden.
     pub fn is_targeted_by(&self, info: &Info) -> bool {
-        self.shows_everything() || info.areas.is_empty() || info.areas.iter().any(|a| self.in_area(a))
-    }
-
-    pub fn in_area(&self, area: &Area) -> bool {
         if self.shows_everything() {
             return true;
         }
-        let by_code = self.region.as_deref().is_some_and(|mine| {
-            area.geocodes
-                .iter()
-                .filter(|g| CN_SCHEMES.iter().any(|s| g.name.trim().eq_ignore_ascii_case(s)))
-                .any(|g| code_covers(&g.value, mine))
-        });
-        by_code
-            || self.point.is_some_and(|p| area.polygons.iter().any(|poly| contains(poly, p)) || area.circles.iter().any(|c| within(c, p)))
+        let judged: Vec<bool> = info.areas.iter().filter_map(|a| self.judge(a)).collect();
+        judged.is_empty() || judged.contains(&true)
+    }
+
+    /// Whether the screen is in `area`, counting an area it cannot judge as in.
+    pub fn in_area(&self, area: &Area) -> bool {
+        self.shows_everything() || self.judge(area) != Some(false)
+    }
+
+    /// Some(in or out) when the screen can tell; None when the area gives
+    /// nothing this screen can check.
+    pub fn judge(&self, area: &Area) -> Option<bool> {
+        let codes: Vec<&str> = area.geocodes.iter().filter(|g| CN_SCHEMES.iter().any(|s| g.name.trim().eq_ignore_ascii_case(s))).map(|g| g.value.as_str()).collect();
+        let by_code = match self.region.as_deref() {
+            Some(mine) if !codes.is_empty() => Some(codes.iter().any(|c| code_covers(c, mine))),
+            _ => None,
+        };
+        let by_shape = match self.point {
+            Some(p) if !area.polygons.is_empty() || !area.circles.is_empty() => {
+                Some(area.polygons.iter().any(|poly| contains(poly, p)) || area.circles.iter().any(|c| within(c, p)))
+            }
+            _ => None,
+        };
+        match (by_code, by_shape) {
+            (None, None) => None,
+            (a, b) => Some(a == Some(true) || b == Some(true)),
+        }
     }
 }
 
@@ -163,17 +182,38 @@ mod tests {
     fn unknown_schemes_are_ignored_and_shapes_use_the_point() {
         let screen = Place { region: Some("330522".into()), point: Some(Point { lat: 31.02, lon: 119.91 }), everywhere: false };
         assert!(screen.in_area(&area(&[("CPEAS Geographic Code", "330522000000")], None, None)));
-        assert!(!screen.in_area(&area(&[("SAME", "330522")], None, None)), "other schemes are not Chinese codes");
+        assert_eq!(screen.judge(&area(&[("SAME", "330522")], None, None)), None, "other schemes are not Chinese codes");
+        assert_eq!(screen.judge(&area(&[("SAME", "330522"), ("CPEAS Geographic Code", "110101")], None, None)), Some(false));
         let around = "31.0,119.8 31.1,119.9 31.0,120.0 30.9,119.9 31.0,119.8";
         assert!(screen.in_area(&area(&[], Some(around), None)));
         assert!(!screen.in_area(&area(&[], Some("40,10 41,10 41,11 40,10"), None)));
         assert!(screen.in_area(&area(&[], None, Some("31.0,119.9 5"))), "about 2 km away");
         assert!(!screen.in_area(&area(&[], None, Some("31.0,119.9 1"))));
-        assert!(!screen.in_area(&area(&[("SAME", "006109")], None, None)));
         let nowhere = Place::default();
         assert!(nowhere.in_area(&area(&[("SAME", "006109")], None, None)), "no location: show everything");
         let all = Place { everywhere: true, ..screen.clone() };
         assert!(all.in_area(&area(&[], Some("40,10 41,10 41,11 40,10"), None)));
+    }
+
+    #[test]
+    fn what_a_screen_cannot_judge_is_shown() {
+        let info = |areas: Vec<Area>| {
+            let mut i = crate::alert::cap::parse(std::path::Path::new("t"), format!(
+                "<alert xmlns=\"{}\"><identifier>a</identifier><sender>s</sender><sent>2026-07-01T08:00:00+08:00</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>e</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty></info></alert>",
+                crate::alert::cap::NS_12
+            ).as_bytes()).unwrap().alert.infos.remove(0);
+            i.areas = areas;
+            i
+        };
+        let code_only = Place { region: Some("330522".into()), ..Place::default() };
+        let point_only = Place { point: Some(Point { lat: 31.02, lon: 119.91 }), ..Place::default() };
+        let macau = || area(&[], Some("22.1,113.5 22.2,113.5 22.2,113.6 22.1,113.5"), None);
+        let beijing = || area(&[("CPEAS Geographic Code", "110101000000")], None, None);
+        assert!(code_only.is_targeted_by(&info(vec![macau()])), "shapes only: a code-only screen cannot judge");
+        assert!(point_only.is_targeted_by(&info(vec![beijing()])), "codes only: a point-only screen cannot judge");
+        assert!(!code_only.is_targeted_by(&info(vec![beijing(), macau()])), "judged out by the code");
+        assert!(!point_only.is_targeted_by(&info(vec![macau()])));
+        assert!(code_only.is_targeted_by(&info(vec![])), "no area: the sender's whole area");
     }
 
     #[test]

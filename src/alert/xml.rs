@@ -96,6 +96,18 @@ pub struct XmlError {
     pub message: String,
 }
 
+/// The document as UTF-8 text to store and read again: itself when it is
+/// UTF-8 already, else its tree written out as UTF-8 (a stored ISO-8859-1
+/// message would otherwise be read back through its old declaration).
+pub fn utf8_text(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(200)];
+    let utf8 = declared_encoding(head).is_none_or(|e| e.eq_ignore_ascii_case("utf-8") || e.eq_ignore_ascii_case("utf8"));
+    match (utf8, std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes))) {
+        (true, Ok(s)) => s.to_string(),
+        _ => parse(bytes).map(|root| root.to_xml()).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
 /// Parses a whole document into its root element.
 pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let at = |line: usize, message: String| XmlError { line, message };
@@ -296,6 +308,8 @@ mod tests {
         assert!(parse(b"<a></b>").is_err());
         let latin = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>S\xE3o Paulo</a>";
         assert_eq!(parse(latin).unwrap().text, "São Paulo");
+        // Stored as UTF-8, it reads the same again.
+        assert_eq!(parse(utf8_text(latin).as_bytes()).unwrap().text, "São Paulo");
         let gbk = b"<?xml version=\"1.0\" encoding=\"GBK\"?><a/>";
         assert!(parse(gbk).unwrap_err().message.contains("`GBK` is not supported"));
         assert_eq!(parse(b"\xEF\xBB\xBF<a>x</a>").unwrap().text, "x");

@@ -175,7 +175,7 @@ pub fn run(cmd: AlertCommand, config: &Config) -> anyhow::Result<ExitCode> {
 fn report(feed: &Path, p: &publish::Published) {
     println!("published {} to {} as version {} ({} alert message(s) in the feed)", p.key, feed.display(), p.version, p.alerts);
     for d in &p.dropped {
-        println!("  dropped from the feed (ended or expired): {d}");
+        println!("  dropped from the feed (expired): {d}");
     }
 }
 

@@ -13,7 +13,7 @@ use crate::diag::Diagnostics;
 use crate::playlist::Library;
 
 /// Largest CAP document accepted into a feed.
-const MAX_ALERT_BYTES: u64 = 1 << 20;
+pub const MAX_ALERT_BYTES: u64 = 1 << 20;
 
 pub struct BuildOptions<'a> {
     /// A playlist file or a folder of them.

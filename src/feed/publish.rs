@@ -2,10 +2,13 @@
 //! built feed and re-sign its manifest. Only the manifest and the new alert
 //! file change, so kiosks fetch two small files.
 //!
-//! The feed carries the messages a kiosk needs to be right when it next
-//! syncs: alerts in force and the Cancels/Updates that end earlier ones.
-//! A message ended by another in the feed, or expired, is dropped from the
-//! list (kiosks that hold it learn of its end from the message that ended it).
+//! The feed carries every message of every chain still in force — the
+//! alert, its Updates, the Cancel — so a kiosk that missed any of them ends
+//! up in the right state whichever it held before: kiosks apply them in
+//! `sent` order by CAP's rules. A message leaves the list only when it has
+//! expired (a Cancel after [`KEEP_ENDINGS`] days). Publishing is serialised
+//! by a lock file in the feed folder, so two operators cannot lose each
+//! other's message or sign two manifests with one version.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +48,10 @@ pub enum PublishError {
     Unknown { id: String, feed: PathBuf, known: String },
     #[error("{0}")]
     Author(#[from] crate::alert::author::AuthorError),
+    #[error("{path}: {size} bytes; a CAP document is 1 to {max} bytes")]
+    TooLarge { path: PathBuf, size: usize, max: u64 },
+    #[error("{0}: another `alert publish` is writing this feed; try again")]
+    Busy(PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
@@ -57,7 +64,7 @@ pub struct Published {
     pub version: u64,
     pub key: String,
     pub blob: Blob,
-    /// Messages dropped from the feed (ended or expired).
+    /// Messages dropped from the feed (expired).
     pub dropped: Vec<String>,
     /// Messages the feed now carries.
     pub alerts: usize,
@@ -89,17 +96,33 @@ pub fn read(feed: &Path, key: &SigningKey) -> Result<(manifest::Manifest, Vec<Fe
     Ok((v.manifest, alerts))
 }
 
-/// Whether `later` ends `earlier` (references it; see `alert::store`).
-fn ends(later: &Alert, earlier: &Alert) -> bool {
-    later.sent >= earlier.sent
-        && store::key(later) != store::key(earlier)
-        && later.references.iter().any(|r| r.identifier == earlier.identifier && (r.sender == earlier.sender || later.sender == earlier.sender))
+/// Whether `a` references `b` (by identifier and sender; see `alert::store`).
+fn references(a: &Alert, b: &Alert) -> bool {
+    store::key(a) != store::key(b) && a.references.iter().any(|r| r.identifier == b.identifier && (r.sender == b.sender || a.sender == b.sender))
+}
+
+/// Holds the feed's publish lock (released on drop, or by the kernel).
+struct PublishLock(#[allow(dead_code)] std::fs::File);
+
+fn lock(feed: &Path) -> Result<PublishLock, PublishError> {
+    // A dot file: `feed serve` never serves those.
+    let path = feed.join(".publish.lock");
+    let file = std::fs::File::options().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(PublishLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(PublishError::Busy(path)),
+        Err(std::fs::TryLockError::Error(source)) => Err(PublishError::Io { path, source }),
+    }
 }
 
 /// Adds the CAP message `bytes` (read from `file`) to the feed and re-signs.
 pub fn publish(feed: &Path, key: &SigningKey, file: &Path, bytes: &[u8], now: DateTime<Utc>) -> Result<Published, PublishError> {
+    if bytes.is_empty() || bytes.len() as u64 > super::build::MAX_ALERT_BYTES {
+        return Err(PublishError::TooLarge { path: file.to_path_buf(), size: bytes.len(), max: super::build::MAX_ALERT_BYTES });
+    }
     let parsed = cap::parse(file, bytes).map_err(PublishError::Invalid)?;
     let new = parsed.alert;
+    let _lock = lock(feed)?;
     let (old, mut list) = read(feed, key)?;
     let new_key = store::key(&new);
     if list.iter().any(|f| store::key(&f.alert) == new_key) {
@@ -113,13 +136,12 @@ pub fn publish(feed: &Path, key: &SigningKey, file: &Path, bytes: &[u8], now: Da
     let is_ending = |a: &Alert| a.msg_type == MsgType::Cancel || a.infos.iter().any(cap::Info::is_all_clear);
     let (keep, drop): (Vec<&FeedAlert>, Vec<&FeedAlert>) = list.iter().partition(|f| {
         let a = &f.alert;
-        let ended = list.iter().any(|g| ends(&g.alert, a));
         let live = if is_ending(a) {
             now < a.sent.with_timezone(&Utc) + Duration::days(KEEP_ENDINGS)
         } else {
             a.infos.iter().any(|i| now < life.window(a, i).1)
         };
-        (!ended && live) || store::key(a) == new_key
+        live || store::key(a) == new_key
     });
 
     let dest = feed.join(blob.feed_path());
@@ -149,22 +171,37 @@ pub fn publish(feed: &Path, key: &SigningKey, file: &Path, bytes: &[u8], now: Da
 }
 
 /// Publishes a Cancel for every message in the feed with identifier `id`
-/// (and the Updates that continue it). Returns the Cancel's text too.
-pub fn cancel(feed: &Path, key: &SigningKey, id: &str, sent: DateTime<FixedOffset>) -> Result<(Published, String), PublishError> {
+/// and the whole chain it belongs to (what it updates and what updates it,
+/// transitively). Returns the Cancel's text too.
+pub fn cancel(feed: &Path, key: &SigningKey, id: &str, now: DateTime<FixedOffset>) -> Result<(Published, String), PublishError> {
     let (_, list) = read(feed, key)?;
-    let mut refs: Vec<&Alert> = list.iter().map(|f| &f.alert).filter(|a| a.identifier == id && a.msg_type != MsgType::Cancel).collect();
-    // Updates that continue the chain are ended too.
-    let chain: Vec<&Alert> = list.iter().map(|f| &f.alert).filter(|a| a.msg_type == MsgType::Update && refs.iter().any(|r| ends(a, r))).collect();
-    refs.extend(chain);
-    if refs.is_empty() {
-        let known: Vec<&str> = list.iter().filter(|f| f.alert.msg_type != MsgType::Cancel).map(|f| f.alert.identifier.as_str()).collect();
+    let alerts: Vec<&Alert> = list.iter().map(|f| &f.alert).filter(|a| a.msg_type != MsgType::Cancel).collect();
+    let mut chain: Vec<&Alert> = alerts.iter().copied().filter(|a| a.identifier == id).collect();
+    if chain.is_empty() {
+        let known: Vec<&str> = alerts.iter().map(|a| a.identifier.as_str()).collect();
         return Err(PublishError::Unknown {
             id: id.into(),
             feed: feed.to_path_buf(),
             known: if known.is_empty() { "no alerts".into() } else { known.join(", ") },
         });
     }
-    let (xml, _) = crate::alert::author::cancel(&refs, sent)?;
-    let p = publish(feed, key, Path::new("(cancel)"), xml.as_bytes(), sent.with_timezone(&Utc))?;
+    loop {
+        let more: Vec<&Alert> = alerts
+            .iter()
+            .copied()
+            .filter(|a| !chain.iter().any(|c| store::key(c) == store::key(a)))
+            .filter(|a| chain.iter().any(|c| references(a, c) || references(c, a)))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        chain.extend(more);
+    }
+    chain.sort_by_key(|a| a.sent);
+    // Sent after everything it cancels, even if their clocks ran ahead of ours.
+    let latest = chain.iter().map(|a| a.sent).max().unwrap_or(now);
+    let sent = if now > latest { now } else { latest + Duration::seconds(1) };
+    let (xml, _) = crate::alert::author::cancel(&chain, sent)?;
+    let p = publish(feed, key, Path::new("(cancel)"), xml.as_bytes(), now.with_timezone(&Utc))?;
     Ok((p, xml))
 }

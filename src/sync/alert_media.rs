@@ -47,7 +47,8 @@ pub async fn sync(client: &reqwest::Client, cache_root: &Path, store: &Store) {
     if let Ok(entries) = std::fs::read_dir(&dir) {
         let keep: Vec<PathBuf> = wanted.iter().map(|(u, _)| path_for(cache_root, u)).collect();
         for e in entries.flatten() {
-            if !keep.contains(&e.path()) {
+            // `.tmp-` files are writes in progress (perhaps another process's).
+            if !keep.contains(&e.path()) && !e.file_name().to_string_lossy().starts_with(".tmp-") {
                 let _ = std::fs::remove_file(e.path());
             }
         }

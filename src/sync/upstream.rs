@@ -15,13 +15,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::StatusCode;
 
 use crate::alert::index::{self, Content, Document};
 use crate::alert::inbox::{Inbox, Message};
 use crate::alert::store::Lifetimes;
 use crate::alert::{cap, xml};
+
+/// Servers that negotiate the format (api.weather.gov answers GeoJSON by
+/// default) are asked for CAP, then Atom/RSS, then any XML.
+const ACCEPT_CAP: &str = "application/cap+xml, application/atom+xml;q=0.9, application/rss+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8";
 
 /// Links remembered as fetched, per source (a busy national index lists a
 /// few hundred entries).
@@ -34,6 +38,9 @@ pub struct Upstream {
     etag: Option<String>,
     last_modified: Option<String>,
     fetched: VecDeque<String>,
+    /// What the last poll saw, made permanent by [`Upstream::commit`] once
+    /// its messages are safely in the store.
+    pending: Option<(Option<String>, Option<String>, Vec<String>)>,
 }
 
 impl Upstream {
@@ -45,13 +52,17 @@ impl Upstream {
             .user_agent(concat!("estation/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Upstream { url, client, etag: None, last_modified: None, fetched: VecDeque::new() })
+        Ok(Upstream { url, client, etag: None, last_modified: None, fetched: VecDeque::new(), pending: None })
     }
 
     /// One poll: returns the messages found that were not seen before, or
-    /// an empty list when the source is unchanged (304).
+    /// an empty list when the source is unchanged (304). Call [`commit`]
+    /// once they are stored; until then the next poll sees them again.
+    ///
+    /// [`commit`]: Upstream::commit
     pub async fn poll(&mut self) -> Result<Vec<Message>, String> {
-        let mut req = self.client.get(self.url.clone());
+        self.pending = None;
+        let mut req = self.client.get(self.url.clone()).header(ACCEPT, ACCEPT_CAP);
         if let Some(e) = &self.etag {
             req = req.header(IF_NONE_MATCH, e);
         }
@@ -69,10 +80,11 @@ impl Upstream {
         let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
         let bytes = super::read_limited(resp, xml::MAX_BYTES as u64).await.map_err(|e| format!("{}: {e}", self.url))?;
         let name = self.url.to_string();
-        let doc = index::read(Path::new(&name), &bytes).map_err(|e| e.to_string())?;
+        let doc = index::read_with(Path::new(&name), &bytes, cap::Mode::Lenient).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
+        let mut seen_links = Vec::new();
         match doc {
-            Document::Alert(p) => out.push((p.alert, String::from_utf8_lossy(&bytes).into_owned())),
+            Document::Alert(p) => out.push((p.alert, xml::utf8_text(&bytes))),
             Document::Index(entries) => {
                 for e in entries {
                     match e.content {
@@ -92,7 +104,7 @@ impl Upstream {
                             match self.fetch_one(&url).await {
                                 Ok(m) => {
                                     out.push(m);
-                                    self.remember(seen_key);
+                                    seen_links.push(seen_key);
                                 }
                                 // Not remembered: tried again at the next poll.
                                 Err(err) => tracing::warn!("alerts: {name}: entry {} skipped: {err}", e.id),
@@ -105,9 +117,19 @@ impl Upstream {
         }
         // Validators are kept only once the whole document was handled, so
         // a failed link is retried rather than hidden behind a 304.
-        self.etag = etag;
-        self.last_modified = last_modified;
+        self.pending = Some((etag, last_modified, seen_links));
         Ok(out)
+    }
+
+    /// The last poll's messages are stored: remember its validators and links.
+    pub fn commit(&mut self) {
+        if let Some((etag, last_modified, links)) = self.pending.take() {
+            self.etag = etag;
+            self.last_modified = last_modified;
+            for l in links {
+                self.remember(l);
+            }
+        }
     }
 
     /// Fetches the audio the store's messages link to (see `alert_media`).
@@ -128,13 +150,13 @@ impl Upstream {
         if url.scheme() != self.url.scheme() && url.scheme() != "https" {
             return Err(format!("{url}: not fetched over {} (the index is {})", url.scheme(), self.url.scheme()));
         }
-        let resp = self.client.get(url.clone()).send().await.map_err(|e| format!("{url}: {e}"))?;
+        let resp = self.client.get(url.clone()).header(ACCEPT, ACCEPT_CAP).send().await.map_err(|e| format!("{url}: {e}"))?;
         if !resp.status().is_success() {
             return Err(format!("{url}: HTTP {}", resp.status()));
         }
         let bytes = super::read_limited(resp, xml::MAX_BYTES as u64).await.map_err(|e| format!("{url}: {e}"))?;
-        let p = cap::parse(Path::new(url.as_str()), &bytes).map_err(|e| e.to_string())?;
-        Ok((p.alert, String::from_utf8_lossy(&bytes).into_owned()))
+        let p = cap::parse_with(Path::new(url.as_str()), &bytes, cap::Mode::Lenient).map_err(|e| e.to_string())?;
+        Ok((p.alert, xml::utf8_text(&bytes)))
     }
 
     /// Polls every `interval` (with a little jitter) until the process ends,
@@ -143,10 +165,15 @@ impl Upstream {
         let name = self.url.to_string();
         loop {
             match self.poll().await {
-                Ok(msgs) if msgs.is_empty() => tracing::debug!("alerts: {name}: nothing new"),
+                Ok(msgs) if msgs.is_empty() => {
+                    self.commit();
+                    tracing::debug!("alerts: {name}: nothing new");
+                }
                 Ok(msgs) => {
-                    if let Err(e) = inbox.receive(msgs, &name, Utc::now(), &life) {
-                        tracing::error!("alerts: {e}");
+                    match inbox.receive(msgs, &name, Utc::now(), &life) {
+                        Ok(_) => self.commit(),
+                        // Not committed: the next poll fetches them again.
+                        Err(e) => tracing::error!("alerts: {e}"),
                     }
                     self.fetch_media(&inbox).await;
                 }
