@@ -207,6 +207,31 @@ pub fn present(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Presentati
     Presentation { all: all.into_iter().map(|(s, _)| s).collect() }
 }
 
+/// The next instant after `now` at which [`present`] may answer differently
+/// with no new message: a block starting or ending, or the takeover's turn
+/// passing to the next alert. The player sleeps until then.
+pub fn next_change(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut next: Option<DateTime<Utc>> = None;
+    let mut consider = |t: DateTime<Utc>| {
+        if t > now {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+    };
+    for entry in store.entries() {
+        for info in &entry.alert.infos {
+            let (start, end) = policy.lifetimes.window(&entry.alert, info);
+            consider(start);
+            consider(end);
+        }
+    }
+    if present(store, policy, now).takeover_count(policy) > 1 {
+        let step = policy.cycle.num_milliseconds().max(1000);
+        let into = now.timestamp_millis().rem_euclid(step);
+        consider(now + Duration::milliseconds(step - into));
+    }
+    next
+}
+
 fn urgency_rank(u: Urgency) -> u8 {
     match u {
         Urgency::Immediate => 4,
@@ -295,6 +320,11 @@ impl Chime {
             return true;
         }
         false
+    }
+
+    /// When the chime repeats next, if a takeover is up.
+    pub fn next_due(&self, interval: Duration) -> Option<DateTime<Utc>> {
+        (interval > Duration::zero() && !self.heard.is_empty()).then_some(self.last? + interval)
     }
 }
 
@@ -403,5 +433,19 @@ mod tests {
         assert!(!c.due(&["b"], t + Duration::minutes(7), iv), "one ending is no news");
         assert!(!c.due(&[], t + Duration::minutes(8), iv));
         assert!(c.due(&["b"], t + Duration::minutes(9), iv), "back after a gap");
+        assert_eq!(c.next_due(iv), Some(t + Duration::minutes(14)));
+    }
+
+    #[test]
+    fn the_player_wakes_only_when_the_answer_can_change() {
+        let s = store_with(&[("r", "Actual", "暴雨红色预警", "Extreme"), ("o", "Actual", "台风橙色预警", "Severe")]);
+        let p = Policy { place: Place { region: Some("330522".into()), ..Place::default() }, ..Policy::default() };
+        // Two takeovers: the next turn, 15 s steps.
+        assert_eq!(next_change(&s, &p, at("2026-07-01T12:00:05+08:00")), Some(at("2026-07-01T12:00:15+08:00")));
+        // Before they start: their start; after the last turn-taking: their end.
+        assert_eq!(next_change(&s, &p, at("2026-07-01T07:00:00+08:00")), Some(at("2026-07-01T08:00:00+08:00")));
+        let one = store_with(&[("r", "Actual", "暴雨红色预警", "Extreme")]);
+        assert_eq!(next_change(&one, &p, at("2026-07-01T12:00:05+08:00")), Some(at("2026-07-01T20:00:00+08:00")));
+        assert_eq!(next_change(&one, &p, at("2026-07-01T21:00:00+08:00")), None);
     }
 }

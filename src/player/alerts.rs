@@ -2,10 +2,13 @@
 //!
 //! What to show is decided by [`crate::alert::policy`] from the alert store
 //! that sync writes (`CACHE/alerts.json`); this plugin only reads the file
-//! when it changes and draws the answer. The policy is asked again every
-//! second with the wall clock, so an alert leaves the screen the second it
-//! expires, network or not. While a takeover is up, [`Takeover`] tells the
-//! rotation to pause; it resumes where it was afterwards.
+//! when it changes and draws the answer. A small thread looks at the file's
+//! time once a second and wakes the frame loop only when it changed; the
+//! loop also wakes exactly when the answer can change by the clock alone
+//! (a warning starting or expiring, the takeover's next turn, the chime), so
+//! an alert leaves the screen the second it expires, network or not, and a
+//! screen with no change draws no frames. While a takeover is up,
+//! [`Takeover`] tells the rotation to pause; it resumes where it was.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,7 +27,7 @@ use crate::alert::policy::{Chime, Treatment};
 use crate::alert::{Policy, Presentation, Shown, Store};
 use super::sound::ChimeRequest;
 
-/// How often the store file is looked at (one `stat`) and the policy asked.
+/// How often the watcher thread looks at the store file (one `stat`).
 const CHECK: Duration = Duration::from_secs(1);
 /// Above the ticker band (which is at `i32::MAX / 2`).
 const BANNER_Z: i32 = i32::MAX / 2 + 10;
@@ -44,7 +47,6 @@ struct Watch {
     modified: Option<SystemTime>,
     store: Store,
     policy: Policy,
-    next: Instant,
     chime: Chime,
     chime_interval: chrono::Duration,
 }
@@ -67,10 +69,13 @@ pub(super) fn plugin(app: &mut App) {
         .add_systems(Update, (check, draw).chain().before(Phase::Decide));
 }
 
-fn setup(mut commands: Commands, settings: Res<Settings>) {
+fn setup(mut commands: Commands, settings: Res<Settings>, proxy: Res<bevy::winit::EventLoopProxyWrapper>) {
     let path = settings.config.cache.dir().map(|d| crate::alert::inbox::Inbox::new(&d).path());
     match &path {
-        Some(p) => info!("alerts: watching {}", p.display()),
+        Some(p) => {
+            info!("alerts: watching {}", p.display());
+            watch_file(p.clone(), (*proxy).clone());
+        }
         None => warn!("alerts: no cache folder, so no alerts will be shown"),
     }
     let policy = settings.config.alert_policy();
@@ -78,7 +83,31 @@ fn setup(mut commands: Commands, settings: Res<Settings>) {
         info!("alerts: showing every alert from the sources (no screen.region or latitude/longitude, or alerts.show_all)");
     }
     let chime_interval = chrono::Duration::from_std(settings.config.alerts.chime_interval).unwrap_or_default();
-    commands.insert_resource(Watch { path, modified: None, store: Store::default(), policy, next: Instant::now(), chime: Chime::default(), chime_interval });
+    commands.insert_resource(Watch { path, modified: None, store: Store::default(), policy, chime: Chime::default(), chime_interval });
+}
+
+/// Wakes the frame loop when the store file changes (sync rewrites it by
+/// rename, so its modification time moves with every change).
+fn watch_file(path: PathBuf, proxy: bevy::winit::EventLoopProxy<bevy::winit::WinitUserEvent>) {
+    let shown = path.display().to_string();
+    let spawned = std::thread::Builder::new().name("alert-watch".into()).spawn(move || {
+        let stamp = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut last = stamp(&path);
+        loop {
+            std::thread::sleep(CHECK);
+            let now = stamp(&path);
+            if now != last {
+                last = now;
+                // Fails only once the event loop is gone (the app is ending).
+                if proxy.send_event(bevy::winit::WinitUserEvent::WakeUp).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        error!("alerts: cannot watch {shown}: {e}; new warnings show at the next redraw");
+    }
 }
 
 fn check(
@@ -90,12 +119,6 @@ fn check(
     mut chime: ResMut<ChimeRequest>,
 ) {
     let now = Instant::now();
-    if now < watch.next {
-        wake.at(watch.next);
-        return;
-    }
-    watch.next = now + CHECK;
-    wake.at(watch.next);
     if let Some(path) = watch.path.clone() {
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         if modified != watch.modified {
@@ -128,6 +151,11 @@ fn check(
     drawn.set_if_neq(new);
     takeover.set_if_neq(Takeover(drawn.takeover.is_some()));
     ticker.set_if_neq(AlertTicker(p.ticker()));
+    // Sleep until the answer can change by the clock alone.
+    let until = [crate::alert::policy::next_change(&watch.store, &watch.policy, utc), watch.chime.next_due(interval)];
+    if let Some(t) = until.into_iter().flatten().min() {
+        wake.at(now + (t - utc).to_std().unwrap_or_default() + Duration::from_millis(5));
+    }
 }
 
 /// The colour an alert is drawn in: its signal's, else one for its severity.
