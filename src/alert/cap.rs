@@ -184,6 +184,12 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// Whether the message only ends what it references (a Cancel, or an
+    /// all-clear in every block) rather than being a warning itself.
+    pub fn ends_others(&self) -> bool {
+        self.msg_type == MsgType::Cancel || (!self.infos.is_empty() && self.infos.iter().all(Info::is_all_clear))
+    }
+
     /// The info blocks to show for a screen whose language is `lang`: all
     /// blocks in the best language present: `lang` itself, then its base
     /// language, then Chinese, then English, then the first block's language.

@@ -8,7 +8,6 @@
 //! Everything takes `now` so the player only draws what this returns.
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::cap::{Alert, Info, Severity, Status, Urgency};
@@ -23,17 +22,6 @@ pub enum Treatment {
     Ticker,
     Banner,
     Takeover,
-}
-
-impl Treatment {
-    pub fn parse(s: &str) -> Option<Treatment> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "ticker" => Some(Treatment::Ticker),
-            "banner" => Some(Treatment::Banner),
-            "takeover" => Some(Treatment::Takeover),
-            _ => None,
-        }
-    }
 }
 
 /// The screen's settings for alerts (from `[alerts]` in the config).
@@ -122,11 +110,6 @@ impl Shown {
         let body = self.headline.clone().or_else(|| self.description.clone()).unwrap_or_else(|| self.event.clone());
         format!("{mark}【{}】{}：{}", self.title, self.sender, body)
     }
-
-    /// `有效至 11月23日 20:00` style end time in the screen's zone.
-    pub fn ends_local(&self, tz: Tz) -> DateTime<Tz> {
-        self.ends.with_timezone(&tz)
-    }
 }
 
 /// What the screen shows now.
@@ -163,10 +146,6 @@ impl Presentation {
         self.all.iter().filter(|s| s.treatment < Treatment::Takeover).map(Shown::ticker_line).collect()
     }
 
-    /// Keys of everything shown, most urgent first.
-    pub fn keys(&self) -> Vec<&str> {
-        self.all.iter().map(|s| s.key.as_str()).collect()
-    }
 }
 
 /// Works out what to show at `now` from the store.
@@ -208,9 +187,10 @@ pub fn present(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Presentati
 }
 
 /// The next instant after `now` at which [`present`] may answer differently
-/// with no new message: a block starting or ending, or the takeover's turn
-/// passing to the next alert. The player sleeps until then.
-pub fn next_change(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+/// from `shown` (its answer at `now`) with no new message: a block starting
+/// or ending, or the takeover's turn passing to the next alert. The player
+/// sleeps until then.
+pub fn next_change(store: &Store, policy: &Policy, shown: &Presentation, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let mut next: Option<DateTime<Utc>> = None;
     let mut consider = |t: DateTime<Utc>| {
         if t > now {
@@ -224,7 +204,7 @@ pub fn next_change(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Option
             consider(end);
         }
     }
-    if present(store, policy, now).takeover_count(policy) > 1 {
+    if shown.takeover_count(policy) > 1 {
         let step = policy.cycle.num_milliseconds().max(1000);
         let into = now.timestamp_millis().rem_euclid(step);
         consider(now + Duration::milliseconds(step - into));
@@ -440,12 +420,13 @@ mod tests {
     fn the_player_wakes_only_when_the_answer_can_change() {
         let s = store_with(&[("r", "Actual", "暴雨红色预警", "Extreme"), ("o", "Actual", "台风橙色预警", "Severe")]);
         let p = Policy { place: Place { region: Some("330522".into()), ..Place::default() }, ..Policy::default() };
+        let next = |s: &Store, t: &str| next_change(s, &p, &present(s, &p, at(t)), at(t));
         // Two takeovers: the next turn, 15 s steps.
-        assert_eq!(next_change(&s, &p, at("2026-07-01T12:00:05+08:00")), Some(at("2026-07-01T12:00:15+08:00")));
+        assert_eq!(next(&s, "2026-07-01T12:00:05+08:00"), Some(at("2026-07-01T12:00:15+08:00")));
         // Before they start: their start; after the last turn-taking: their end.
-        assert_eq!(next_change(&s, &p, at("2026-07-01T07:00:00+08:00")), Some(at("2026-07-01T08:00:00+08:00")));
+        assert_eq!(next(&s, "2026-07-01T07:00:00+08:00"), Some(at("2026-07-01T08:00:00+08:00")));
         let one = store_with(&[("r", "Actual", "暴雨红色预警", "Extreme")]);
-        assert_eq!(next_change(&one, &p, at("2026-07-01T12:00:05+08:00")), Some(at("2026-07-01T20:00:00+08:00")));
-        assert_eq!(next_change(&one, &p, at("2026-07-01T21:00:00+08:00")), None);
+        assert_eq!(next(&one, "2026-07-01T12:00:05+08:00"), Some(at("2026-07-01T20:00:00+08:00")));
+        assert_eq!(next(&one, "2026-07-01T21:00:00+08:00"), None);
     }
 }

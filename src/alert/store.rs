@@ -121,10 +121,6 @@ impl Store {
         &self.entries
     }
 
-    pub fn ended(&self) -> &[Ended] {
-        &self.ended
-    }
-
     /// Applies one message received at `now`.
     pub fn apply(&mut self, alert: Alert, xml: String, source: &str, now: DateTime<Utc>) -> Outcome {
         match alert.msg_type {
@@ -148,7 +144,7 @@ impl Store {
         if self.entries.iter().any(|e| same_id(e) && e.alert.sent > alert.sent) {
             return Outcome::Superseded;
         }
-        let ends = alert.msg_type == MsgType::Cancel || (!alert.infos.is_empty() && alert.infos.iter().all(cap::Info::is_all_clear));
+        let ends = alert.ends_others();
         if ends && alert.references.is_empty() {
             return Outcome::Ignored("an all-clear that references nothing");
         }

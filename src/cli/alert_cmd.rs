@@ -296,19 +296,22 @@ fn summary(a: &Alert, lang: &str) -> Summary {
     }
 }
 
+impl Checked {
+    /// A valid entry with nothing to say yet; callers fill in the rest.
+    fn new(file: &Path, entry: Option<String>) -> Checked {
+        Checked { file: file.display().to_string(), entry, valid: true, problems: Vec::new(), warnings: Vec::new(), alert: None, link: None }
+    }
+
+    fn invalid(file: &Path, entry: Option<String>, problem: String) -> Checked {
+        Checked { valid: false, problems: vec![problem], ..Checked::new(file, entry) }
+    }
+}
+
 fn checked(file: &Path, entry: Option<String>, result: Result<cap::Parsed, crate::diag::Diagnostics>, lang: &str) -> Checked {
     let lines = |d: &[Diagnostic]| d.iter().map(ToString::to_string).collect::<Vec<_>>();
     match result {
-        Ok(p) => Checked {
-            file: file.display().to_string(),
-            entry,
-            valid: true,
-            problems: Vec::new(),
-            warnings: lines(&p.warnings),
-            alert: Some(summary(&p.alert, lang)),
-            link: None,
-        },
-        Err(e) => Checked { file: file.display().to_string(), entry, valid: false, problems: lines(&e.0), warnings: Vec::new(), alert: None, link: None },
+        Ok(p) => Checked { warnings: lines(&p.warnings), alert: Some(summary(&p.alert, lang)), ..Checked::new(file, entry) },
+        Err(e) => Checked { valid: false, problems: lines(&e.0), ..Checked::new(file, entry) },
     }
 }
 
@@ -321,15 +324,7 @@ fn check(files: &[PathBuf], json: bool, config: &Config) -> anyhow::Result<ExitC
         let bytes = match std::fs::read(file) {
             Ok(b) => b,
             Err(e) => {
-                out.push(Checked {
-                    file: file.display().to_string(),
-                    entry: None,
-                    valid: false,
-                    problems: vec![format!("{}: cannot read: {e}", file.display())],
-                    warnings: Vec::new(),
-                    alert: None,
-                    link: None,
-                });
+                out.push(Checked::invalid(file, None, format!("{}: cannot read: {e}", file.display())));
                 continue;
             }
         };
@@ -338,15 +333,7 @@ fn check(files: &[PathBuf], json: bool, config: &Config) -> anyhow::Result<ExitC
             Err(e) => out.push(checked(file, None, Err(e), &lang)),
             Ok(Document::Index(entries)) => {
                 if entries.is_empty() {
-                    out.push(Checked {
-                        file: file.display().to_string(),
-                        entry: None,
-                        valid: true,
-                        problems: Vec::new(),
-                        warnings: vec![format!("{}: index: has no entries", file.display())],
-                        alert: None,
-                        link: None,
-                    });
+                    out.push(Checked { warnings: vec![format!("{}: index: has no entries", file.display())], ..Checked::new(file, None) });
                 }
                 for e in entries {
                     let id = Some(e.id.clone());
@@ -359,26 +346,12 @@ fn check(files: &[PathBuf], json: bool, config: &Config) -> anyhow::Result<ExitC
                                     let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
                                     out.push(checked(&p, id, cap::parse(&p, &bytes), &lang));
                                 }
-                                None => out.push(Checked {
-                                    file: file.display().to_string(),
-                                    entry: id,
-                                    valid: true,
-                                    problems: Vec::new(),
-                                    warnings: Vec::new(),
-                                    alert: None,
-                                    link: Some(link),
-                                }),
+                                None => out.push(Checked { link: Some(link), ..Checked::new(file, id) }),
                             }
                         }
-                        Content::Missing => out.push(Checked {
-                            file: file.display().to_string(),
-                            entry: id.clone(),
-                            valid: false,
-                            problems: vec![format!("{}: entry {}: neither links to nor embeds a CAP message", file.display(), e.id)],
-                            warnings: Vec::new(),
-                            alert: None,
-                            link: None,
-                        }),
+                        Content::Missing => {
+                            out.push(Checked::invalid(file, id, format!("{}: entry {}: neither links to nor embeds a CAP message", file.display(), e.id)))
+                        }
                     }
                 }
             }

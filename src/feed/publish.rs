@@ -133,10 +133,9 @@ pub fn publish(feed: &Path, key: &SigningKey, file: &Path, bytes: &[u8], now: Da
     list.push(FeedAlert { blob: blob.clone(), alert: new });
 
     let life = Lifetimes::default();
-    let is_ending = |a: &Alert| a.msg_type == MsgType::Cancel || a.infos.iter().any(cap::Info::is_all_clear);
     let (keep, drop): (Vec<&FeedAlert>, Vec<&FeedAlert>) = list.iter().partition(|f| {
         let a = &f.alert;
-        let live = if is_ending(a) {
+        let live = if a.ends_others() {
             now < a.sent.with_timezone(&Utc) + Duration::days(KEEP_ENDINGS)
         } else {
             a.infos.iter().any(|i| now < life.window(a, i).1)

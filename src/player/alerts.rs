@@ -152,7 +152,7 @@ fn check(
     takeover.set_if_neq(Takeover(drawn.takeover.is_some()));
     ticker.set_if_neq(AlertTicker(p.ticker()));
     // Sleep until the answer can change by the clock alone.
-    let until = [crate::alert::policy::next_change(&watch.store, &watch.policy, utc), watch.chime.next_due(interval)];
+    let until = [crate::alert::policy::next_change(&watch.store, &watch.policy, &p, utc), watch.chime.next_due(interval)];
     if let Some(t) = until.into_iter().flatten().min() {
         wake.at(now + (t - utc).to_std().unwrap_or_default() + Duration::from_millis(5));
     }
@@ -256,15 +256,7 @@ fn spawn_takeover(commands: &mut Commands, fonts: &Fonts, s: &Shown, index: usiz
     commands
         .spawn((
             AlertLayer,
-            Node {
-                position_type: PositionType::Absolute,
-                left: Val::Px(0.0),
-                right: Val::Px(0.0),
-                top: Val::Px(0.0),
-                bottom: Val::Px(0.0),
-                flex_direction: FlexDirection::Column,
-                ..default()
-            },
+            Node { flex_direction: FlexDirection::Column, ..super::slides::full_cover() },
             BackgroundColor(body),
             GlobalZIndex(TAKEOVER_Z),
         ))

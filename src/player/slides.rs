@@ -266,7 +266,7 @@ pub(crate) fn spawn(
     root
 }
 
-fn full_cover() -> Node {
+pub(crate) fn full_cover() -> Node {
     Node {
         position_type: PositionType::Absolute,
         left: Val::Px(0.0),
