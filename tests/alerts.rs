@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::feedsrv::FeedServer;
+use common::operator::{status_json, Operator};
 use common::{estation, root, stderr, stdout, Xvfb};
 
 fn cap_dir() -> PathBuf {
@@ -99,85 +100,49 @@ fn the_normalised_cma_message() {
     assert_eq!(v[0]["alert"]["signed"], true);
 }
 
-/// An operator with keys and a one-card feed.
-struct Operator {
-    dir: tempfile::TempDir,
-    key_line: String,
+/// An operator with keys and a feed of one 30-second card.
+fn operator() -> Operator {
+    let op = Operator::new();
+    std::fs::write(
+        op.path("playlists/main.toml"),
+        "id = \"main\"\n[defaults]\nduration = \"30s\"\n[[items]]\nkind = \"text\"\ntitle = \"科普\"\nbackground = \"#1b5e20\"\n",
+    )
+    .unwrap();
+    op.run(&["feed", "build", "--playlists", "playlists", "--key", "keys/feed-key.pem", "--out", "feed"]);
+    op
 }
 
-impl Operator {
-    fn new() -> Operator {
-        let dir = tempfile::tempdir().unwrap();
-        let out = estation(&dir.path().join("none.toml")).args(["feed", "keygen", "--out"]).arg(dir.path().join("keys")).output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        std::fs::create_dir_all(dir.path().join("playlists")).unwrap();
-        // The operator's own settings (time zone, language of new alerts).
-        common::write_config(dir.path(), "");
-        std::fs::write(
-            dir.path().join("playlists/main.toml"),
-            "id = \"main\"\n[defaults]\nduration = \"30s\"\n[[items]]\nkind = \"text\"\ntitle = \"科普\"\nbackground = \"#1b5e20\"\n",
-        )
-        .unwrap();
-        let op = Operator { dir, key_line: stdout(&out).trim().to_string() };
-        op.run(&["feed", "build", "--playlists", "playlists", "--key", "keys/feed-key.pem", "--out", "feed"]);
-        op
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// Runs an `estation` command in the operator's folder; must succeed.
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.try_run(args);
-        assert!(out.status.success(), "estation {args:?}: {}{}", stdout(&out), stderr(&out));
-        stdout(&out)
-    }
-
-    fn try_run(&self, args: &[&str]) -> std::process::Output {
-        estation(&self.path("config.toml")).current_dir(self.dir.path()).args(args).output().unwrap()
-    }
-
-    /// `alert new` of a red rainstorm warning for 330522 for 6 h (`extra`
-    /// may replace the event, level, area and expiry).
-    fn new_alert(&self, out: &str, extra: &[&str]) -> String {
-        let mut args = vec!["alert", "new", "--sender", "changxing-qxt", "--sender-name", "长兴县气象台", "--out", out];
-        for (flag, default) in [("--event", "暴雨"), ("--level", "red"), ("--area", "330522"), ("--expires", "6h")] {
-            if !extra.contains(&flag) {
-                args.extend([flag, default]);
-            }
+/// `alert new` of a red rainstorm warning for 330522 for 6 h (`extra` may
+/// replace the event, level, area and expiry); returns its identifier.
+fn new_alert(op: &Operator, out: &str, extra: &[&str]) -> String {
+    let mut args = vec!["alert", "new", "--sender", "changxing-qxt", "--sender-name", "长兴县气象台", "--out", out];
+    for (flag, default) in [("--event", "暴雨"), ("--level", "red"), ("--area", "330522"), ("--expires", "6h")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
         }
-        args.extend(["--description", "预计未来3小时降雨量将达100毫米以上", "--instruction", "停止集会、停课、停业"]);
-        args.extend_from_slice(extra);
-        self.run(&args);
-        let text = std::fs::read_to_string(self.path(out)).unwrap();
-        text.split("<identifier>").nth(1).unwrap().split('<').next().unwrap().to_string()
     }
-
-    fn manifest_alerts(&self) -> usize {
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(self.path("feed/manifest.json")).unwrap()).unwrap();
-        m["signed"]["alerts"].as_array().unwrap().len()
-    }
-
-    fn kiosk(&self, dir: &Path, feed_url: Option<&str>, extra: &str) -> PathBuf {
-        let url = feed_url.map(|u| format!("url = \"{u}\"\ninterval = \"5s\"\n")).unwrap_or_default();
-        common::write_config(
-            dir,
-            &format!("region = \"330522\"\n[feed]\n{url}{}\n[cache]\ndir = \"{}\"\n{extra}", self.key_line, dir.join("cache").display()),
-        )
-    }
+    args.extend(["--description", "预计未来3小时降雨量将达100毫米以上", "--instruction", "停止集会、停课、停业"]);
+    args.extend_from_slice(extra);
+    op.run(&args);
+    let text = std::fs::read_to_string(op.path(out)).unwrap();
+    text.split("<identifier>").nth(1).unwrap().split('<').next().unwrap().to_string()
 }
 
-fn status(config: &Path) -> serde_json::Value {
-    let out = estation(config).args(["status", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
+fn manifest_alerts(op: &Operator) -> usize {
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(op.path("feed/manifest.json")).unwrap()).unwrap();
+    m["signed"]["alerts"].as_array().unwrap().len()
+}
+
+/// A kiosk config in 330522 (长兴县), polling the feed at `feed_url` every 5 s.
+fn kiosk_config(op: &Operator, dir: &Path, feed_url: Option<&str>, extra: &str) -> PathBuf {
+    let url = feed_url.map(|u| format!("url = \"{u}\"\ninterval = \"5s\"\n")).unwrap_or_default();
+    op.kiosk_with(dir, "region = \"330522\"\n", &url, extra)
 }
 
 #[test]
 fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
-    let op = Operator::new();
-    let id = op.new_alert("w.xml", &[]);
+    let op = operator();
+    let id = new_alert(&op, "w.xml", &[]);
     assert!(op.run(&["alert", "check", "w.xml"]).contains("valid CAP 1.2 Alert (Actual)"));
     let before = std::fs::read_dir(op.path("feed/blobs")).unwrap().count();
     let out = op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
@@ -189,22 +154,22 @@ fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
     assert!(!again.status.success() && stderr(&again).contains("is already in the feed"));
     // A content rebuild keeps the published alert.
     op.run(&["feed", "build", "--playlists", "playlists", "--key", "keys/feed-key.pem", "--out", "feed"]);
-    assert_eq!(op.manifest_alerts(), 1);
+    assert_eq!(manifest_alerts(&op), 1);
 
     // A kiosk in 330522 takes it from the feed (a USB copy here).
     let kiosk = tempfile::tempdir().unwrap();
-    let config = op.kiosk(kiosk.path(), None, "");
+    let config = kiosk_config(&op, kiosk.path(), None, "");
     let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let st = status(&config);
+    let st = status_json(&config);
     assert_eq!(st["alerts"][0]["treatment"], "takeover", "{st:#}");
     assert_eq!(st["alerts"][0]["title"], "暴雨红色预警");
     // A kiosk elsewhere (110101, Beijing) does not show it.
     let far = tempfile::tempdir().unwrap();
-    let far_config = op.kiosk(far.path(), None, "");
+    let far_config = kiosk_config(&op, far.path(), None, "");
     std::fs::write(&far_config, std::fs::read_to_string(&far_config).unwrap().replace("330522", "110101")).unwrap();
     estation(&far_config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
-    assert_eq!(status(&far_config)["alerts"], serde_json::json!([]));
+    assert_eq!(status_json(&far_config)["alerts"], serde_json::json!([]));
 
     // An update, then a Cancel of the chain: the feed carries all three, so
     // a kiosk that saw any part of it ends up with nothing shown.
@@ -215,11 +180,11 @@ fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
     };
     let first = key("w.xml");
     std::thread::sleep(Duration::from_secs(1));
-    op.new_alert("u.xml", &["--updates", &first, "--level", "orange"]);
+    new_alert(&op, "u.xml", &["--updates", &first, "--level", "orange"]);
     op.run(&["alert", "publish", "u.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
     let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let st = status(&config);
+    let st = status_json(&config);
     assert_eq!(st["alerts"].as_array().unwrap().len(), 1, "the update replaced the alert: {st:#}");
     assert_eq!(st["alerts"][0]["title"], "暴雨橙色预警");
     let out = op.run(&["alert", "cancel", &id, "--feed", "feed", "--key", "keys/feed-key.pem"]);
@@ -234,7 +199,7 @@ fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
     assert_eq!(cancel[0]["alert"]["references"].as_array().unwrap().len(), 2, "the whole chain: {cancel:#}");
     let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let st = status(&config);
+    let st = status_json(&config);
     assert_eq!(st["alerts"], serde_json::json!([]), "{st:#}");
     // Cancelling what is not there names what is.
     let none = op.try_run(&["alert", "cancel", "nope", "--feed", "feed", "--key", "keys/feed-key.pem"]);
@@ -246,16 +211,16 @@ fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
 
 #[test]
 fn exercises_show_only_where_the_config_allows_them() {
-    let op = Operator::new();
-    op.new_alert("ex.xml", &["--status", "exercise"]);
+    let op = operator();
+    new_alert(&op, "ex.xml", &["--status", "exercise"]);
     op.run(&["alert", "publish", "ex.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
     let kiosk = tempfile::tempdir().unwrap();
-    let quiet = op.kiosk(kiosk.path(), None, "");
+    let quiet = kiosk_config(&op, kiosk.path(), None, "");
     estation(&quiet).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
-    assert_eq!(status(&quiet)["alerts"], serde_json::json!([]));
-    assert_eq!(status(&quiet)["alert_messages"], 1);
-    let shows = op.kiosk(kiosk.path(), None, "[alerts]\nshow_exercise = true\n");
-    let st = status(&shows);
+    assert_eq!(status_json(&quiet)["alerts"], serde_json::json!([]));
+    assert_eq!(status_json(&quiet)["alert_messages"], 1);
+    let shows = kiosk_config(&op, kiosk.path(), None, "[alerts]\nshow_exercise = true\n");
+    let st = status_json(&shows);
     assert_eq!(st["alerts"][0]["mark"], "演练", "{st:#}");
 }
 
@@ -274,10 +239,10 @@ fn write_index(dir: &Path, files: &[&str]) {
 
 #[test]
 fn upstream_atom_sources_are_polled_with_conditional_gets() {
-    let op = Operator::new();
+    let op = operator();
     let upstream = tempfile::tempdir().unwrap();
-    op.new_alert(upstream.path().join("red.xml").to_str().unwrap(), &[]);
-    let yellow = op.new_alert(upstream.path().join("heat.xml").to_str().unwrap(), &["--event", "高温", "--level", "yellow", "--area", "330500"]);
+    new_alert(&op, upstream.path().join("red.xml").to_str().unwrap(), &[]);
+    let yellow = new_alert(&op, upstream.path().join("heat.xml").to_str().unwrap(), &["--event", "高温", "--level", "yellow", "--area", "330500"]);
     std::fs::write(upstream.path().join("broken.xml"), "<alert>").unwrap();
     write_index(upstream.path(), &["red.xml", "heat.xml", "broken.xml"]);
     let server = FeedServer::start(upstream.path().to_path_buf());
@@ -306,7 +271,7 @@ fn upstream_atom_sources_are_polled_with_conditional_gets() {
     let out = estation(&config).args(["sync", "--once"]).output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains("broken.xml"), "the bad entry is named: {}", stderr(&out));
-    let st = status(&config);
+    let st = status_json(&config);
     let titles: Vec<&str> = st["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap()).collect();
     assert_eq!(titles, ["暴雨红色预警", "高温黄色预警"], "{st:#}");
     assert_eq!(st["alerts"][1]["treatment"], "banner");
@@ -388,10 +353,10 @@ const CARD_GREEN: [u8; 3] = [0x1b, 0x5e, 0x20];
 
 #[test]
 fn a_published_red_warning_takes_over_within_one_poll_and_leaves_after_its_cancel() {
-    let op = Operator::new();
+    let op = operator();
     let server = FeedServer::start(op.path("feed"));
     let kiosk = tempfile::tempdir().unwrap();
-    let config = op.kiosk(kiosk.path(), Some(&server.url()), "");
+    let config = kiosk_config(&op, kiosk.path(), Some(&server.url()), "");
     // The kiosk has the feed before the player starts.
     let out = estation(&config).args(["sync", "--once"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -400,7 +365,7 @@ fn a_published_red_warning_takes_over_within_one_poll_and_leaves_after_its_cance
     // message published at 2 s is on screen by 9 s, and one at 14 s by 21 s.
     let shots = [1.5, 11.0, 13.5, 23.5];
     let (log, imgs) = play(&config, kiosk.path(), "type null", &shots, |t0| {
-        let id = op.new_alert("w.xml", &[]);
+        let id = new_alert(&op, "w.xml", &[]);
         std::thread::sleep(Duration::from_secs(2).saturating_sub(t0.elapsed()));
         op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
         std::thread::sleep(Duration::from_secs(14).saturating_sub(t0.elapsed()));
@@ -424,11 +389,11 @@ fn a_published_red_warning_takes_over_within_one_poll_and_leaves_after_its_cance
 
 #[test]
 fn no_sound_device_means_a_silent_takeover_not_a_crash() {
-    let op = Operator::new();
-    op.new_alert("w.xml", &[]);
+    let op = operator();
+    new_alert(&op, "w.xml", &[]);
     op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
     let kiosk = tempfile::tempdir().unwrap();
-    let config = op.kiosk(kiosk.path(), None, "");
+    let config = kiosk_config(&op, kiosk.path(), None, "");
     let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let (log, imgs) = play(&config, kiosk.path(), "type hw card 99", &[3.0], |_| {});
@@ -439,14 +404,14 @@ fn no_sound_device_means_a_silent_takeover_not_a_crash() {
 
 #[test]
 fn a_warning_leaves_the_screen_when_it_expires_with_no_network() {
-    let op = Operator::new();
+    let op = operator();
     // Long enough that the player is up well before it ends, even on a
     // loaded machine; the second screenshot is surely after it.
-    op.new_alert("short.xml", &["--expires", "30s"]);
+    new_alert(&op, "short.xml", &["--expires", "30s"]);
     op.run(&["alert", "publish", "short.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
     let kiosk = tempfile::tempdir().unwrap();
     // No feed URL: the kiosk has what the USB copy brought, and its clock.
-    let config = op.kiosk(kiosk.path(), None, "");
+    let config = kiosk_config(&op, kiosk.path(), None, "");
     let out = estation(&config).args(["sync", "--from"]).arg(op.path("feed")).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let published = Instant::now();

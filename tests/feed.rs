@@ -11,75 +11,14 @@ use std::time::{Duration, Instant};
 
 use common::feedsrv::FeedServer;
 use common::nginx::Nginx;
+use common::operator::{status_json, Operator};
 use common::{estation, root, stderr, stdout, Xvfb};
 use estation::feed::Digest;
 
 const LIMIT: Duration = Duration::from_secs(240);
 
-/// An operator's folder: keys, playlists, and the feed built from them.
-struct Operator {
-    dir: tempfile::TempDir,
-    key_line: String,
-}
-
-impl Operator {
-    fn new() -> Operator {
-        let dir = tempfile::tempdir().unwrap();
-        let out = estation(&dir.path().join("none.toml")).args(["feed", "keygen", "--out"]).arg(dir.path().join("keys")).output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let key_line = stdout(&out).trim().to_string();
-        assert!(key_line.starts_with("public_key = \"ed25519:"), "{key_line}");
-        std::fs::create_dir_all(dir.path().join("playlists")).unwrap();
-        Operator { dir, key_line }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// A playlist of one full-screen text card in `bg`.
-    fn card(&self, title: &str, bg: &str) {
-        std::fs::write(
-            self.path("playlists/main.toml"),
-            format!("id = \"main\"\n[defaults]\nduration = \"1s\"\ntransition = \"0s\"\n[[items]]\nkind = \"text\"\ntitle = \"{title}\"\nbackground = \"{bg}\"\n"),
-        )
-        .unwrap();
-    }
-
-    fn build(&self) -> std::process::Output {
-        self.build_from(&self.path("playlists"), &[])
-    }
-
-    /// `estation feed build` of `playlists` into this operator's feed.
-    fn build_from(&self, playlists: &Path, extra: &[&str]) -> std::process::Output {
-        estation(&self.path("none.toml"))
-            .args(["feed", "build"])
-            .args(extra)
-            .arg("--playlists")
-            .arg(playlists)
-            .arg("--key")
-            .arg(self.path("keys/feed-key.pem"))
-            .arg("--out")
-            .arg(self.path("feed"))
-            .output()
-            .unwrap()
-    }
-
-    /// A kiosk config trusting this operator's key.
-    fn kiosk(&self, dir: &Path, url: Option<&str>) -> PathBuf {
-        let url = url.map(|u| format!("url = \"{u}\"\n")).unwrap_or_default();
-        common::write_config(dir, &format!("[feed]\n{url}{}\n[cache]\ndir = \"{}\"\n", self.key_line, dir.join("cache").display()))
-    }
-}
-
 fn sync(config: &Path, args: &[&str]) -> std::process::Output {
     estation(config).arg("sync").args(args).output().unwrap()
-}
-
-fn status_json(config: &Path) -> serde_json::Value {
-    let out = estation(config).args(["status", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
 }
 
 /// `estation feed serve` on a free port; killed on drop.

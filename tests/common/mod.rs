@@ -4,6 +4,7 @@
 
 pub mod feedsrv;
 pub mod nginx;
+pub mod operator;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
