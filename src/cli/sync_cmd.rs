@@ -62,10 +62,8 @@ async fn poll_alert_sources_once(config: &Config, cache_dir: &Path) -> bool {
                 continue;
             }
         };
-        let received = up.poll().await.and_then(|msgs| inbox.receive(msgs, &src.url, chrono::Utc::now(), &life).map_err(|e| e.to_string()));
-        up.fetch_media(&inbox).await;
-        match received {
-            Ok(outcomes) => println!("alerts from {}: {} new message(s)", src.url, outcomes.len()),
+        match up.deliver(&inbox, &life).await {
+            Ok(n) => println!("alerts from {}: {n} new message(s)", src.url),
             Err(e) => {
                 eprintln!("alerts from {}: {e}", src.url);
                 ok = false;

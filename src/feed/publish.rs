@@ -6,7 +6,7 @@
 //! alert, its Updates, the Cancel — so a kiosk that missed any of them ends
 //! up in the right state whichever it held before: kiosks apply them in
 //! `sent` order by CAP's rules. A message leaves the list only when it has
-//! expired (a Cancel after [`KEEP_ENDINGS`] days). Publishing is serialised
+//! expired (a Cancel after `KEEP_ENDINGS` days). Publishing is serialised
 //! by a lock file in the feed folder, so two operators cannot lose each
 //! other's message or sign two manifests with one version.
 

@@ -38,7 +38,7 @@ pub struct Upstream {
     etag: Option<String>,
     last_modified: Option<String>,
     fetched: VecDeque<String>,
-    /// What the last poll saw, made permanent by [`Upstream::commit`] once
+    /// What the last poll saw, made permanent by `commit` once
     /// its messages are safely in the store.
     pending: Option<(Option<String>, Option<String>, Vec<String>)>,
 }
@@ -56,10 +56,8 @@ impl Upstream {
     }
 
     /// One poll: returns the messages found that were not seen before, or
-    /// an empty list when the source is unchanged (304). Call [`commit`]
-    /// once they are stored; until then the next poll sees them again.
-    ///
-    /// [`commit`]: Upstream::commit
+    /// an empty list when the source is unchanged (304). They count as seen
+    /// only once [`Upstream::deliver`] has stored them.
     pub async fn poll(&mut self) -> Result<Vec<Message>, String> {
         self.pending = None;
         let mut req = self.client.get(self.url.clone()).header(ACCEPT, ACCEPT_CAP);
@@ -122,7 +120,7 @@ impl Upstream {
     }
 
     /// The last poll's messages are stored: remember its validators and links.
-    pub fn commit(&mut self) {
+    fn commit(&mut self) {
         if let Some((etag, last_modified, links)) = self.pending.take() {
             self.etag = etag;
             self.last_modified = last_modified;
@@ -133,7 +131,7 @@ impl Upstream {
     }
 
     /// Fetches the audio the store's messages link to (see `alert_media`).
-    pub async fn fetch_media(&self, inbox: &Inbox) {
+    async fn fetch_media(&self, inbox: &Inbox) {
         if let Ok(store) = inbox.load() {
             super::alert_media::sync(&self.client, inbox.dir(), &store).await;
         }
@@ -164,22 +162,27 @@ impl Upstream {
     pub async fn forever(mut self, interval: Duration, inbox: Inbox, life: Lifetimes) {
         let name = self.url.to_string();
         loop {
-            match self.poll().await {
-                Ok(msgs) if msgs.is_empty() => {
-                    self.commit();
-                    tracing::debug!("alerts: {name}: nothing new");
-                }
-                Ok(msgs) => {
-                    match inbox.receive(msgs, &name, Utc::now(), &life) {
-                        Ok(_) => self.commit(),
-                        // Not committed: the next poll fetches them again.
-                        Err(e) => tracing::error!("alerts: {e}"),
-                    }
-                    self.fetch_media(&inbox).await;
-                }
+            match self.deliver(&inbox, &life).await {
+                Ok(0) => tracing::debug!("alerts: {name}: nothing new"),
+                Ok(_) => {}
                 Err(e) => tracing::warn!("alerts: {e}"),
             }
             tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
         }
+    }
+
+    /// One poll delivered to `inbox`: new messages are stored (and only then
+    /// committed, so a failed store sees them again at the next poll), and
+    /// the audio they link to is fetched, retrying what failed before.
+    /// Returns how many new messages the source had.
+    pub async fn deliver(&mut self, inbox: &Inbox, life: &Lifetimes) -> Result<usize, String> {
+        let msgs = self.poll().await?;
+        let n = msgs.len();
+        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), Utc::now(), life).map(drop).map_err(|e| e.to_string()) };
+        if stored.is_ok() {
+            self.commit();
+        }
+        self.fetch_media(inbox).await;
+        stored.map(|()| n)
     }
 }
