@@ -20,7 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceMap};
-use crate::validity::Validity;
+use crate::validity::{HourWindow, Validity};
 
 pub const ENV_VAR: &str = "ESTATION_CONFIG";
 pub const SYSTEM_PATH: &str = "/etc/estation/config.toml";
@@ -75,6 +75,10 @@ pub struct Config {
     pub screen_on: Vec<Validity>,
     /// Master volume, 0-100.
     pub volume: u8,
+    /// Hours when programme sound (narration, music, video sound) is off;
+    /// warning chimes still sound.
+    #[serde(serialize_with = "ser_hours")]
+    pub quiet_hours: Vec<HourWindow>,
     /// Playlist file or folder to play when none is given on the command line.
     pub playlist: Option<PathBuf>,
     pub feed: FeedConfig,
@@ -202,6 +206,10 @@ impl CacheConfig {
     }
 }
 
+fn ser_hours<S: serde::Serializer>(hours: &[HourWindow], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(hours.iter().map(ToString::to_string))
+}
+
 fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(tz.name())
 }
@@ -220,6 +228,7 @@ impl Default for Config {
             display: DisplayMode::Fullscreen,
             screen_on: Vec::new(),
             volume: 80,
+            quiet_hours: Vec::new(),
             playlist: None,
             feed: FeedConfig::default(),
             cache: CacheConfig::default(),
@@ -232,6 +241,11 @@ impl Config {
     /// Whether the screen should be on at local time `t`.
     pub fn screen_is_on(&self, t: chrono::NaiveDateTime) -> bool {
         self.screen_on.is_empty() || self.screen_on.iter().any(|v| v.matches(t))
+    }
+
+    /// Whether programme sound is off at local time `t` (`[audio] quiet_hours`).
+    pub fn is_quiet(&self, t: chrono::NaiveDateTime) -> bool {
+        self.quiet_hours.iter().any(|w| w.contains(t.time()))
     }
 }
 
@@ -410,6 +424,15 @@ struct RawOn {
 #[serde(deny_unknown_fields)]
 struct RawAudio {
     volume: Option<Spanned<i64>>,
+    quiet_hours: Option<Spanned<OneOrMany>>,
+}
+
+/// One string or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -532,6 +555,19 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         match u8::try_from(*vol.get_ref()) {
             Ok(v) if v <= 100 => config.volume = v,
             _ => bad(vol.span().start, "audio.volume", "must be between 0 and 100".into()),
+        }
+    }
+    if let Some(q) = raw.audio.quiet_hours {
+        let at = q.span().start;
+        let texts = match q.into_inner() {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        };
+        for t in texts {
+            match t.parse::<HourWindow>() {
+                Ok(w) => config.quiet_hours.push(w),
+                Err(e) => bad(at, "audio.quiet_hours", e.to_string()),
+            }
         }
     }
     if let Some(p) = raw.player.playlist.filter(|p| !p.trim().is_empty()) {
@@ -691,6 +727,7 @@ weekdays = "mon-fri"
 hours = "07:00-22:00"
 [audio]
 volume = 35
+quiet_hours = ["22:00-07:00", "12:00-13:00"]
 [player]
 playlist = "../playlists"
 [feed]
@@ -711,6 +748,9 @@ budget = "8GB"
         assert_eq!(c.region.as_deref(), Some("330522"));
         assert_eq!(c.display, DisplayMode::Window { width: 1920, height: 1080 });
         assert_eq!(c.volume, 35);
+        let at = |h, m| chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap().and_hms_opt(h, m, 0).unwrap();
+        assert!(c.is_quiet(at(23, 0)) && c.is_quiet(at(6, 59)) && c.is_quiet(at(12, 30)));
+        assert!(!c.is_quiet(at(7, 0)) && !c.is_quiet(at(11, 59)) && !c.is_quiet(at(13, 0)));
         assert_eq!(c.playlist, Some(PathBuf::from("/etc/estation/../playlists")));
         assert_eq!(c.feed.url.as_deref(), Some("https://feed.example.org/county"));
         assert_eq!(c.feed.interval, std::time::Duration::from_secs(120));

@@ -2,7 +2,8 @@
 //!
 //! The crate is a core with no Bevy (playlists, schedules, config, media
 //! decoding, the signed feed, the offline cache and its sync) plus a thin
-//! Bevy shell in [`player`] behind the default `player` feature.
+//! Bevy shell in [`player`] and GStreamer video in [`video`], both behind the
+//! default `player` feature.
 //! `cargo test --lib --no-default-features` builds and tests the core alone.
 
 pub mod alert;
@@ -25,3 +26,6 @@ pub mod validity;
 
 #[cfg(feature = "player")]
 pub mod player;
+/// GStreamer video, used by the player (and by `estation doctor`).
+#[cfg(feature = "player")]
+pub mod video;

@@ -144,7 +144,7 @@ impl<U: Usable> Scheduler<'_, U> {
         let item = (0..n)
             .map(|k| (first + k) % n)
             .find(|&i| self.playable(p, &p.items[i], local))?;
-        let len = Duration::from_std(p.items[item].duration).unwrap_or(Duration::seconds(10));
+        let len = Duration::from_std(p.items[item].duration.nominal()).unwrap_or(Duration::seconds(10));
         Some(Slot {
             playlist: choice.playlist,
             item,

@@ -73,6 +73,16 @@ impl HourWindow {
     pub fn crosses_midnight(&self) -> bool {
         self.end <= self.start
     }
+
+    /// Whether a time of day falls in the window, on any day.
+    pub fn contains(&self, t: NaiveTime) -> bool {
+        let m = Minute::of(t);
+        if self.crosses_midnight() {
+            m >= self.start || m < self.end
+        } else {
+            self.start <= m && m < self.end
+        }
+    }
 }
 
 impl FromStr for HourWindow {

@@ -46,12 +46,12 @@ fn playlist_check_reports_every_problem_with_file_line_and_field() {
         "bad.toml:7: schedule.hours: `25:00` is not a time of day (00:00 to 24:00)".into(),
         "bad.toml:10: ticker.messages[1]: message is empty".into(),
         "bad.toml:11: ticker.speed: must be between 10 and 2000 (pixels per second at 1080p)".into(),
-        "bad.toml:14: items[1].kind: unknown kind `video`; expected one of image, text, qr, clock".into(),
+        "bad.toml:14: items[1].kind: unknown kind `slideshow`; expected one of image, video, text, qr, clock".into(),
         format!(
             "bad.toml:18: items[2].path: `nowhere.png`: file not found (looked for {})",
             data.join("nowhere.png").display()
         ),
-        "bad.toml:22: items[3].path: `notes.txt`: unsupported image type; use png, jpeg or webp".into(),
+        "bad.toml:22: items[3].path: `notes.txt`: unsupported image type; use png, jpg, jpeg, webp".into(),
         "bad.toml:26: items[4].duration: `forever` is not a duration; write e.g. 10s, 1m30s".into(),
         "bad.toml:28: items[4].color: `red` is not a colour; write #RRGGBB or #RRGGBBAA, e.g. #0d47a1".into(),
         "bad.toml:31: items[5].data: qr items need `data` (a URL or text)".into(),

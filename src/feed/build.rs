@@ -91,11 +91,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             let d = match by_path.get(path) {
                 Some(d) => *d,
                 None => {
-                    let mut head = [0u8; 64];
+                    let mut head = [0u8; crate::media::sniff::HEAD];
                     let n = read_head(path, &mut head)?;
                     let media_type = MediaType::sniff(&head[..n]).ok_or_else(|| BuildError::File {
                         path: path.clone(),
-                        message: "not a png, jpeg or webp picture".into(),
+                        message: "not a picture (png, jpeg, webp), video (mp4, mkv, webm) or sound (mp3, ogg, wav, flac) we can play".into(),
                     })?;
                     let (d, size) = Digest::of_file(path).map_err(io(path))?;
                     by_path.insert(path.clone(), d);

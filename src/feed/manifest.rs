@@ -43,10 +43,37 @@ pub enum MediaType {
     Jpeg,
     #[serde(rename = "image/webp")]
     Webp,
+    #[serde(rename = "video/mp4")]
+    Mp4,
+    #[serde(rename = "video/x-matroska")]
+    Matroska,
+    #[serde(rename = "video/webm")]
+    Webm,
+    #[serde(rename = "audio/mpeg")]
+    Mp3,
+    #[serde(rename = "audio/ogg")]
+    Ogg,
+    #[serde(rename = "audio/wav")]
+    Wav,
+    #[serde(rename = "audio/flac")]
+    Flac,
 }
 
 impl MediaType {
-    pub const ALL: [MediaType; 5] = [MediaType::Playlist, MediaType::Cap, MediaType::Png, MediaType::Jpeg, MediaType::Webp];
+    pub const ALL: [MediaType; 12] = [
+        MediaType::Playlist,
+        MediaType::Cap,
+        MediaType::Png,
+        MediaType::Jpeg,
+        MediaType::Webp,
+        MediaType::Mp4,
+        MediaType::Matroska,
+        MediaType::Webm,
+        MediaType::Mp3,
+        MediaType::Ogg,
+        MediaType::Wav,
+        MediaType::Flac,
+    ];
 
     /// The type a feed URL's extension stands for.
     pub fn from_extension(ext: &str) -> Option<MediaType> {
@@ -60,6 +87,13 @@ impl MediaType {
             MediaType::Png => "png",
             MediaType::Jpeg => "jpg",
             MediaType::Webp => "webp",
+            MediaType::Mp4 => "mp4",
+            MediaType::Matroska => "mkv",
+            MediaType::Webm => "webm",
+            MediaType::Mp3 => "mp3",
+            MediaType::Ogg => "ogg",
+            MediaType::Wav => "wav",
+            MediaType::Flac => "flac",
         }
     }
 
@@ -70,17 +104,31 @@ impl MediaType {
             MediaType::Png => "image/png",
             MediaType::Jpeg => "image/jpeg",
             MediaType::Webp => "image/webp",
+            MediaType::Mp4 => "video/mp4",
+            MediaType::Matroska => "video/x-matroska",
+            MediaType::Webm => "video/webm",
+            MediaType::Mp3 => "audio/mpeg",
+            MediaType::Ogg => "audio/ogg",
+            MediaType::Wav => "audio/wav",
+            MediaType::Flac => "audio/flac",
         }
     }
 
     /// Recognises a media file by its content (never by its name).
     pub fn sniff(bytes: &[u8]) -> Option<MediaType> {
-        match image::guess_format(bytes).ok()? {
-            image::ImageFormat::Png => Some(MediaType::Png),
-            image::ImageFormat::Jpeg => Some(MediaType::Jpeg),
-            image::ImageFormat::WebP => Some(MediaType::Webp),
-            _ => None,
-        }
+        use crate::media::sniff::Format;
+        Some(match Format::sniff(bytes)? {
+            Format::Png => MediaType::Png,
+            Format::Jpeg => MediaType::Jpeg,
+            Format::Webp => MediaType::Webp,
+            Format::Mp4 => MediaType::Mp4,
+            Format::Matroska => MediaType::Matroska,
+            Format::Webm => MediaType::Webm,
+            Format::Mp3 => MediaType::Mp3,
+            Format::Ogg => MediaType::Ogg,
+            Format::Wav => MediaType::Wav,
+            Format::Flac => MediaType::Flac,
+        })
     }
 }
 

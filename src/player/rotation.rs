@@ -315,7 +315,7 @@ fn same_content(a: &Next, b: &Next) -> bool {
 
 fn duration_of(library: &Library, next: &Next) -> Duration {
     match next {
-        Next::Item(slot) => library.playlists[slot.playlist].items[slot.item].duration,
+        Next::Item(slot) => library.playlists[slot.playlist].items[slot.item].duration.nominal(),
         Next::Idle => IDLE_RECHECK,
     }
 }

@@ -162,7 +162,7 @@ pub(crate) fn spawn(
     b.paint(root, BackgroundColor(color(background)), background.0[3]);
     match content {
         Content::Item(item) => match &item.kind {
-            ItemKind::Image { fit, .. } => {
+            ItemKind::Image { fit, .. } | ItemKind::Video(crate::playlist::Video { fit, .. }) => {
                 if let Some((handle, size)) = &pictures.main {
                     b.picture(root, handle.clone(), *size, *fit, band, window);
                 }

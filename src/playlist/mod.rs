@@ -1,7 +1,8 @@
 //! The playlist model: what operators write in `playlists/*.toml`.
 //!
-//! A playlist is a loop of items (image, text card, QR code, clock) with an
-//! optional ticker and an optional schedule saying when it is the one to play.
+//! A playlist is a loop of items (image, video, text card, QR code, clock),
+//! each with optional narration, with an optional ticker, background music
+//! and a schedule saying when it is the one to play.
 //! Parsing never stops at the first problem: bad items are dropped with a
 //! diagnostic and the rest is kept, so one typo cannot blank a screen.
 
@@ -38,10 +39,55 @@ pub enum Fit {
     Cover,
 }
 
+/// A video slide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Video {
+    pub path: PathBuf,
+    pub fit: Fit,
+    /// Start again from `start` at the end, until the item's time is up.
+    pub looped: bool,
+    /// No clip sound (its audio is not even decoded).
+    pub mute: bool,
+    /// The clip's sound, 0-100 percent of the master volume.
+    pub volume: u8,
+    /// Where in the clip to begin.
+    pub start: Duration,
+}
+
+/// How long an item stays on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    Fixed(Duration),
+    /// As long as the video clip (from its `start`): `duration = "auto"`.
+    Clip,
+    /// As long as the item's narration: `duration = "narration"`.
+    Narration,
+}
+
+impl Length {
+    /// The length the schedule plans with before the media are measured.
+    pub fn nominal(self) -> Duration {
+        match self {
+            Length::Fixed(d) => d,
+            Length::Clip | Length::Narration => crate::media::timing::UNMEASURED,
+        }
+    }
+}
+
+/// Background music of a playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Music {
+    pub tracks: Vec<PathBuf>,
+    pub shuffle: bool,
+    /// 0-100 percent of the master volume.
+    pub volume: u8,
+}
+
 /// What an item shows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemKind {
     Image { path: PathBuf, fit: Fit },
+    Video(Video),
     Text {
         title: Option<String>,
         body: Option<String>,
@@ -56,6 +102,7 @@ impl ItemKind {
     pub fn name(&self) -> &'static str {
         match self {
             ItemKind::Image { .. } => "image",
+            ItemKind::Video(_) => "video",
             ItemKind::Text { .. } => "text",
             ItemKind::Qr { .. } => "qr",
             ItemKind::Clock { .. } => "clock",
@@ -66,6 +113,7 @@ impl ItemKind {
     pub fn files(&self) -> Vec<&Path> {
         match self {
             ItemKind::Image { path, .. } => vec![path.as_path()],
+            ItemKind::Video(v) => vec![v.path.as_path()],
             ItemKind::Text {
                 background_image: Some(p),
                 ..
@@ -80,7 +128,9 @@ impl ItemKind {
 pub struct Item {
     pub id: String,
     pub kind: ItemKind,
-    pub duration: Duration,
+    pub duration: Length,
+    /// Spoken commentary played while the item is on screen.
+    pub narration: Option<PathBuf>,
     /// Crossfade length into this item.
     pub transition: Duration,
     pub background: Rgba,
@@ -120,6 +170,7 @@ pub struct Playlist {
     pub source: PathBuf,
     pub schedule: Schedule,
     pub ticker: Option<Ticker>,
+    pub music: Option<Music>,
     pub items: Vec<Item>,
     /// Each media path as written in the playlist, and the file it names.
     pub media: BTreeMap<String, PathBuf>,

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Fit, Item, ItemKind, MediaRoot, Playlist, Schedule, Ticker};
+use super::{Fit, Item, ItemKind, Length, MediaRoot, Music, Playlist, Schedule, Ticker, Video};
+use crate::media::sniff::{self, Class, Format};
 use crate::color::Rgba;
 use crate::diag::{Diagnostic, SourceMap};
 use crate::validity::Validity;
@@ -71,8 +72,17 @@ struct RawPlaylist {
     schedule: Option<RawSchedule>,
     ticker: Option<Spanned<RawTicker>>,
     defaults: Option<RawDefaults>,
+    music: Option<Spanned<RawMusic>>,
     #[serde(default)]
     items: Vec<Spanned<RawItem>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMusic {
+    tracks: Vec<Spanned<String>>,
+    order: Option<Spanned<String>>,
+    volume: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,9 +126,16 @@ struct RawItem {
     dates: Option<Spanned<OneOrMany>>,
     weekdays: Option<Spanned<String>>,
     hours: Option<Spanned<OneOrMany>>,
-    // image
+    narration: Option<Spanned<String>>,
+    // image, video
     path: Option<Spanned<String>>,
     fit: Option<Spanned<Fit>>,
+    // video
+    #[serde(rename = "loop")]
+    looped: Option<Spanned<bool>>,
+    mute: Option<Spanned<bool>>,
+    volume: Option<Spanned<i64>>,
+    start: Option<Spanned<DurationValue>>,
     // text
     title: Option<Spanned<String>>,
     body: Option<Spanned<String>>,
@@ -235,6 +252,7 @@ impl Cx<'_> {
             .color(defaults.color.as_ref(), "defaults.color")
             .unwrap_or(Rgba::WHITE);
         let ticker = raw.ticker.and_then(|t| self.ticker(t));
+        let music = raw.music.and_then(|m| self.music(m));
 
         if raw.items.is_empty() {
             self.problem(0, "items", "playlist has no items; add at least one [[items]] entry");
@@ -270,6 +288,7 @@ impl Cx<'_> {
             source: self.map.file.to_path_buf(),
             schedule,
             ticker,
+            music,
             items,
             media: std::mem::take(&mut self.media),
         }
@@ -332,6 +351,42 @@ impl Cx<'_> {
         })
     }
 
+    fn music(&mut self, raw: Spanned<RawMusic>) -> Option<Music> {
+        let at = raw.span().start;
+        let raw = raw.into_inner();
+        let mut tracks = Vec::new();
+        for (i, t) in raw.tracks.iter().enumerate() {
+            if let Some(path) = self.media_file(t, &format!("music.tracks[{}]", i + 1), Class::Sound) {
+                tracks.push(path);
+            }
+        }
+        if tracks.is_empty() {
+            self.problem(at, "music.tracks", "background music needs at least one playable track");
+            return None;
+        }
+        let shuffle = match raw.order.as_ref().map(|o| (o.span().start, o.get_ref().trim())) {
+            None | Some((_, "in-order")) => false,
+            Some((_, "shuffle")) => true,
+            Some((at, other)) => {
+                self.problem(at, "music.order", format!("`{other}` is not an order; use in-order or shuffle"));
+                false
+            }
+        };
+        let volume = self.percent(raw.volume.as_ref(), "music.volume").unwrap_or(50);
+        Some(Music { tracks, shuffle, volume })
+    }
+
+    fn percent(&mut self, v: Option<&Spanned<i64>>, field: &str) -> Option<u8> {
+        let v = v?;
+        match u8::try_from(*v.get_ref()) {
+            Ok(p) if p <= 100 => Some(p),
+            _ => {
+                self.problem(v.span().start, field, "must be between 0 and 100 (percent of the master volume)");
+                None
+            }
+        }
+    }
+
     /// The item, and the line of its `id` (or header) for duplicate-id messages.
     fn item(&mut self, n: usize, raw: Spanned<RawItem>, d: &Defaults) -> Option<(Item, usize)> {
         let line = self.map.line_of(raw.span().start);
@@ -346,9 +401,34 @@ impl Cx<'_> {
             }
             None => format!("item{n}"),
         };
-        let duration = self
-            .duration(raw.duration.as_ref(), &f("duration"), MIN_DURATION, MAX_DURATION)
-            .unwrap_or(d.duration);
+        let is_video = raw.kind.get_ref() == "video";
+        let word = raw.duration.as_ref().and_then(|v| match v.get_ref() {
+            DurationValue::Text(t) if matches!(t.trim(), "auto" | "narration") => Some((v.span().start, t.trim())),
+            _ => None,
+        });
+        let duration = match word {
+            Some((_, "auto")) if is_video => Length::Clip,
+            Some((at, "auto")) => {
+                self.problem(at, f("duration"), "`auto` (the clip's length) is only for video items; give a time");
+                return None;
+            }
+            Some((at, _)) => {
+                if raw.narration.is_none() {
+                    self.problem(at, f("duration"), "`narration` needs the item's `narration` file");
+                    return None;
+                }
+                Length::Narration
+            }
+            None if raw.duration.is_none() && is_video => Length::Clip,
+            None => Length::Fixed(
+                self.duration(raw.duration.as_ref(), &f("duration"), MIN_DURATION, MAX_DURATION)
+                    .unwrap_or(d.duration),
+            ),
+        };
+        let narration = match &raw.narration {
+            Some(n) => Some(self.media_file(n, &f("narration"), Class::Sound)?),
+            None => None,
+        };
         let transition = self
             .duration(raw.transition.as_ref(), &f("transition"), Duration::ZERO, MAX_TRANSITION)
             .unwrap_or(d.transition);
@@ -365,7 +445,7 @@ impl Cx<'_> {
 
         let kind_at = raw.kind.span().start;
         // Fields that only some kinds use; a stray one is a likely mistake.
-        let present: [(&str, Option<usize>); 10] = [
+        let present: [(&str, Option<usize>); 14] = [
             ("path", (raw.path.as_ref().map(|v| v.span().start))),
             ("fit", (raw.fit.as_ref().map(|v| v.span().start))),
             ("title", (raw.title.as_ref().map(|v| v.span().start))),
@@ -376,9 +456,14 @@ impl Cx<'_> {
             ("caption", (raw.caption.as_ref().map(|v| v.span().start))),
             ("lunar", (raw.lunar.as_ref().map(|v| v.span().start))),
             ("seconds", (raw.seconds.as_ref().map(|v| v.span().start))),
+            ("loop", (raw.looped.as_ref().map(|v| v.span().start))),
+            ("mute", (raw.mute.as_ref().map(|v| v.span().start))),
+            ("volume", (raw.volume.as_ref().map(|v| v.span().start))),
+            ("start", (raw.start.as_ref().map(|v| v.span().start))),
         ];
         let allowed: &[&str] = match raw.kind.get_ref().as_str() {
             "image" => &["path", "fit"],
+            "video" => &["path", "fit", "loop", "mute", "volume", "start"],
             "text" => &["title", "body", "footer", "background_image"],
             "qr" => &["data", "caption"],
             "clock" => &["lunar", "seconds", "title"],
@@ -386,7 +471,7 @@ impl Cx<'_> {
                 self.problem(
                     kind_at,
                     f("kind"),
-                    format!("unknown kind `{other}`; expected one of image, text, qr, clock"),
+                    format!("unknown kind `{other}`; expected one of image, video, text, qr, clock"),
                 );
                 return None;
             }
@@ -418,6 +503,31 @@ impl Cx<'_> {
                     path,
                     fit: raw.fit.map(Spanned::into_inner).unwrap_or_default(),
                 }
+            }
+            "video" => {
+                let Some(path) = &raw.path else {
+                    self.problem(kind_at, f("path"), "video items need `path`");
+                    return None;
+                };
+                let path = self.media_file(path, &f("path"), Class::Video)?;
+                let looped = raw.looped.as_ref().is_some_and(|l| *l.get_ref());
+                if looped && duration == Length::Clip {
+                    let at = raw.duration.as_ref().map_or(kind_at, |d| d.span().start);
+                    self.problem(at, f("duration"), "a looping video needs a fixed `duration` (e.g. 2m)");
+                    return None;
+                }
+                let volume = self.percent(raw.volume.as_ref(), &f("volume")).unwrap_or(100);
+                let start = self
+                    .duration(raw.start.as_ref(), &f("start"), Duration::ZERO, MAX_DURATION)
+                    .unwrap_or(Duration::ZERO);
+                ItemKind::Video(Video {
+                    path,
+                    fit: raw.fit.map(Spanned::into_inner).unwrap_or_default(),
+                    looped,
+                    mute: raw.mute.is_some_and(Spanned::into_inner),
+                    volume,
+                    start,
+                })
             }
             "text" => {
                 let (title, body) = (text(&raw.title), text(&raw.body));
@@ -469,6 +579,7 @@ impl Cx<'_> {
             id,
             kind,
             duration,
+            narration,
             transition,
             background,
             color,
@@ -478,9 +589,15 @@ impl Cx<'_> {
         Some((item, id_line))
     }
 
-    /// Resolves a media path against the playlist's folder and checks that it
-    /// is an image we can decode (by its header; the player decodes it fully).
     fn image_file(&mut self, raw: &Spanned<String>, field: &str) -> Option<PathBuf> {
+        self.media_file(raw, field, Class::Picture)
+    }
+
+    /// Resolves a media path against the playlist's folder (or the feed) and
+    /// checks that it holds what its place needs: a picture by its header
+    /// (the player decodes it fully), a video or sound by its first bytes
+    /// (the player's decoder reports codecs it lacks).
+    fn media_file(&mut self, raw: &Spanned<String>, field: &str, class: Class) -> Option<PathBuf> {
         let at = raw.span().start;
         let rel = raw.get_ref().trim();
         if rel.is_empty() {
@@ -491,8 +608,14 @@ impl Cx<'_> {
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
-        if !matches!(ext.as_str(), "png" | "jpg" | "jpeg" | "webp") {
-            self.problem(at, field, format!("`{rel}`: unsupported image type; use png, jpeg or webp"));
+        let allowed = Format::extensions(class);
+        if !allowed.contains(&ext.as_str()) {
+            let what = match class {
+                Class::Picture => "image",
+                Class::Video => "video",
+                Class::Sound => "sound",
+            };
+            self.problem(at, field, format!("`{rel}`: unsupported {what} type; use {}", allowed.join(", ")));
             return None;
         }
         let path = match self.root {
@@ -515,7 +638,18 @@ impl Cx<'_> {
                 }
             },
         };
-        if let Err(e) = crate::media::probe_image(&path) {
+        let checked = match class {
+            Class::Picture => crate::media::probe_image(&path).map(drop).map_err(|e| e.to_string()),
+            Class::Video | Class::Sound => match sniff::sniff_file(&path) {
+                Ok(Some(f)) if f.class() == class => Ok(()),
+                Ok(_) => Err(match class {
+                    Class::Video => "not a video file (its content is not MP4, Matroska or WebM)".to_string(),
+                    _ => "not a sound file (its content is not MP3, Ogg, WAV or FLAC)".to_string(),
+                }),
+                Err(e) => Err(format!("cannot read: {e}")),
+            },
+        };
+        if let Err(e) = checked {
             self.problem(at, field, format!("`{rel}`: {e}"));
             return None;
         }
@@ -674,9 +808,9 @@ hours = "22:00-06:00"
         assert_eq!(p.schedule.validity.hours.len(), 2);
         assert_eq!(p.ticker.as_ref().unwrap().messages, ["欢迎", "注意防火"]);
         assert_eq!(p.items.len(), 3);
-        assert_eq!(p.items[0].duration, Duration::from_secs(15));
+        assert_eq!(p.items[0].duration, Length::Fixed(Duration::from_secs(15)));
         assert_eq!(p.items[0].background, Rgba::rgb(0x10, 0x20, 0x30));
-        assert_eq!(p.items[1].duration, Duration::from_secs(20));
+        assert_eq!(p.items[1].duration, Length::Fixed(Duration::from_secs(20)));
         assert_eq!(p.items[1].id, "item2");
         assert_eq!(p.items[2].transition, Duration::ZERO);
         assert!(matches!(p.items[2].kind, ItemKind::Clock { lunar: true, seconds: false, .. }));
@@ -714,7 +848,7 @@ hours = "22:00-06:00"
         let p = parse(
             r##"
 [[items]]
-kind = "video"
+kind = "slideshow"
 [[items]]
 kind = "text"
 [[items]]
@@ -762,7 +896,7 @@ title = "still fine"
         assert_eq!(
             m,
             [
-                "p.toml:3: items[1].kind: unknown kind `video`; expected one of image, text, qr, clock",
+                "p.toml:3: items[1].kind: unknown kind `slideshow`; expected one of image, video, text, qr, clock",
                 "p.toml:5: items[2].body: text items need a `title` or a `body`",
                 "p.toml:7: items[3].data: qr items need `data` (a URL or text)",
                 "p.toml:9: items[4].path: image items need `path`",
@@ -780,7 +914,7 @@ title = "still fine"
                     std::path::absolute("nope.png").unwrap().display()
                 )
                 .as_str(),
-                "p.toml:38: items[12].path: `notes.txt`: unsupported image type; use png, jpeg or webp",
+                "p.toml:38: items[12].path: `notes.txt`: unsupported image type; use png, jpg, jpeg, webp",
                 "p.toml:41: items[13].data: is empty",
             ]
         );
@@ -811,5 +945,95 @@ title = "still fine"
             messages(&text),
             vec!["p.toml:3: items[1].data: is 3000 bytes; a QR code holds at most 2331"]
         );
+    }
+
+    #[test]
+    fn video_narration_and_music_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("clip.mp4"), b"\0\0\0\x1cftypisom\0\0\x02\0isomiso2").unwrap();
+        std::fs::write(dir.path().join("fake.webm"), b"<html>not found</html>").unwrap();
+        std::fs::write(dir.path().join("talk.ogg"), b"OggS\0\x02\0\0\0\0\0\0").unwrap();
+        std::fs::write(dir.path().join("song.mp3"), b"ID3\x04\0\0\0\0\0\0").unwrap();
+        let file = dir.path().join("p.toml");
+        let text = r#"
+[music]
+tracks = ["song.mp3", "talk.ogg"]
+order = "shuffle"
+volume = 30
+
+[[items]]
+kind = "video"
+path = "clip.mp4"
+fit = "cover"
+mute = true
+start = "5s"
+
+[[items]]
+kind = "video"
+path = "clip.mp4"
+loop = true
+duration = "2m"
+volume = 40
+
+[[items]]
+kind = "text"
+title = "雷电防护"
+narration = "talk.ogg"
+duration = "narration"
+
+[[items]]
+kind = "video"
+path = "fake.webm"
+
+[[items]]
+kind = "video"
+path = "clip.mp4"
+loop = true
+
+[[items]]
+kind = "clock"
+duration = "auto"
+
+[[items]]
+kind = "clock"
+duration = "narration"
+
+[[items]]
+kind = "image"
+path = "clip.mp4"
+
+[[items]]
+kind = "video"
+path = "clip.mp4"
+volume = 150
+"#;
+        let parsed = parse_playlist(&file, text);
+        let msgs: Vec<String> = parsed.problems.iter().map(ToString::to_string).collect();
+        let p = file.display().to_string();
+        assert_eq!(
+            msgs,
+            [
+                format!("{p}:29: items[4].path: `fake.webm`: not a video file (its content is not MP4, Matroska or WebM)"),
+                format!("{p}:32: items[5].duration: a looping video needs a fixed `duration` (e.g. 2m)"),
+                format!("{p}:38: items[6].duration: `auto` (the clip's length) is only for video items; give a time"),
+                format!("{p}:42: items[7].duration: `narration` needs the item's `narration` file"),
+                format!("{p}:46: items[8].path: `clip.mp4`: unsupported image type; use png, jpg, jpeg, webp"),
+                format!("{p}:51: items[9].volume: must be between 0 and 100 (percent of the master volume)"),
+            ]
+        );
+        let pl = parsed.playlist.unwrap();
+        let music = pl.music.unwrap();
+        assert_eq!((music.tracks.len(), music.shuffle, music.volume), (2, true, 30));
+        assert_eq!(pl.items.len(), 3);
+        let ItemKind::Video(v) = &pl.items[0].kind else { panic!("{:?}", pl.items[0]) };
+        assert_eq!(pl.items[0].duration, Length::Clip);
+        assert_eq!((v.fit, v.mute, v.looped, v.volume, v.start), (Fit::Cover, true, false, 100, Duration::from_secs(5)));
+        let ItemKind::Video(v) = &pl.items[1].kind else { panic!() };
+        assert_eq!(pl.items[1].duration, Length::Fixed(Duration::from_secs(120)));
+        assert_eq!((v.looped, v.volume), (true, 40));
+        assert_eq!(pl.items[2].duration, Length::Narration);
+        assert_eq!(pl.items[2].narration.as_deref(), Some(dir.path().join("talk.ogg").as_path()));
+        // Every file is in the playlist's media, for `feed build`.
+        assert_eq!(pl.media.keys().collect::<Vec<_>>(), ["clip.mp4", "song.mp3", "talk.ogg"]);
     }
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod clips;
 pub mod feedsrv;
 pub mod nginx;
 pub mod operator;

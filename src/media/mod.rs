@@ -4,6 +4,10 @@
 //! before they reach the GPU: a 24-megapixel photo from a phone would
 //! otherwise cost ~100 MB of texture memory for a 1080p screen.
 
+pub mod mix;
+pub mod sniff;
+pub mod timing;
+
 use std::path::Path;
 
 use image::imageops::FilterType;

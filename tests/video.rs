@@ -1,0 +1,148 @@
+//! GStreamer decoding on generated clips: frames, timing, scaling, start
+//! offsets, loops, and bad files refused with a clear message.
+
+#![cfg(feature = "player")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::clips::{self, Spec};
+use estation::playlist::Fit;
+use estation::video::{Clip, ClipEvent, ClipOptions};
+
+fn options(area: (u32, u32)) -> ClipOptions {
+    ClipOptions { area, fit: Fit::Contain, mute: true, volume: 1.0, start: Duration::ZERO }
+}
+
+/// Plays a clip to its end, taking frames as they come; returns the
+/// timestamps seen and the wall time it took.
+fn play_through(clip: &Clip, limit: Duration) -> (Vec<Duration>, Duration) {
+    let mut pts = Vec::new();
+    if let Some(f) = clip.take_frame() {
+        pts.extend(f.pts);
+    }
+    let t0 = Instant::now();
+    clip.play();
+    loop {
+        if let Some(f) = clip.take_frame() {
+            pts.extend(f.pts);
+        }
+        let events = clip.events();
+        assert!(!events.iter().any(|e| matches!(e, ClipEvent::Error(_))), "{events:?}");
+        if events.contains(&ClipEvent::Eos) || t0.elapsed() > limit {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (pts, t0.elapsed())
+}
+
+#[test]
+fn frames_come_at_their_timestamps_all_of_them_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for codec in ["h264", "vp8", "vp9"] {
+        let name = format!("c.{}", if codec == "h264" { "mp4" } else { "webm" });
+        let path = clips::make(dir.path(), &name, &Spec { codec, frames: 60, fps: 30, ..Spec::default() });
+        let clip = Clip::preroll(&path, options((1920, 1080))).unwrap();
+        let d = clip.duration().expect("duration");
+        assert!((d.as_secs_f64() - 2.0).abs() < 0.05, "{codec}: {d:?}");
+        let (pts, took) = play_through(&clip, Duration::from_secs(10));
+        // Played in real time (the sink waits for each timestamp)…
+        assert!(took > Duration::from_millis(1800) && took < Duration::from_millis(3500), "{codec}: {took:?}");
+        // …every frame (a fast reader loses none), once each, in order, 1/30 s apart.
+        assert!(pts.len() >= 58, "{codec}: {} frames: {pts:?}", pts.len());
+        assert_eq!(pts[0], Duration::ZERO, "{codec}: the preroll frame is the first");
+        for w in pts.windows(2) {
+            let step = w[1].saturating_sub(w[0]).as_secs_f64();
+            assert!(w[1] > w[0] && step < 0.034 * 2.0, "{codec}: {pts:?}");
+        }
+        assert!(pts.last().unwrap().as_secs_f64() > 1.9, "{codec}: {pts:?}");
+        let stats = clip.stats();
+        assert_eq!(stats.late, 0, "{codec}: {stats:?}");
+        assert!(clip.decoders().iter().any(|(name, _)| name.contains(if codec == "h264" { "264" } else { codec })), "{codec}: {:?}", clip.decoders());
+    }
+}
+
+#[test]
+fn frames_are_scaled_down_to_the_screen_keeping_their_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = clips::make(dir.path(), "wide.mp4", &Spec { width: 1280, height: 720, frames: 5, ..Spec::default() });
+    let clip = Clip::preroll(&path, options((640, 640))).unwrap();
+    let f = clip.take_frame().unwrap();
+    assert_eq!((f.width, f.height, f.data.len()), (640, 360, 640 * 360 * 4));
+    // Never enlarged: the GPU scales up for free.
+    let clip = Clip::preroll(&path, options((3840, 2160))).unwrap();
+    let f = clip.take_frame().unwrap();
+    assert_eq!((f.width, f.height), (1280, 720));
+    // Cover: the longer screen side bounds both, so a portrait screen still
+    // gets enough pixels to fill its height.
+    let clip = Clip::preroll(&path, ClipOptions { fit: Fit::Cover, ..options((360, 640)) }).unwrap();
+    let f = clip.take_frame().unwrap();
+    assert_eq!((f.width, f.height), (640, 360));
+}
+
+#[test]
+fn a_start_offset_and_a_rewind_land_on_their_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = clips::make(dir.path(), "c.mp4", &Spec { frames: 90, ..Spec::default() });
+    let clip = Clip::preroll(&path, ClipOptions { start: Duration::from_secs(1), ..options((320, 240)) }).unwrap();
+    let first = clip.take_frame().unwrap().pts.unwrap();
+    assert!((first.as_secs_f64() - 1.0).abs() < 0.04, "{first:?}");
+    let (pts, took) = play_through(&clip, Duration::from_secs(10));
+    assert!(took < Duration::from_millis(2600), "only the last two seconds play: {took:?}");
+    assert!(pts.iter().all(|p| *p >= first));
+    clip.rewind().unwrap();
+    let again = clip.take_frame().unwrap().pts.unwrap();
+    assert!((again.as_secs_f64() - 1.0).abs() < 0.04, "{again:?}");
+}
+
+#[test]
+fn a_clip_with_sound_plays_in_real_time_whatever_the_sound_device() {
+    // CI has no sound card: the audio sink falls back to silence and the
+    // picture keeps the clock.
+    let dir = tempfile::tempdir().unwrap();
+    let path = clips::make(dir.path(), "s.mp4", &Spec { sound: true, frames: 45, ..Spec::default() });
+    let clip = Clip::preroll(&path, ClipOptions { mute: false, volume: 0.5, ..options((320, 240)) }).unwrap();
+    assert!(clip.has_sound());
+    let (pts, took) = play_through(&clip, Duration::from_secs(10));
+    assert!(pts.len() >= 40 && took >= Duration::from_millis(1300), "{} frames in {took:?}", pts.len());
+    let muted = Clip::preroll(&path, options((320, 240))).unwrap();
+    assert!(!muted.has_sound());
+}
+
+#[test]
+fn corrupt_truncated_and_soundless_files_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = clips::make(dir.path(), "good.mp4", &Spec { frames: 30, ..Spec::default() });
+    let bytes = std::fs::read(&good).unwrap();
+
+    // MP4 header, then noise.
+    let garbage = dir.path().join("garbage.mp4");
+    let mut noise = bytes[..32].to_vec();
+    let mut rng = fastrand::Rng::with_seed(7);
+    noise.extend((0..50_000).map(|_| rng.u8(..)));
+    std::fs::write(&garbage, noise).unwrap();
+    // The first tenth of a real file.
+    let truncated = dir.path().join("truncated.mp4");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 10]).unwrap();
+    // A sound file is no video.
+    let tone = dir.path().join("tone.ogg");
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "audiotestsrc", "num-buffers=20", "!", "audioconvert", "!", "vorbisenc", "!", "oggmux", "!", "filesink"])
+        .arg(format!("location={}", tone.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    for bad in [&garbage, &truncated, &tone] {
+        let t0 = Instant::now();
+        let err = Clip::preroll(bad, options((320, 240))).err().unwrap_or_else(|| panic!("{} played", bad.display()));
+        let msg = err.to_string();
+        assert!(msg.starts_with(&bad.display().to_string()), "{msg}");
+        assert!(msg.len() > bad.display().to_string().len() + 10, "{msg}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{msg}: {:?}", t0.elapsed());
+    }
+    // The good one still plays after all that.
+    assert!(Clip::preroll(&good, options((320, 240))).is_ok());
+}
