@@ -427,3 +427,92 @@ fn outside_screen_on_hours_the_screen_is_dark() {
     assert!(run.stderr.contains("outside screen-on hours"), "{}", run.stderr);
     assert!(!run.stderr.contains("showing `"), "something was shown:\n{}", run.stderr);
 }
+
+/// Share of pixels that are (nearly) black.
+fn black_share(img: &RgbImage) -> f64 {
+    let dark = img.pixels().filter(|p| luma(p) < 24).count();
+    dark as f64 / f64::from(img.width() * img.height())
+}
+
+/// Centre of the white pixels (the test pattern's ball).
+fn ball(img: &RgbImage) -> Option<(f64, f64)> {
+    let (mut n, mut sx, mut sy) = (0.0, 0.0, 0.0);
+    for (x, y, p) in img.enumerate_pixels() {
+        if p.0.iter().all(|&c| c > 230) {
+            n += 1.0;
+            sx += f64::from(x);
+            sy += f64::from(y);
+        }
+    }
+    (n > 20.0).then(|| (sx / n, sy / n))
+}
+
+#[test]
+fn a_video_slide_shows_moving_pictures() {
+    let dir = tempdir();
+    let green = [0x20, 0xa0, 0x40];
+    common::clips::make(dir.path(), "ball.mp4", &common::clips::Spec { frames: 150, background: 0xff20_a040, ..Default::default() });
+    let playlist = write(dir.path(), "v.toml", "[[items]]\nkind = \"video\"\npath = \"ball.mp4\"\n");
+    let shots = ["1s", "1.6s", "2.2s", "2.8s"];
+    let (run, images) = Play { config: "", playlist: &playlist, screen: (640, 480), window: None, shots: &shots }.run(dir.path());
+    assert!(run.stderr.contains("video: ") && run.stderr.contains("decoded by"), "{}", run.stderr);
+    let mut last: Option<(f64, f64)> = None;
+    for (i, img) in images.iter().enumerate() {
+        // 320×240 scaled to fit 640×480: the clip fills the screen.
+        assert_near(img, 10, 10, green, &format!("shot {i}: the clip's background"));
+        assert_near(img, 630, 470, green, &format!("shot {i}: the clip's background"));
+        let at = ball(img).unwrap_or_else(|| panic!("shot {i}: no ball"));
+        if let Some(prev) = last {
+            let moved = (at.0 - prev.0).hypot(at.1 - prev.1);
+            assert!(moved > 5.0, "shot {i}: the ball stood still at {at:?}");
+        }
+        last = Some(at);
+    }
+}
+
+#[test]
+fn image_to_video_and_video_to_video_never_show_black() {
+    let dir = tempdir();
+    use common::clips::{make, Spec};
+    make(dir.path(), "a.mp4", &Spec { frames: 60, background: 0xff20_a040, ..Spec::default() });
+    make(dir.path(), "b.webm", &Spec { frames: 60, codec: "vp8", background: 0xffc0_2080, ..Spec::default() });
+    let playlist = write(
+        dir.path(),
+        "vv.toml",
+        r##"
+[defaults]
+transition = "600ms"
+
+[[items]]
+kind = "text"
+title = "甲"
+background = "#c87814"
+duration = "2s"
+
+[[items]]
+kind = "video"
+path = "a.mp4"
+
+[[items]]
+kind = "video"
+path = "b.webm"
+"##,
+    );
+    // Across both boundaries (about 2 s and 4 s) and their fades.
+    let times: Vec<String> = (0..24).map(|i| format!("{}ms", 1500 + i * 150)).collect();
+    let times: Vec<&str> = times.iter().map(String::as_str).collect();
+    let (run, images) = Play { config: "", playlist: &playlist, screen: (640, 360), window: None, shots: &times }.run(dir.path());
+    let (mut card, mut a, mut b) = (false, false, false);
+    for (i, img) in images.iter().enumerate() {
+        let share = black_share(img);
+        assert!(share < 0.05, "shot {i} ({}) is {:.0}% black\n{}", times[i], share * 100.0, run.stderr);
+        // Inside the 4:3 clips (pillarboxed in the item's background colour).
+        let p = img.get_pixel(100, 8);
+        card |= near(img, 100, 8, [0xc8, 0x78, 0x14], 12);
+        a |= near(img, 100, 8, [0x20, 0xa0, 0x40], 12);
+        b |= near(img, 100, 8, [0xc0, 0x20, 0x80], 12);
+        assert!(luma(p) > 40, "shot {i} is dark: {p:?}");
+        assert!(!near(img, 100, 8, [0x0d, 0x2b, 0x4e], 10), "shot {i} shows the bare window between items");
+    }
+    assert!(card && a && b, "the shots did not span card → a → b (card={card}, a={a}, b={b})\n{}", run.stderr);
+}

@@ -15,6 +15,7 @@ mod rotation;
 mod slides;
 mod sound;
 mod ticker;
+mod video;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -147,6 +148,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         display::plugin,
         alerts::plugin,
         sound::plugin,
+        video::plugin,
     ))
     .add_systems(Startup, spawn_camera);
 

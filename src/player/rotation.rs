@@ -21,17 +21,19 @@ use image::RgbaImage;
 
 use super::fonts::Fonts;
 use super::power::Wake;
+use super::sound::{self, ProgrammeSound};
+use super::video::{FailedClips, VideoSurface, Waker};
 use super::slides::{self, Content, Pictures, Slide};
 use super::{Phase, Settings};
 use crate::media;
+use crate::media::timing::{self, Measured};
 use crate::content::{ContentSource, Origin};
-use crate::playlist::{Fit, Item, ItemKind, Library, Playlist, Ticker};
+use crate::playlist::{Fit, Item, ItemKind, Length, Library, Playlist, Ticker};
+use crate::video::{Clip, ClipOptions};
 use crate::status::PlayerStatus;
 use crate::qr;
 use crate::schedule::{Scheduler, Slot, Usable};
 
-/// Start preparing the next item this long before the current one ends.
-const PRELOAD: Duration = Duration::from_secs(3);
 /// How often the idle screen asks the schedule again.
 const IDLE_RECHECK: Duration = Duration::from_secs(5);
 /// How often a preparing item is polled.
@@ -87,6 +89,10 @@ enum Next {
 struct Prepared {
     next: Next,
     picture: Option<(RgbaImage, bool)>,
+    /// A video item's clip, prerolled: its first frame is `picture`.
+    clip: Option<Clip>,
+    /// How long the item stays, now that its media are measured.
+    length: Duration,
 }
 
 struct OnScreen {
@@ -135,6 +141,7 @@ fn screen_hours(
     mut ticker: ResMut<CurrentTicker>,
     mut started: ResMut<Started>,
     mut wake: ResMut<Wake>,
+    mut sound: ResMut<ProgrammeSound>,
 ) {
     let local = Utc::now().with_timezone(&settings.config.timezone).naive_local();
     let on = settings.config.screen_is_on(local);
@@ -161,6 +168,8 @@ fn screen_hours(
         *ready = None;
         clear.0 = Color::BLACK;
         ticker.0 = None;
+        sound.show(None, None);
+        sound.clip_sound = false;
     } else {
         info!("screen-on hours started");
         clear.0 = Color::srgb_u8(0x0d, 0x2b, 0x4e);
@@ -180,11 +189,26 @@ fn rotate(
     mut started: ResMut<Started>,
     mut wake: ResMut<Wake>,
     takeover: Res<super::alerts::Takeover>,
+    mut failed: ResMut<FailedClips>,
+    mut sound: ResMut<ProgrammeSound>,
+    proxy: Res<bevy::winit::EventLoopProxyWrapper>,
 ) {
+    let now = Instant::now();
+    // A clip that failed on screen: skip it from now on, and move on (its
+    // last frame stays until the next item is ready).
+    for root in failed.0.drain(..) {
+        if let Some(c) = show.current.as_mut().filter(|c| c.root == root) {
+            if let Next::Item(slot) = &c.next {
+                let p = &programme.library.playlists[slot.playlist];
+                let key = (p.id.clone(), p.items[slot.item].id.clone());
+                programme.bad.insert(key);
+            }
+            c.until = c.until.min(now);
+        }
+    }
     if show.off {
         return;
     }
-    let now = Instant::now();
     // A warning covers the screen: the item on screen keeps its remaining
     // time, and the rotation goes on from there when the warning ends.
     if takeover.0 {
@@ -223,13 +247,17 @@ fn rotate(
     // 2. Show what is ready once the current item is over.
     if due
         && let Some(prepared) = show.ready.take() {
-            put_on_screen(&mut commands, &settings, &programme, &mut show, &mut images, &fonts, &window, &mut ticker, prepared, now);
+            let proxy = (*proxy).clone();
+            let waker: Waker = std::sync::Arc::new(move || {
+                let _ = proxy.send_event(bevy::winit::WinitUserEvent::WakeUp);
+            });
+            put_on_screen(&mut commands, &settings, &programme, &mut show, &mut images, &fonts, &window, &mut ticker, &mut sound, waker, prepared, now);
             started.0.get_or_insert(now);
         }
 
     // 3. Start preparing the next item ahead of the boundary.
     if show.pending.is_none() && show.ready.is_none() {
-        let start_at = show.current.as_ref().map(|c| c.until.checked_sub(PRELOAD).unwrap_or(c.until));
+        let start_at = show.current.as_ref().map(|c| timing::prepare_at(c.until));
         if start_at.is_none_or(|t| now >= t) {
             // A new feed version takes over here, at an item boundary: what
             // is on screen stays until the first item of the new one has
@@ -251,9 +279,11 @@ fn rotate(
                 _ => None,
             };
             let next = scheduler.next_slot(prev, wall).map_or(Next::Idle, Next::Item);
-            let same = !fresh && show.current.as_ref().is_some_and(|c| same_content(&c.next, &next));
+            let same = !fresh
+                && show.current.as_ref().is_some_and(|c| same_content(&c.next, &next))
+                && still(&programme.library, &next);
             if same {
-                // One item (or the idle screen) again: keep it, no redraw.
+                // One still item (or the idle screen) again: keep it, no redraw.
                 if let Some(c) = show.current.as_mut() {
                     c.until = boundary + duration_of(&programme.library, &next);
                     c.next = next;
@@ -313,6 +343,18 @@ fn same_content(a: &Next, b: &Next) -> bool {
     }
 }
 
+/// Whether an item looks the same all through (no clip to restart, no
+/// narration to say again), so showing it twice in a row needs no redraw.
+fn still(library: &Library, next: &Next) -> bool {
+    match next {
+        Next::Item(slot) => {
+            let item = &library.playlists[slot.playlist].items[slot.item];
+            !matches!(item.kind, ItemKind::Video(_)) && item.narration.is_none() && matches!(item.duration, Length::Fixed(_))
+        }
+        Next::Idle => true,
+    }
+}
+
 fn duration_of(library: &Library, next: &Next) -> Duration {
     match next {
         Next::Item(slot) => library.playlists[slot.playlist].items[slot.item].duration.nominal(),
@@ -329,7 +371,24 @@ fn prepare(next: Next, item: Option<&Item>, size: UVec2, band: bool) -> Result<P
         size.y
     };
     let fail = |why: String| (next.clone(), why);
+    let mut clip = None;
     let picture = match item.map(|i| &i.kind) {
+        Some(ItemKind::Video(v)) => {
+            let options = ClipOptions {
+                area: (size.x, box_h),
+                fit: v.fit,
+                mute: v.mute,
+                // Silent until the mix sets the level, on its first frame.
+                volume: 0.0,
+                start: v.start,
+            };
+            let c = Clip::preroll(&v.path, options).map_err(|e| fail(e.to_string()))?;
+            let frame = c.take_frame().ok_or_else(|| fail(format!("{}: no first frame", v.path.display())))?;
+            let img = RgbaImage::from_raw(frame.width, frame.height, frame.data)
+                .ok_or_else(|| fail(format!("{}: frame of the wrong size", v.path.display())))?;
+            clip = Some(c);
+            Some((img, false))
+        }
         Some(ItemKind::Image { path, fit }) => Some((
             media::decode_image(path, size.x, box_h, *fit).map_err(|e| fail(format!("{}: {e}", path.display())))?,
             false,
@@ -346,7 +405,28 @@ fn prepare(next: Next, item: Option<&Item>, size: UVec2, band: bool) -> Result<P
         }
         _ => None,
     };
-    Ok(Prepared { next, picture })
+    let length = match item {
+        Some(item) => {
+            let narration = match (&item.narration, item.duration) {
+                (Some(path), Length::Narration) => match sound::narration_length(path) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        warn!("narration {}: {e}; the item lasts {} s", path.display(), timing::UNMEASURED.as_secs());
+                        None
+                    }
+                },
+                _ => None,
+            };
+            let video = match &item.kind {
+                ItemKind::Video(v) => Some(v),
+                _ => None,
+            };
+            let measured = Measured { clip: clip.as_ref().and_then(Clip::duration), narration };
+            timing::on_screen(item.duration, video, measured)
+        }
+        None => IDLE_RECHECK,
+    };
+    Ok(Prepared { next, picture, clip, length })
 }
 
 #[allow(clippy::too_many_arguments)] // the pieces of one hand-over, kept explicit
@@ -359,12 +439,15 @@ fn put_on_screen(
     fonts: &Fonts,
     window: &Window,
     ticker: &mut CurrentTicker,
+    sound: &mut ProgrammeSound,
+    waker: Waker,
     prepared: Prepared,
     now: Instant,
 ) {
+    let Prepared { next, picture, clip, length } = prepared;
     let scale = window.scale_factor();
     let pictures = Pictures {
-        main: prepared.picture.map(|(img, nearest)| {
+        main: picture.map(|(img, nearest)| {
             let (w, h) = img.dimensions();
             let mut image = Image::new(
                 Extent3d { width: w, height: h, depth_or_array_layers: 1 },
@@ -381,7 +464,7 @@ fn put_on_screen(
             (images.add(image), logical)
         }),
     };
-    let (content, new_ticker, transition) = match &prepared.next {
+    let (content, new_ticker, transition) = match &next {
         Next::Item(slot) => {
             let p = &programme.library.playlists[slot.playlist];
             let item = &p.items[slot.item];
@@ -417,7 +500,22 @@ fn put_on_screen(
         show.z,
         if fading { 0.0 } else { 1.0 },
     );
-    let duration = duration_of(&programme.library, &prepared.next);
+    if let (Some(clip), Some((image, _)), Next::Item(slot)) = (clip, &pictures.main, &next)
+        && let ItemKind::Video(v) = &programme.library.playlists[slot.playlist].items[slot.item].kind
+    {
+        let clip_sound = clip.has_sound() && v.volume > 0;
+        commands.entity(root).insert(VideoSurface::start(clip, image.clone(), v.clone(), root, now + length, waker));
+        sound.clip_sound = clip_sound;
+    } else {
+        sound.clip_sound = false;
+    }
+    match &next {
+        Next::Item(slot) => {
+            let p = &programme.library.playlists[slot.playlist];
+            sound.show(p.items[slot.item].narration.clone(), p.music.clone());
+        }
+        Next::Idle => sound.show(None, None),
+    }
     if let Some(old) = show.current.take() {
         if fading {
             show.fading_out.push(old.root);
@@ -427,9 +525,9 @@ fn put_on_screen(
         }
     }
     if let Some(path) = &settings.status_path {
-        report(path, programme, &prepared.next);
+        report(path, programme, &next);
     }
-    show.current = Some(OnScreen { next: prepared.next, root, until: now + duration });
+    show.current = Some(OnScreen { next, root, until: now + length });
     if ticker.0 != new_ticker {
         ticker.0 = new_ticker;
     }

@@ -1,63 +1,135 @@
-//! Sound through rodio: the alert chime, then the alert's own audio.
+//! Sound through rodio: the alert chime and the alert's own audio, item
+//! narration, and a playlist's background music that ducks under narration
+//! and clip sound and stops for warnings.
 //!
 //! The device is opened only when something is to be heard, and reopened
 //! (with back-off) after it failed or vanished (USB speakers unplugged, the
 //! sound server restarted): no device means silence and one log line, never
-//! a crash or a stalled frame loop. The chime is synthesised here, so no
-//! sample file needs a licence.
+//! a crash or a stalled frame loop; the music comes back with the device.
+//! How loud each part is comes from [`crate::media::mix`]. Nothing here
+//! waits for a sound to end: item lengths come from measured durations
+//! (rodio never drains a player whose device is gone). The chime is
+//! synthesised here, so no sample file needs a licence.
 
-use std::io::Cursor;
+use std::fs::File;
+use std::io::{BufReader, Cursor};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bevy::prelude::*;
+use chrono::Utc;
 use rodio::source::SineWave;
 use rodio::{DeviceSinkBuilder, MixerDeviceSink, Player, Source};
 
+use super::power::Wake;
+use super::video::ClipGain;
 use super::Settings;
 use crate::alert::policy::AudioRef;
+use crate::media::mix::{self, Fade, Sounding, TrackOrder, Volumes};
+use crate::playlist::Music;
 
 /// Longest back-off between attempts to open a missing device.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Largest embedded audio resource decoded (a minute of speech in MP3).
 const MAX_AUDIO_BYTES: usize = 4 * 1024 * 1024;
+/// The chime's length (six 380 ms tones).
+const CHIME: Duration = Duration::from_millis(2280);
+/// Assumed length of alert audio whose length the decoder cannot tell.
+const UNKNOWN_AUDIO: Duration = Duration::from_secs(20);
+/// How often to look for the end of a music track of unknown length.
+const TRACK_POLL: Duration = Duration::from_secs(5);
 
 /// Something to sound now: the chime, then these resources.
 #[derive(Resource, Default)]
 pub(crate) struct ChimeRequest(pub Option<Vec<AudioRef>>);
 
-/// The output device, held on the main thread (audio streams are not `Send`
-/// on every platform).
+/// What the programme on screen wants heard; the rotation sets it.
+#[derive(Resource, Default)]
+pub(crate) struct ProgrammeSound {
+    narration: Option<PathBuf>,
+    /// Bumped at every item, so the same narration twice starts twice.
+    item: u64,
+    music: Option<Music>,
+    music_changes: u64,
+    /// The video on screen has sound.
+    pub clip_sound: bool,
+}
+
+impl ProgrammeSound {
+    /// A new item is on screen (or none, with `None, None`).
+    pub fn show(&mut self, narration: Option<PathBuf>, music: Option<Music>) {
+        self.narration = narration;
+        self.item += 1;
+        if self.music != music {
+            self.music = music;
+            self.music_changes += 1;
+        }
+    }
+}
+
+struct MusicState {
+    changes: u64,
+    tracks: Vec<PathBuf>,
+    order: TrackOrder,
+    player: Option<Player>,
+    /// When the track playing ends, if known.
+    track_ends: Option<Instant>,
+    fade: Fade,
+    /// Tracks that would not decode in a row: stop trying after a round.
+    failures: usize,
+}
+
+/// The output device and what plays on it, held on the main thread (audio
+/// streams are not `Send` on every platform).
 struct Speaker {
     sink: Option<MixerDeviceSink>,
     lost: Arc<AtomicBool>,
     retry_at: Instant,
     backoff: Duration,
     said_silent: bool,
-    playing: Option<Player>,
+    chime: Option<Player>,
+    chime_until: Instant,
+    narration: Option<Player>,
+    narration_item: u64,
+    music: Option<MusicState>,
+    /// The music level last logged.
+    music_target: f32,
 }
 
 pub(super) fn plugin(app: &mut App) {
+    let now = Instant::now();
     app.init_resource::<ChimeRequest>()
+        .init_resource::<ProgrammeSound>()
         .insert_non_send(Speaker {
             sink: None,
             lost: Arc::new(AtomicBool::new(false)),
-            retry_at: Instant::now(),
+            retry_at: now,
             backoff: Duration::from_secs(1),
             said_silent: false,
-            playing: None,
+            chime: None,
+            chime_until: now,
+            narration: None,
+            narration_item: 0,
+            music: None,
+            music_target: -1.0,
         })
-        .add_systems(Update, sound);
+        .add_systems(Update, (chime_and_alert_audio, programme).chain().in_set(super::Phase::Animate));
 }
 
 impl Speaker {
     fn device(&mut self) -> Option<&MixerDeviceSink> {
         if self.lost.swap(false, Ordering::Relaxed) && self.sink.is_some() {
-            warn!("audio: the device failed or went away; will reopen it");
-            self.playing = None;
+            warn!("audio: the device failed or went away; silent until it is back");
+            self.chime = None;
+            self.narration = None;
+            if let Some(m) = self.music.as_mut() {
+                m.player = None;
+            }
             self.sink = None;
+            self.retry_at = Instant::now() + self.backoff;
         }
         let now = Instant::now();
         if self.sink.is_none() && now >= self.retry_at {
@@ -74,7 +146,7 @@ impl Speaker {
                 }
                 Err(e) => {
                     if !self.said_silent {
-                        warn!("audio: no output device ({e}); alerts are silent until one appears");
+                        warn!("audio: no output device ({e}); silent until one appears");
                         self.said_silent = true;
                     }
                     self.retry_at = now + self.backoff;
@@ -86,7 +158,7 @@ impl Speaker {
     }
 }
 
-fn sound(mut request: ResMut<ChimeRequest>, mut speaker: NonSendMut<Speaker>, settings: Res<Settings>) {
+fn chime_and_alert_audio(mut request: ResMut<ChimeRequest>, mut speaker: NonSendMut<Speaker>, settings: Res<Settings>) {
     let Some(audio) = request.0.take() else { return };
     let volume = f32::from(settings.config.volume) / 100.0;
     let Some(sink) = speaker.device() else { return };
@@ -95,16 +167,186 @@ fn sound(mut request: ResMut<ChimeRequest>, mut speaker: NonSendMut<Speaker>, se
     for tone in chime() {
         player.append(tone);
     }
+    let mut length = CHIME;
     let cache = settings.config.cache.dir();
     for a in &audio {
         match decode(a, cache.as_deref()) {
-            Ok(Some(source)) => player.append(source),
+            Ok(Some(source)) => {
+                length += source.total_duration().unwrap_or(UNKNOWN_AUDIO);
+                player.append(source);
+            }
             Ok(None) => {}
             Err(e) => warn!("audio: alert audio ({}) not played: {e}", a.mime_type),
         }
     }
     // A new chime replaces one still sounding.
-    speaker.playing = Some(player);
+    speaker.chime = Some(player);
+    speaker.chime_until = Instant::now() + length;
+}
+
+/// Narration and music: started, ducked, paused and moved on as the
+/// programme and the mix say.
+fn programme(
+    wanted: Res<ProgrammeSound>,
+    mut speaker: NonSendMut<Speaker>,
+    settings: Res<Settings>,
+    takeover: Res<super::alerts::Takeover>,
+    mut clip_gain: ResMut<ClipGain>,
+    mut wake: ResMut<Wake>,
+) {
+    let now = Instant::now();
+    let config = &settings.config;
+    let quiet = config.is_quiet(Utc::now().with_timezone(&config.timezone).naive_local());
+    let sp = &mut *speaker;
+    let sounding = Sounding {
+        narration: sp.narration.as_ref().is_some_and(|p| !p.empty()),
+        clip_sound: wanted.clip_sound,
+        chime: now < sp.chime_until,
+        takeover: takeover.0,
+    };
+    let music_volume = wanted.music.as_ref().map_or(0, |m| m.volume);
+    let levels = mix::levels(Volumes { master: config.volume, music: music_volume, clip: 100 }, quiet, sounding);
+    if (clip_gain.0 - levels.clip).abs() > f32::EPSILON {
+        clip_gain.0 = levels.clip;
+    }
+    if sounding.chime {
+        wake.at(sp.chime_until);
+    }
+
+    // Narration: a new item stops the last one's and starts its own.
+    if sp.narration_item != wanted.item {
+        sp.narration_item = wanted.item;
+        sp.narration = None;
+        if let Some(path) = &wanted.narration
+            && levels.narration > 0.0
+        {
+            match open_track(path) {
+                Ok((source, _)) => {
+                    if let Some(sink) = sp.device() {
+                        let player = Player::connect_new(sink.mixer());
+                        player.append(source);
+                        info!("audio: narration {}", path.display());
+                        sp.narration = Some(player);
+                    }
+                }
+                Err(e) => warn!("audio: narration {}: {e}", path.display()),
+            }
+        }
+    }
+    if let Some(p) = &sp.narration {
+        p.set_volume(levels.narration);
+        if takeover.0 != p.is_paused() {
+            if takeover.0 { p.pause() } else { p.play() }
+        }
+    }
+
+    // Music: follows the playlist on screen.
+    if sp.music.as_ref().map(|m| m.changes) != Some(wanted.music_changes) {
+        sp.music = wanted.music.as_ref().map(|m| MusicState {
+            changes: wanted.music_changes,
+            tracks: m.tracks.clone(),
+            order: TrackOrder::new(m.tracks.len(), m.shuffle, fastrand::u64(..)),
+            player: None,
+            track_ends: None,
+            fade: Fade::new(0.0, now),
+            failures: 0,
+        });
+        if sp.music.is_none() {
+            sp.music_target = -1.0;
+        }
+    }
+    if sp.music.is_none() {
+        return;
+    }
+    let target = levels.music;
+    if (target - sp.music_target).abs() > f32::EPSILON {
+        let why = if sounding.takeover || sounding.chime {
+            "stopped for a warning"
+        } else if quiet {
+            "quiet hours"
+        } else if sounding.narration || sounding.clip_sound {
+            "ducked under narration or clip sound"
+        } else {
+            "full"
+        };
+        info!("audio: music level {:.0}% ({why})", target * 100.0);
+        sp.music_target = target;
+    }
+    let finished = sp.music.as_ref().is_some_and(|m| {
+        m.player.as_ref().is_none_or(|p| p.empty() || m.track_ends.is_some_and(|t| now >= t))
+    });
+    if finished && target > 0.0 {
+        let device = sp.device().map(|d| d.mixer().clone());
+        if let (Some(mixer), Some(m)) = (device, sp.music.as_mut()) {
+            next_track(m, &mixer, now);
+        } else {
+            wake.at(sp.retry_at);
+        }
+    }
+    let Some(m) = sp.music.as_mut() else { return };
+    m.fade.retarget(target, now);
+    if let Some(p) = &m.player {
+        let level = m.fade.level(now);
+        p.set_volume(level);
+        if m.fade.moving(now) {
+            wake.animate();
+        } else if level <= 0.0 && !p.is_paused() {
+            p.pause();
+        } else if level > 0.0 && p.is_paused() {
+            p.play();
+        }
+        if !p.is_paused() {
+            wake.at(m.track_ends.unwrap_or(now + TRACK_POLL));
+        }
+    }
+}
+
+fn next_track(m: &mut MusicState, mixer: &rodio::mixer::Mixer, now: Instant) {
+    m.player = None;
+    while m.failures < m.tracks.len() {
+        let Some(i) = m.order.next_track() else { return };
+        let path = &m.tracks[i];
+        match open_track(path) {
+            Ok((source, length)) => {
+                let player = Player::connect_new(mixer);
+                player.set_volume(m.fade.level(now));
+                player.append(source);
+                info!("audio: music {} ({}/{})", path.display(), i + 1, m.tracks.len());
+                m.player = Some(player);
+                m.track_ends = length.map(|d| now + d);
+                m.failures = 0;
+                return;
+            }
+            Err(e) => {
+                warn!("audio: music {}: {e}; next track", path.display());
+                m.failures += 1;
+            }
+        }
+    }
+}
+
+type TrackSource = rodio::Decoder<BufReader<File>>;
+
+fn open_track(path: &Path) -> Result<(TrackSource, Option<Duration>), String> {
+    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let source = rodio::Decoder::try_from(file).map_err(|e| format!("not playable: {e}"))?;
+    let length = source.total_duration();
+    Ok((source, length))
+}
+
+/// How long a narration lasts: from its header when it says, otherwise by
+/// decoding it (off the frame loop: the rotation calls this while preparing).
+pub(crate) fn narration_length(path: &Path) -> Result<Duration, String> {
+    let (source, length) = open_track(path)?;
+    if let Some(d) = length {
+        return Ok(d);
+    }
+    let per_second = f64::from(source.sample_rate().get()) * f64::from(source.channels().get());
+    let samples = source.count();
+    if samples == 0 {
+        return Err("no sound in it".into());
+    }
+    Ok(Duration::from_secs_f64(samples as f64 / per_second))
 }
 
 /// Three two-tone "ding-dongs" (880 Hz / 660 Hz), about 2.4 s in all.
@@ -162,10 +404,21 @@ mod tests {
     }
 
     #[test]
-    fn embedded_audio_decodes_and_garbage_is_an_error() {
-        // A tiny WAV written by hound-free hand: 8 kHz mono 16-bit silence.
+    fn narration_is_measured_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.wav");
+        std::fs::write(&path, wav(8000 * 3 / 2)).unwrap();
+        let d = narration_length(&path).unwrap();
+        assert!((d.as_secs_f64() - 1.5).abs() < 0.01, "{d:?}");
+        std::fs::write(&path, b"RIFF nonsense").unwrap();
+        assert!(narration_length(&path).is_err());
+        assert!(narration_length(&dir.path().join("missing.wav")).unwrap_err().starts_with("cannot open"));
+    }
+
+    /// A WAV of `samples` 16-bit mono samples of silence at 8 kHz.
+    fn wav(samples: u32) -> Vec<u8> {
         let mut wav = Vec::new();
-        let data = vec![0u8; 1600];
+        let data = vec![0u8; samples as usize * 2];
         wav.extend_from_slice(b"RIFF");
         wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
         wav.extend_from_slice(b"WAVEfmt ");
@@ -176,6 +429,12 @@ mod tests {
         wav.extend_from_slice(b"data");
         wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
         wav.extend_from_slice(&data);
+        wav
+    }
+
+    #[test]
+    fn embedded_audio_decodes_and_garbage_is_an_error() {
+        let wav = wav(800);
         let ok = AudioRef {
             mime_type: "audio/wav".into(),
             uri: None,

@@ -355,7 +355,7 @@ impl Clip {
         for e in bin.iterate_recurse().into_iter().flatten() {
             if let Some(f) = e.factory() {
                 let klass = f.metadata("klass").unwrap_or_default();
-                if klass.contains("Decoder") {
+                if klass.contains("Decoder") && !klass.contains("Bin") {
                     out.push((f.name().to_string(), plugins::is_hardware(&f)));
                 }
             }

@@ -16,11 +16,13 @@ pub struct Spec<'a> {
     pub sound: bool,
     /// videotestsrc pattern: `ball`, `smpte`, `red`…
     pub pattern: &'a str,
+    /// Background of the `ball` pattern, 0xAARRGGBB (0: black).
+    pub background: u32,
 }
 
 impl Default for Spec<'_> {
     fn default() -> Self {
-        Spec { width: 320, height: 240, fps: 30, frames: 60, codec: "h264", sound: false, pattern: "ball" }
+        Spec { width: 320, height: 240, fps: 30, frames: 60, codec: "h264", sound: false, pattern: "ball", background: 0xff00_0000 }
     }
 }
 
@@ -34,9 +36,10 @@ pub fn make(dir: &Path, name: &str, spec: &Spec) -> PathBuf {
         other => panic!("no encoder for {other}"),
     };
     let mut line = format!(
-        "videotestsrc num-buffers={} pattern={} ! video/x-raw,width={},height={},framerate={}/1 ! videoconvert ! {enc} ! {mux} name=mux ! filesink location={}",
+        "videotestsrc num-buffers={} pattern={} background-color={} ! video/x-raw,width={},height={},framerate={}/1 ! videoconvert ! {enc} ! {mux} name=mux ! filesink location={}",
         spec.frames,
         spec.pattern,
+        spec.background,
         spec.width,
         spec.height,
         spec.fps,

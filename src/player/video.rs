@@ -1,0 +1,173 @@
+//! Video surfaces: a playing [`Clip`] and the one Bevy image its frames go
+//! into.
+//!
+//! Each new frame replaces the image's bytes; Bevy 0.19 then writes them into
+//! the same GPU texture (same size, same format), so a video of any length
+//! costs one texture, never one per frame. GStreamer wakes the frame loop
+//! when a frame is due, so the player draws at the clip's own rate and
+//! sleeps otherwise. At its end a clip loops or holds its last frame until
+//! the next item has faded in over it; a clip that fails is reported to the
+//! rotation, which moves on (the last frame stays until then).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+
+use super::power::Wake;
+use super::Phase;
+use crate::media::timing::{self, AtEnd};
+use crate::playlist::Video;
+use crate::video::{Clip, ClipEvent};
+
+/// Safety net while a clip plays, should a frame's wake-up be missed.
+const WATCH: Duration = Duration::from_millis(250);
+
+#[derive(Component)]
+pub(crate) struct VideoSurface {
+    clip: Option<Clip>,
+    image: Handle<Image>,
+    video: Video,
+    /// The slide this surface belongs to.
+    root: Entity,
+    /// When the item leaves the screen (for loop-or-hold at clip end).
+    ends: Instant,
+    ended: bool,
+    paused: bool,
+    gain: f64,
+    frames_shown: u64,
+    wake: Waker,
+}
+
+/// Wakes the frame loop from GStreamer's threads.
+pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
+
+impl VideoSurface {
+    /// Starts a prerolled clip on screen. `wake` wakes the frame loop from
+    /// GStreamer's threads.
+    pub fn start(clip: Clip, image: Handle<Image>, video: Video, root: Entity, ends: Instant, wake: Waker) -> VideoSurface {
+        let decoders = clip.decoders();
+        let how = if decoders.iter().any(|(_, hw)| *hw) { "hardware" } else { "software" };
+        let names: Vec<&str> = decoders.iter().map(|(n, _)| n.as_str()).collect();
+        info!(
+            "video: {} ({}), decoded by {} ({how})",
+            clip.path().display(),
+            clip.duration().map_or("length unknown".into(), |d| format!("{:.1} s", d.as_secs_f32())),
+            names.join(" + "),
+        );
+        let w = wake.clone();
+        clip.set_waker(move || w());
+        clip.play();
+        VideoSurface { clip: Some(clip), image, video, root, ends, ended: false, paused: false, gain: -1.0, frames_shown: 0, wake }
+    }
+}
+
+impl Drop for VideoSurface {
+    fn drop(&mut self) {
+        if let Some(clip) = self.clip.take() {
+            let s = clip.stats();
+            debug!("video: {} done: {} frames shown, {} released, {} late", clip.path().display(), self.frames_shown, s.received, s.late);
+            // Stopping a pipeline joins its threads: not on the frame loop.
+            std::thread::spawn(move || drop(clip));
+        }
+    }
+}
+
+/// Slides whose clip failed, for the rotation to move on from.
+#[derive(Resource, Default)]
+pub(crate) struct FailedClips(pub Vec<Entity>);
+
+/// The gain video sound should have now (the sound plugin's mix).
+#[derive(Resource, Default)]
+pub(crate) struct ClipGain(pub f32);
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<FailedClips>()
+        .init_resource::<ClipGain>()
+        .add_systems(Update, show_frames.in_set(Phase::Animate));
+}
+
+fn show_frames(
+    mut surfaces: Query<&mut VideoSurface>,
+    mut images: ResMut<Assets<Image>>,
+    mut failed: ResMut<FailedClips>,
+    mut wake: ResMut<Wake>,
+    takeover: Res<super::alerts::Takeover>,
+    gain: Res<ClipGain>,
+) {
+    let now = Instant::now();
+    for mut s in &mut surfaces {
+        let s = &mut *s;
+        let Some(clip) = s.clip.as_ref() else { continue };
+        // A warning over the screen pauses the clip where it is.
+        if takeover.0 != s.paused {
+            s.paused = takeover.0;
+            if s.paused { clip.pause() } else if !s.ended { clip.play() }
+        }
+        if (f64::from(gain.0) - s.gain).abs() > 1e-3 {
+            s.gain = f64::from(gain.0);
+            clip.set_volume(s.gain * f64::from(s.video.volume) / 100.0);
+        }
+        if let Some(frame) = clip.take_frame()
+            && let Some(mut image) = images.get_mut(&s.image)
+        {
+            let size = image.size();
+            if size == UVec2::new(frame.width, frame.height) {
+                image.data = Some(frame.data);
+                s.frames_shown += 1;
+            } else {
+                warn!("video: {} changed size mid-clip; frame dropped", clip.path().display());
+            }
+        }
+        let mut replace = None;
+        for event in clip.events() {
+            match event {
+                ClipEvent::Eos => match timing::at_clip_end(&s.video, s.ends.saturating_duration_since(now)) {
+                    AtEnd::Loop => {
+                        if let Err(e) = clip.rewind() {
+                            warn!("video: {e}; holding the last frame");
+                            s.ended = true;
+                        }
+                    }
+                    AtEnd::Hold => s.ended = true,
+                },
+                ClipEvent::AudioLost(why) => {
+                    warn!("video: {}: sound output failed ({why}); the clip goes on without sound", clip.path().display());
+                    replace = Some(true);
+                }
+                ClipEvent::Error(why) => {
+                    warn!("video: {}: {why}; skipping to the next item", clip.path().display());
+                    failed.0.push(s.root);
+                    replace = Some(false);
+                    break;
+                }
+            }
+        }
+        match replace {
+            Some(true) => {
+                s.gain = -1.0;
+                s.clip = s.clip.take().and_then(|c| match c.without_sound() {
+                    Ok(c) => {
+                        let w = s.wake.clone();
+                        c.set_waker(move || w());
+                        Some(c)
+                    }
+                    Err(e) => {
+                        warn!("video: {e}; skipping to the next item");
+                        failed.0.push(s.root);
+                        None
+                    }
+                });
+            }
+            Some(false) => {
+                if let Some(c) = s.clip.take() {
+                    std::thread::spawn(move || drop(c));
+                }
+            }
+            None => {}
+        }
+        if !s.ended && !s.paused {
+            wake.at(now + WATCH);
+        }
+    }
+}
