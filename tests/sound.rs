@@ -1,0 +1,132 @@
+//! Narration, background music and clip sound in the real player, with no
+//! sound card: ALSA's null device stands in for speakers (CI has none), and
+//! a card that does not exist stands in for unplugged ones.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{estation, run_with_limit, write_config, Run, Xvfb};
+
+/// A tone of `secs` seconds in Ogg Vorbis.
+fn tone(dir: &Path, name: &str, secs: u32, hz: u32) {
+    let out = dir.join(name);
+    let buffers = (secs * 48_000).div_ceil(1024);
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "audiotestsrc"])
+        .arg(format!("num-buffers={buffers}"))
+        .arg(format!("freq={hz}"))
+        .args(["samplesperbuffer=1024", "!", "audio/x-raw,rate=48000", "!", "audioconvert", "!", "vorbisenc", "!", "oggmux", "!", "filesink"])
+        .arg(format!("location={}", out.display()))
+        .status()
+        .expect("gst-launch-1.0");
+    assert!(status.success());
+}
+
+/// Runs the player for `secs` with `pcm` as ALSA's default device.
+fn play(dir: &Path, playlist: &Path, pcm: &str, secs: u32) -> Run {
+    let x = Xvfb::start(640, 360);
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".asoundrc"), format!("pcm.!default {{ {pcm} }}\n")).unwrap();
+    let config = write_config(dir, "[audio]\nvolume = 80\n");
+    let mut cmd = estation(&config);
+    cmd.env("HOME", &home)
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["play", "--window", "640x360", "--exit-after"])
+        .arg(format!("{secs}s"))
+        .arg("--playlist")
+        .arg(playlist);
+    let run = run_with_limit(&mut cmd, Duration::from_secs(240));
+    assert!(run.success, "player failed:\n{}", run.stderr);
+    run
+}
+
+/// Seconds between the first log lines containing `a` and then `b`.
+fn between(log: &str, a: &str, b: &str) -> f64 {
+    let stamp = |line: &str| {
+        let t = line.split_whitespace().next().unwrap_or_default();
+        chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{t}: {e}"))
+    };
+    let mut lines = log.lines();
+    let first = lines.find(|l| l.contains(a)).unwrap_or_else(|| panic!("no `{a}` in\n{log}"));
+    let second = lines.find(|l| l.contains(b)).unwrap_or_else(|| panic!("no `{b}` after `{a}` in\n{log}"));
+    (stamp(second) - stamp(first)).as_seconds_f64()
+}
+
+const PLAYLIST: &str = r##"
+[music]
+tracks = ["m1.ogg", "m2.ogg"]
+order = "in-order"
+volume = 50
+
+[[items]]
+id = "quiet-card"
+kind = "text"
+title = "音乐"
+duration = "3s"
+
+[[items]]
+id = "talk"
+kind = "text"
+title = "讲解"
+narration = "talk.ogg"
+duration = "narration"
+
+[[items]]
+id = "after"
+kind = "text"
+title = "之后"
+duration = "3s"
+"##;
+
+#[test]
+fn narration_sets_the_item_length_and_music_ducks_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    tone(dir.path(), "m1.ogg", 4, 330);
+    tone(dir.path(), "m2.ogg", 4, 440);
+    tone(dir.path(), "talk.ogg", 2, 660);
+    let playlist = dir.path().join("p.toml");
+    std::fs::write(&playlist, PLAYLIST).unwrap();
+    let run = play(dir.path(), &playlist, "type null", 12);
+    let log = &run.stderr;
+    assert!(log.contains("audio: sound on the default output device"), "{log}");
+    // Master 80 % × music 50 % = 40 %; under narration a fifth of that.
+    for want in ["audio: music ", "m1.ogg (1/2)", "audio: music level 40% (full)", "talk.ogg", "audio: music level 8% (ducked under narration or clip sound)"] {
+        assert!(log.contains(want), "no `{want}` in\n{log}");
+    }
+    // The music comes back up after the narration.
+    let duck = log.find("8% (ducked").unwrap();
+    assert!(log[duck..].contains("audio: music level 40% (full)"), "{log}");
+    // The narrated item lasts the narration (2 s) and its tail (0.8 s).
+    let shown = between(log, "showing `talk`", "showing `after`");
+    assert!((2.6..3.3).contains(&shown), "talk lasted {shown} s\n{log}");
+    // The second track follows the first (4 s each).
+    assert!(log.contains("m2.ogg (2/2)"), "{log}");
+}
+
+#[test]
+fn with_no_sound_device_the_programme_goes_on_in_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    tone(dir.path(), "m1.ogg", 1, 330);
+    tone(dir.path(), "m2.ogg", 1, 440);
+    tone(dir.path(), "talk.ogg", 2, 660);
+    common::clips::make(dir.path(), "v.mp4", &common::clips::Spec { sound: true, frames: 45, ..Default::default() });
+    let playlist = dir.path().join("p.toml");
+    std::fs::write(&playlist, format!("{PLAYLIST}\n[[items]]\nid = \"clip\"\nkind = \"video\"\npath = \"v.mp4\"\n")).unwrap();
+    let run = play(dir.path(), &playlist, "type hw card 99", 14);
+    let log = &run.stderr;
+    assert_eq!(log.matches("audio: no output device").count(), 1, "one line, not a flood:\n{log}");
+    // Every item still comes and goes on time, the narrated one included
+    // (measured from its file, not from a player that never drains).
+    for id in ["quiet-card", "talk", "after", "clip"] {
+        assert!(log.contains(&format!("showing `{id}`")), "{id} never shown:\n{log}");
+    }
+    let shown = between(log, "showing `talk`", "showing `after`");
+    assert!((2.6..3.3).contains(&shown), "talk lasted {shown} s\n{log}");
+    let clip = between(log, "showing `clip`", "showing `quiet-card`");
+    assert!((1.2..2.2).contains(&clip), "the 1.5 s clip lasted {clip} s\n{log}");
+}
