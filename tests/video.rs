@@ -146,3 +146,88 @@ fn corrupt_truncated_and_soundless_files_are_refused_naming_the_file() {
     // The good one still plays after all that.
     assert!(Clip::preroll(&good, options((320, 240))).is_ok());
 }
+
+/// GStreamer with every system plugin except those named: a machine that
+/// lacks a package.
+fn plugins_without(dir: &std::path::Path, left_out: &[&str]) -> std::path::PathBuf {
+    let system = std::path::Path::new("/usr/lib/x86_64-linux-gnu/gstreamer-1.0");
+    let system = if system.is_dir() { system.to_path_buf() } else { std::path::PathBuf::from("/usr/lib/aarch64-linux-gnu/gstreamer-1.0") };
+    let only = dir.join("plugins");
+    std::fs::create_dir_all(&only).unwrap();
+    for e in std::fs::read_dir(&system).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".so") && !left_out.iter().any(|l| name.contains(l)) {
+            std::os::unix::fs::symlink(e.path(), only.join(&name)).unwrap();
+        }
+    }
+    only
+}
+
+fn restricted(cmd: &mut std::process::Command, dir: &std::path::Path, plugins: &std::path::Path) {
+    cmd.env("GST_PLUGIN_SYSTEM_PATH_1_0", plugins)
+        .env("GST_PLUGIN_PATH_1_0", plugins)
+        .env("GST_REGISTRY_1_0", dir.join("registry.bin"));
+}
+
+#[test]
+fn doctor_names_the_decoders_and_the_packages_that_are_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(dir.path(), "");
+    let out = common::estation(&config).arg("doctor").output().unwrap();
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("H.264 video") && text.contains("avdec_h264"), "{text}");
+    assert!(text.contains("hardware video decoding: "), "{text}");
+
+    // No libav and no openh264 (plugins-bad): H.264, H.265 and AAC have no decoder.
+    let plugins = plugins_without(dir.path(), &["libgstlibav", "libgstopenh264", "libgstfaad", "libgstva"]);
+    let mut cmd = common::estation(&config);
+    restricted(&mut cmd, dir.path(), &plugins);
+    let out = cmd.arg("doctor").output().unwrap();
+    let text = common::stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("MISSING  H.264 video            install gstreamer1.0-libav"), "{text}");
+    assert!(text.contains("ok       VP9 video"), "{text}");
+    assert!(text.contains("missing: sudo apt-get install gstreamer1.0-libav"), "{text}");
+}
+
+#[test]
+fn a_clip_the_machine_cannot_decode_is_skipped_naming_file_and_package() {
+    let dir = tempfile::tempdir().unwrap();
+    clips::make(dir.path(), "h264.mp4", &Spec { frames: 30, ..Spec::default() });
+    clips::make(dir.path(), "vp9.webm", &Spec { frames: 30, codec: "vp9", ..Spec::default() });
+    std::fs::write(dir.path().join("broken.webm"), {
+        let mut b = std::fs::read(dir.path().join("vp9.webm")).unwrap();
+        b.truncate(200);
+        b
+    })
+    .unwrap();
+    let playlist = dir.path().join("p.toml");
+    std::fs::write(
+        &playlist,
+        "[[items]]\nid = \"h264\"\nkind = \"video\"\npath = \"h264.mp4\"\n\n[[items]]\nid = \"broken\"\nkind = \"video\"\npath = \"broken.webm\"\n\n[[items]]\nid = \"vp9\"\nkind = \"video\"\npath = \"vp9.webm\"\n",
+    )
+    .unwrap();
+    let plugins = plugins_without(dir.path(), &["libgstlibav", "libgstopenh264", "libgstva"]);
+    let x = common::Xvfb::start(320, 240);
+    let config = common::write_config(dir.path(), "");
+    let mut cmd = common::estation(&config);
+    restricted(&mut cmd, dir.path(), &plugins);
+    cmd.env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["play", "--window", "320x240", "--exit-after", "6s", "--playlist"])
+        .arg(&playlist);
+    let run = common::run_with_limit(&mut cmd, Duration::from_secs(240));
+    assert!(run.success, "{}", run.stderr);
+    let log = &run.stderr;
+    let skip = |id: &str| log.lines().filter(|l| l.contains(&format!("skipping item `{id}`"))).collect::<Vec<_>>();
+    let h264 = skip("h264");
+    assert_eq!(h264.len(), 1, "one line for the undecodable clip:\n{log}");
+    assert!(h264[0].contains("h264.mp4") && h264[0].contains("install gstreamer1.0-libav"), "{}", h264[0]);
+    let broken = skip("broken");
+    assert_eq!(broken.len(), 1, "one line for the broken clip:\n{log}");
+    assert!(broken[0].contains("broken.webm"), "{}", broken[0]);
+    // The playlist goes on with what plays, again and again.
+    assert!(log.matches("showing `vp9`").count() >= 2, "{log}");
+}

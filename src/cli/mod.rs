@@ -1,6 +1,7 @@
 //! The `estation` command line: the player and the operator tools.
 
 mod alert_cmd;
+mod doctor;
 mod feed_cmd;
 mod playlist_cmd;
 mod sync_cmd;
@@ -58,6 +59,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What this machine can play: GStreamer plugins and decoders (hardware
+    /// or software), the sound device; what to install for what is missing.
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +265,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             sync_cmd::sync(&config, once, from.as_deref())
         }
+        Command::Doctor => doctor::run(),
         Command::Status { json } => {
             init_cli_logging();
             let (config, loaded) = load_config(cli.config.as_deref())?;

@@ -232,7 +232,19 @@ impl Clip {
             if left.is_zero() {
                 return Err(fail(format!("not decoded within {} s", PREROLL_TIMEOUT.as_secs())));
             }
-            let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else { continue };
+            let wait = left.min(Duration::from_millis(100));
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(wait.as_nanos() as u64)) else {
+                // Messages can be missed under load (an element failing
+                // while decodebin reconfigures): the state itself tells.
+                match self.pipeline.state(gst::ClockTime::ZERO) {
+                    (Err(_), _, _) => {
+                        let why = self.error_on_bus(&bus).unwrap_or_else(|| "GStreamer cannot decode it".into());
+                        return Err(fail(why));
+                    }
+                    (Ok(gst::StateChangeSuccess::Success), current, _) if current == target => return Ok(()),
+                    _ => continue,
+                }
+            };
             if gst_pbutils::MissingPluginMessage::is(&msg) {
                 if let Ok(m) = gst_pbutils::MissingPluginMessage::parse(&msg) {
                     missing.push(plugins::missing_hint(&m.description(), &m.installer_detail()));

@@ -82,10 +82,11 @@ pub fn report() -> Result<Report, super::VideoError> {
     let decoders = gst::ElementFactory::factories_with_type(gst::ElementFactoryType::DECODER, gst::Rank::MARGINAL);
     for need in DECODERS {
         let caps: gst::Caps = need.caps.parse().map_err(|_| super::VideoError::Init(format!("bad caps {}", need.caps)))?;
+        // Alpha-channel VP8/9 bins take only streams marked as having alpha.
         let best = decoders
             .iter()
-            .filter(|f| f.can_sink_any_caps(&caps))
-            .max_by_key(|f| f.rank());
+            .filter(|f| f.can_sink_any_caps(&caps) && !f.name().contains("alpha"))
+            .max_by_key(|f| (f.rank(), std::cmp::Reverse(f.name().len())));
         checks.push(Check {
             what: need.what,
             element: best.map(|f| f.name().to_string()),
