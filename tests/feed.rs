@@ -68,7 +68,7 @@ fn publish_verify_serve_and_sync_through_the_cli() {
     std::fs::remove_dir_all(op.path("playlists")).unwrap();
     let out = op.build_from(&root().join("playlists/demo.toml"), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("1 playlist(s), 5 file(s)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("1 playlist(s), 7 file(s)"), "{}", stdout(&out));
 
     let verify = |feed: &Path| estation(&op.path("none.toml")).args(["feed", "verify"]).arg(feed).arg("--public-key").arg(op.path("keys/feed-key.pub")).output().unwrap();
     let ok = verify(&op.path("feed"));

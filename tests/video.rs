@@ -141,7 +141,10 @@ fn corrupt_truncated_and_soundless_files_are_refused_naming_the_file() {
         let msg = err.to_string();
         assert!(msg.starts_with(&bad.display().to_string()), "{msg}");
         assert!(msg.len() > bad.display().to_string().len() + 10, "{msg}");
-        assert!(t0.elapsed() < Duration::from_secs(5), "{msg}: {:?}", t0.elapsed());
+        // Usually at once; when decodebin swallows a demuxer's error while
+        // it autoplugs (a GStreamer race seen under load), the preroll
+        // timeout (10 s) refuses the file instead.
+        assert!(t0.elapsed() < Duration::from_secs(12), "{msg}: {:?}", t0.elapsed());
     }
     // The good one still plays after all that.
     assert!(Clip::preroll(&good, options((320, 240))).is_ok());
