@@ -61,6 +61,9 @@ pub struct PlayerStatus {
     /// The feed version the programme came from (None: local files or demo).
     pub feed_version: Option<u64>,
     pub source: String,
+    /// The sound output: playing on a device, or silent and why.
+    #[serde(default)]
+    pub sound: Option<String>,
 }
 
 impl PlayerStatus {

@@ -106,6 +106,8 @@ fn narration_sets_the_item_length_and_music_ducks_under_it() {
     assert!((2.6..3.3).contains(&shown), "talk lasted {shown} s\n{log}");
     // The second track follows the first (4 s each).
     assert!(log.contains("m2.ogg (2/2)"), "{log}");
+    let status = status(dir.path());
+    assert!(status.contains("sound:      on the default output device"), "{status}");
 }
 
 #[test]
@@ -129,4 +131,35 @@ fn with_no_sound_device_the_programme_goes_on_in_silence() {
     assert!((2.6..3.3).contains(&shown), "talk lasted {shown} s\n{log}");
     let clip = between(log, "showing `clip`", "showing `quiet-card`");
     assert!((1.2..2.2).contains(&clip), "the 1.5 s clip lasted {clip} s\n{log}");
+    // `estation status` says the screen is silent, and why.
+    let status = status(dir.path());
+    assert!(status.contains("sound:      silent: no output device ("), "{status}");
+}
+
+fn status(dir: &Path) -> String {
+    let out = estation(&dir.join("config.toml")).env("HOME", dir.join("home")).arg("status").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sound_comes_back_when_a_device_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    tone(dir.path(), "m1.ogg", 3, 330);
+    let playlist = dir.path().join("p.toml");
+    std::fs::write(&playlist, "[music]\ntracks = [\"m1.ogg\"]\n\n[[items]]\nkind = \"text\"\ntitle = \"音乐\"\nduration = \"1h\"\n").unwrap();
+    // Speakers plugged in a few seconds after start: ALSA re-reads its
+    // config when the file changes.
+    let asoundrc = dir.path().join("home/.asoundrc");
+    let plug = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        std::fs::write(asoundrc, "pcm.!default { type null }\n").unwrap();
+    });
+    let run = play(dir.path(), &playlist, "type hw card 99", 20);
+    plug.join().unwrap();
+    let log = &run.stderr;
+    let silent = log.find("audio: no output device").unwrap_or_else(|| panic!("never silent:\n{log}"));
+    let back = log.find("audio: sound on the default output device").unwrap_or_else(|| panic!("never came back:\n{log}"));
+    assert!(silent < back, "{log}");
+    assert!(log[back..].contains("audio: music "), "the music did not start with the device:\n{log}");
+    assert!(status(dir.path()).contains("sound:      on the default output device"));
 }

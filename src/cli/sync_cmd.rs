@@ -220,6 +220,9 @@ pub fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         ),
         None => println!("playing:    no player has reported yet"),
     }
+    if let Some(s) = report.player.as_ref().and_then(|p| p.sound.as_deref()) {
+        println!("sound:      {s}");
+    }
     if let Some(e) = &report.alert_error {
         println!("alerts:     {e}");
     }

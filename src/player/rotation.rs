@@ -99,6 +99,8 @@ struct OnScreen {
     next: Next,
     root: Entity,
     until: Instant,
+    /// When it came on screen, for `estation status`.
+    shown: chrono::DateTime<Utc>,
 }
 
 #[derive(Resource, Default)]
@@ -133,6 +135,7 @@ fn load_programme(mut commands: Commands, settings: Res<Settings>) {
 
 /// Outside screen-on hours nothing is drawn (and no frames are rendered
 /// beyond one a minute to notice the hours starting again).
+#[allow(clippy::too_many_arguments)] // a Bevy system: one parameter per resource it touches
 fn screen_hours(
     mut commands: Commands,
     settings: Res<Settings>,
@@ -205,6 +208,12 @@ fn rotate(
             }
             c.until = c.until.min(now);
         }
+    }
+    // The sound output changed (a device appeared or went): tell `status`.
+    if std::mem::take(&mut sound.output_changed)
+        && let (Some(path), Some(c)) = (&settings.status_path, &show.current)
+    {
+        report(path, &programme, &c.next, c.shown, sound.output.clone());
     }
     if show.off {
         return;
@@ -314,7 +323,7 @@ fn rotate(
 
 /// Tells `estation status` what is on screen. A failure is logged once per
 /// item and otherwise ignored: the screen matters more than the report.
-fn report(path: &std::path::Path, programme: &Programme, next: &Next) {
+fn report(path: &std::path::Path, programme: &Programme, next: &Next, since: chrono::DateTime<Utc>, sound: Option<String>) {
     let (playlist, item) = match next {
         Next::Item(slot) => {
             let p = &programme.library.playlists[slot.playlist];
@@ -324,11 +333,12 @@ fn report(path: &std::path::Path, programme: &Programme, next: &Next) {
     };
     let status = PlayerStatus {
         pid: std::process::id(),
-        since: Some(Utc::now()),
+        since: Some(since),
         playlist,
         item,
         feed_version: programme.origin.feed_version(),
         source: programme.origin.to_string(),
+        sound,
     };
     if let Err(e) = status.save(path) {
         debug!("{}: {e}", path.display());
@@ -525,9 +535,9 @@ fn put_on_screen(
         }
     }
     if let Some(path) = &settings.status_path {
-        report(path, programme, &next);
+        report(path, programme, &next, Utc::now(), sound.output.clone());
     }
-    show.current = Some(OnScreen { next, root, until: now + length });
+    show.current = Some(OnScreen { next, root, until: now + length, shown: Utc::now() });
     if ticker.0 != new_ticker {
         ticker.0 = new_ticker;
     }

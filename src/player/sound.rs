@@ -56,6 +56,9 @@ pub(crate) struct ProgrammeSound {
     music_changes: u64,
     /// The video on screen has sound.
     pub clip_sound: bool,
+    /// The sound output's state in words, for `estation status`.
+    pub output: Option<String>,
+    pub output_changed: bool,
 }
 
 impl ProgrammeSound {
@@ -90,6 +93,8 @@ struct Speaker {
     retry_at: Instant,
     backoff: Duration,
     said_silent: bool,
+    /// Why the device is not open, when it is not.
+    silent_because: Option<String>,
     chime: Option<Player>,
     chime_until: Instant,
     narration: Option<Player>,
@@ -109,6 +114,7 @@ pub(super) fn plugin(app: &mut App) {
             retry_at: now,
             backoff: Duration::from_secs(1),
             said_silent: false,
+            silent_because: None,
             chime: None,
             chime_until: now,
             narration: None,
@@ -130,6 +136,7 @@ impl Speaker {
             }
             self.sink = None;
             self.retry_at = Instant::now() + self.backoff;
+            self.silent_because = Some("the output device failed or went away".into());
         }
         let now = Instant::now();
         if self.sink.is_none() && now >= self.retry_at {
@@ -143,6 +150,7 @@ impl Speaker {
                     self.sink = Some(s);
                     self.backoff = Duration::from_secs(1);
                     self.said_silent = false;
+                    self.silent_because = None;
                 }
                 Err(e) => {
                     if !self.said_silent {
@@ -151,10 +159,20 @@ impl Speaker {
                     }
                     self.retry_at = now + self.backoff;
                     self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    self.silent_because = Some(format!("no output device ({e})"));
                 }
             }
         }
         self.sink.as_ref()
+    }
+
+    /// The output's state in words; `None` before anything was to be heard.
+    fn state(&self) -> Option<String> {
+        match (&self.sink, &self.silent_because) {
+            (Some(_), _) => Some("on the default output device".into()),
+            (None, Some(why)) => Some(format!("silent: {why}; retrying")),
+            (None, None) => None,
+        }
     }
 }
 
@@ -187,7 +205,7 @@ fn chime_and_alert_audio(mut request: ResMut<ChimeRequest>, mut speaker: NonSend
 /// Narration and music: started, ducked, paused and moved on as the
 /// programme and the mix say.
 fn programme(
-    wanted: Res<ProgrammeSound>,
+    mut wanted: ResMut<ProgrammeSound>,
     mut speaker: NonSendMut<Speaker>,
     settings: Res<Settings>,
     takeover: Res<super::alerts::Takeover>,
@@ -195,6 +213,12 @@ fn programme(
     mut wake: ResMut<Wake>,
 ) {
     let now = Instant::now();
+    let state = speaker.state();
+    if state.is_some() && wanted.output != state {
+        wanted.output = state;
+        wanted.output_changed = true;
+    }
+    let wanted = &*wanted;
     let config = &settings.config;
     let quiet = config.is_quiet(Utc::now().with_timezone(&config.timezone).naive_local());
     let sp = &mut *speaker;
@@ -292,6 +316,8 @@ fn programme(
             wake.animate();
         } else if level <= 0.0 && !p.is_paused() {
             p.pause();
+            // Paused, the track's end moves: look for it by `empty()` again.
+            m.track_ends = None;
         } else if level > 0.0 && p.is_paused() {
             p.play();
         }

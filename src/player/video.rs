@@ -9,7 +9,7 @@
 //! the next item has faded in over it; a clip that fails is reported to the
 //! rotation, which moves on (the last frame stays until then).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
@@ -18,7 +18,7 @@ use super::power::Wake;
 use super::Phase;
 use crate::media::timing::{self, AtEnd};
 use crate::playlist::Video;
-use crate::video::{Clip, ClipEvent};
+use crate::video::{Clip, ClipEvent, VideoError};
 
 /// Safety net while a clip plays, should a frame's wake-up be missed.
 const WATCH: Duration = Duration::from_millis(250);
@@ -33,11 +33,17 @@ pub(crate) struct VideoSurface {
     /// When the item leaves the screen (for loop-or-hold at clip end).
     ends: Instant,
     ended: bool,
-    paused: bool,
+    /// Since when a warning has paused the clip.
+    paused: Option<Instant>,
+    /// The same clip being reopened without sound, off the frame loop.
+    reopening: Option<Reopening>,
     gain: f64,
     frames_shown: u64,
     wake: Waker,
 }
+
+/// Where the thread reopening a clip leaves it.
+type Reopening = Arc<Mutex<Option<Result<Clip, VideoError>>>>;
 
 /// Wakes the frame loop from GStreamer's threads.
 pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -58,7 +64,19 @@ impl VideoSurface {
         let w = wake.clone();
         clip.set_waker(move || w());
         clip.play();
-        VideoSurface { clip: Some(clip), image, video, root, ends, ended: false, paused: false, gain: -1.0, frames_shown: 0, wake }
+        VideoSurface {
+            clip: Some(clip),
+            image,
+            video,
+            root,
+            ends,
+            ended: false,
+            paused: None,
+            reopening: None,
+            gain: -1.0,
+            frames_shown: 0,
+            wake,
+        }
     }
 }
 
@@ -98,11 +116,40 @@ fn show_frames(
     let now = Instant::now();
     for mut s in &mut surfaces {
         let s = &mut *s;
+        if let Some(slot) = &s.reopening {
+            let done = slot.lock().ok().and_then(|mut r| r.take());
+            match done {
+                Some(Ok(clip)) => {
+                    let w = s.wake.clone();
+                    clip.set_waker(move || w());
+                    s.clip = Some(clip);
+                    s.reopening = None;
+                    s.gain = -1.0;
+                }
+                Some(Err(e)) => {
+                    warn!("video: {e}; skipping to the next item");
+                    failed.0.push(s.root);
+                    s.reopening = None;
+                }
+                None => wake.at(now + WATCH),
+            }
+        }
         let Some(clip) = s.clip.as_ref() else { continue };
-        // A warning over the screen pauses the clip where it is.
-        if takeover.0 != s.paused {
-            s.paused = takeover.0;
-            if s.paused { clip.pause() } else if !s.ended { clip.play() }
+        // A warning over the screen pauses the clip where it is; the item's
+        // end moves by as long as the warning lasted.
+        match (takeover.0, s.paused) {
+            (true, None) => {
+                s.paused = Some(now);
+                clip.pause();
+            }
+            (false, Some(since)) => {
+                s.paused = None;
+                s.ends += now - since;
+                if !s.ended {
+                    clip.play();
+                }
+            }
+            _ => {}
         }
         if (f64::from(gain.0) - s.gain).abs() > 1e-3 {
             s.gain = f64::from(gain.0);
@@ -145,19 +192,20 @@ fn show_frames(
         }
         match replace {
             Some(true) => {
-                s.gain = -1.0;
-                s.clip = s.clip.take().and_then(|c| match c.without_sound() {
-                    Ok(c) => {
-                        let w = s.wake.clone();
-                        c.set_waker(move || w());
-                        Some(c)
-                    }
-                    Err(e) => {
-                        warn!("video: {e}; skipping to the next item");
-                        failed.0.push(s.root);
-                        None
-                    }
-                });
+                // Reopening prerolls (up to seconds): on a thread, while the
+                // last frame stays on screen.
+                if let Some(c) = s.clip.take() {
+                    let slot = Reopening::default();
+                    let (out, w) = (slot.clone(), s.wake.clone());
+                    std::thread::spawn(move || {
+                        let reopened = c.without_sound();
+                        if let Ok(mut o) = out.lock() {
+                            *o = Some(reopened);
+                        }
+                        w();
+                    });
+                    s.reopening = Some(slot);
+                }
             }
             Some(false) => {
                 if let Some(c) = s.clip.take() {
@@ -166,7 +214,7 @@ fn show_frames(
             }
             None => {}
         }
-        if !s.ended && !s.paused {
+        if !s.ended && s.paused.is_none() {
             wake.at(now + WATCH);
         }
     }

@@ -336,7 +336,7 @@ impl Clip {
             match msg.view() {
                 gst::MessageView::Eos(_) => out.push(ClipEvent::Eos),
                 gst::MessageView::Error(e) => {
-                    let from_audio = e.src().is_some_and(|s| is_audio_output(s));
+                    let from_audio = e.src().is_some_and(is_audio_output);
                     out.push(if from_audio { ClipEvent::AudioLost(describe(e)) } else { ClipEvent::Error(describe(e)) });
                 }
                 _ => {}
