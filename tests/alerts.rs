@@ -419,6 +419,6 @@ fn a_warning_leaves_the_screen_when_it_expires_with_no_network() {
     let (log, imgs) = play(&config, kiosk.path(), "type null", &[1.0, 31.0], |_| {});
     assert!(published.elapsed() > Duration::from_secs(31), "the run must outlast the warning");
     let (w, _) = imgs[0].dimensions();
-    assert!(is(&imgs[0], w / 2, 4, SIGNAL_RED), "the warning is up at first\n{log}");
+    assert!(is(&imgs[0], w / 2, 4, SIGNAL_RED), "the warning is up at first; the top is {:?}\n{log}", imgs[0].get_pixel(w / 2, 4));
     assert!(is(&imgs[1], 6, 6, CARD_GREEN), "expired: the playlist is back\n{log}");
 }
