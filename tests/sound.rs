@@ -27,11 +27,16 @@ fn tone(dir: &Path, name: &str, secs: u32, hz: u32) {
 
 /// Runs the player for `secs` with `pcm` as ALSA's default device.
 fn play(dir: &Path, playlist: &Path, pcm: &str, secs: u32) -> Run {
+    play_with(dir, playlist, pcm, secs, "")
+}
+
+/// [`play`] with more `[audio]` settings.
+fn play_with(dir: &Path, playlist: &Path, pcm: &str, secs: u32, audio: &str) -> Run {
     let x = Xvfb::start(640, 360);
     let home = dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(home.join(".asoundrc"), format!("pcm.!default {{ {pcm} }}\n")).unwrap();
-    let config = write_config(dir, "[audio]\nvolume = 80\n");
+    let config = write_config(dir, &format!("[audio]\nvolume = 80\n{audio}"));
     let mut cmd = estation(&config);
     cmd.env("HOME", &home)
         .env("DISPLAY", &x.display)
@@ -162,4 +167,23 @@ fn sound_comes_back_when_a_device_appears() {
     assert!(silent < back, "{log}");
     assert!(log[back..].contains("audio: music "), "the music did not start with the device:\n{log}");
     assert!(status(dir.path()).contains("sound:      on the default output device"));
+}
+
+#[test]
+fn in_quiet_hours_the_programme_is_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    tone(dir.path(), "m1.ogg", 2, 330);
+    tone(dir.path(), "m2.ogg", 2, 440);
+    tone(dir.path(), "talk.ogg", 2, 660);
+    let playlist = dir.path().join("p.toml");
+    std::fs::write(&playlist, PLAYLIST).unwrap();
+    // All day quiet.
+    let run = play_with(dir.path(), &playlist, "type null", 9, "quiet_hours = \"00:00-24:00\"\n");
+    let log = &run.stderr;
+    assert!(log.contains("audio: music level 0% (quiet hours)"), "{log}");
+    assert!(!log.contains("audio: music level 40%"), "{log}");
+    // No narration is started, but the item still lasts it.
+    assert!(!log.contains("audio: narration"), "{log}");
+    let shown = between(log, "showing `talk`", "showing `after`");
+    assert!((2.6..3.3).contains(&shown), "talk lasted {shown} s\n{log}");
 }

@@ -88,7 +88,8 @@ impl Format {
         match class {
             Class::Picture => &["png", "jpg", "jpeg", "webp"],
             Class::Video => &["mp4", "m4v", "mov", "mkv", "webm"],
-            Class::Sound => &["mp3", "ogg", "oga", "opus", "wav", "flac"],
+            // Not `.opus`: rodio (narration, music) has no Opus decoder.
+            Class::Sound => &["mp3", "ogg", "oga", "wav", "flac"],
         }
     }
 }

@@ -13,9 +13,12 @@ use crate::playlist::{Length, Video};
 /// picture is decoded, a video prerolled (its first frame decoded and on the
 /// GPU), before the transition starts.
 pub const PREPARE_AHEAD: Duration = Duration::from_secs(3);
-/// What an `auto` or `narration` item is planned with before it is measured
-/// (and lasts if it cannot be measured).
+/// What an `auto` or `narration` item is planned with before it is measured,
+/// and what a narrated item lasts if its narration cannot be measured.
 pub const UNMEASURED: Duration = Duration::from_secs(10);
+/// The longest an item is on screen. An `auto` clip whose container gives no
+/// length is planned with this and ends when the clip does.
+pub const LONGEST: Duration = Duration::from_secs(24 * 3600);
 /// Silence after a narration before the item moves on, so the last word is
 /// not cut by the transition.
 pub const NARRATION_TAIL: Duration = Duration::from_millis(800);
@@ -36,20 +39,22 @@ pub struct Measured {
 
 /// How long an item stays on screen.
 ///
-/// `auto` is the clip's length from its `start`; `narration` the narration's
-/// length plus a short tail. A video with a fixed time holds its last frame
-/// if the clip is shorter (or loops, with `loop`), and is cut if longer.
+/// `auto` is the clip's length from its `start` (the player also ends the
+/// item when the clip really ends, so a wrong length in the container does
+/// not matter); `narration` the narration's length plus a short tail. A
+/// video with a fixed time holds its last frame if the clip is shorter (or
+/// loops, with `loop`), and is cut if longer.
 pub fn on_screen(length: Length, video: Option<&Video>, m: Measured) -> Duration {
     let d = match length {
         Length::Fixed(d) => d,
         Length::Clip => match (m.clip, video) {
             (Some(c), Some(v)) => c.saturating_sub(v.start),
             (Some(c), None) => c,
-            (None, _) => UNMEASURED,
+            (None, _) => LONGEST,
         },
         Length::Narration => m.narration.map_or(UNMEASURED, |n| n + NARRATION_TAIL),
     };
-    d.max(SHORTEST)
+    d.clamp(SHORTEST, LONGEST)
 }
 
 /// When to start preparing what follows an item that ends at `until`.
@@ -96,8 +101,11 @@ mod tests {
         assert_eq!(on_screen(Length::Clip, Some(&video(12, false)), m), S(30));
         // A start past the end would be an instant: shown briefly, not zero.
         assert_eq!(on_screen(Length::Clip, Some(&video(50, false)), m), SHORTEST);
-        // A clip whose container gives no length (a live-cut WebM): planned length.
-        assert_eq!(on_screen(Length::Clip, Some(&video(0, false)), Measured::default()), UNMEASURED);
+        // A clip whose container gives no length (a live-cut WebM) plays to
+        // its end (the player ends the item there); so does a bogus one.
+        assert_eq!(on_screen(Length::Clip, Some(&video(0, false)), Measured::default()), LONGEST);
+        let bogus = Measured { clip: Some(S(u64::MAX / 4)), narration: None };
+        assert_eq!(on_screen(Length::Clip, Some(&video(0, false)), bogus), LONGEST);
         // A fixed time wins over the clip's length.
         assert_eq!(on_screen(Length::Fixed(S(8)), Some(&video(0, false)), m), S(8));
     }

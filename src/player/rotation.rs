@@ -22,7 +22,7 @@ use image::RgbaImage;
 use super::fonts::Fonts;
 use super::power::Wake;
 use super::sound::{self, ProgrammeSound};
-use super::video::{FailedClips, VideoSurface, Waker};
+use super::video::{ClipSignals, VideoSurface, Waker};
 use super::slides::{self, Content, Pictures, Slide};
 use super::{Phase, Settings};
 use crate::media;
@@ -48,10 +48,13 @@ pub(crate) struct Programme {
     library: Library,
     origin: Origin,
     bad: HashSet<(String, String)>,
+    /// Counts loads: a slot (playlist and item indexes) means something
+    /// only in the programme it was taken from.
+    generation: u64,
 }
 
 impl Programme {
-    fn load(source: &ContentSource) -> Programme {
+    fn load(source: &ContentSource, generation: u64) -> Programme {
         let (library, origin) = source.load();
         for p in &library.problems {
             warn!("playlist: {p}");
@@ -61,7 +64,7 @@ impl Programme {
             library.playlists.len(),
             library.playlists.iter().map(|p| p.items.len()).sum::<usize>(),
         );
-        Programme { library, origin, bad: HashSet::new() }
+        Programme { library, origin, bad: HashSet::new(), generation }
     }
 }
 
@@ -101,6 +104,8 @@ struct OnScreen {
     until: Instant,
     /// When it came on screen, for `estation status`.
     shown: chrono::DateTime<Utc>,
+    /// The programme `next` indexes into.
+    generation: u64,
 }
 
 #[derive(Resource, Default)]
@@ -130,7 +135,7 @@ pub(super) fn plugin(app: &mut App) {
 }
 
 fn load_programme(mut commands: Commands, settings: Res<Settings>) {
-    commands.insert_resource(Programme::load(&settings.source));
+    commands.insert_resource(Programme::load(&settings.source, 0));
 }
 
 /// Outside screen-on hours nothing is drawn (and no frames are rendered
@@ -168,11 +173,13 @@ fn screen_hours(
             commands.entity(e).try_despawn();
         }
         *pending = None;
-        *ready = None;
+        // A prerolled clip stops its pipeline on drop: not on the frame loop.
+        if let Some(Prepared { clip: Some(clip), .. }) = ready.take() {
+            std::thread::spawn(move || drop(clip));
+        }
         clear.0 = Color::BLACK;
         ticker.0 = None;
         sound.show(None, None);
-        sound.clip_sound = false;
     } else {
         info!("screen-on hours started");
         clear.0 = Color::srgb_u8(0x0d, 0x2b, 0x4e);
@@ -192,16 +199,19 @@ fn rotate(
     mut started: ResMut<Started>,
     mut wake: ResMut<Wake>,
     takeover: Res<super::alerts::Takeover>,
-    mut failed: ResMut<FailedClips>,
+    mut signals: ResMut<ClipSignals>,
     mut sound: ResMut<ProgrammeSound>,
     proxy: Res<bevy::winit::EventLoopProxyWrapper>,
 ) {
     let now = Instant::now();
     // A clip that failed on screen: skip it from now on, and move on (its
-    // last frame stays until the next item is ready).
-    for root in failed.0.drain(..) {
+    // last frame stays until the next item is ready). An `auto` clip that
+    // ended: the item is over.
+    let generation = programme.generation;
+    let ClipSignals { failed, ended } = &mut *signals;
+    for (root, failed) in failed.drain(..).map(|r| (r, true)).chain(ended.drain(..).map(|r| (r, false))) {
         if let Some(c) = show.current.as_mut().filter(|c| c.root == root) {
-            if let Next::Item(slot) = &c.next {
+            if let (true, Next::Item(slot), true) = (failed, &c.next, c.generation == generation) {
                 let p = &programme.library.playlists[slot.playlist];
                 let key = (p.id.clone(), p.items[slot.item].id.clone());
                 programme.bad.insert(key);
@@ -212,6 +222,7 @@ fn rotate(
     // The sound output changed (a device appeared or went): tell `status`.
     if std::mem::take(&mut sound.output_changed)
         && let (Some(path), Some(c)) = (&settings.status_path, &show.current)
+        && c.generation == generation
     {
         report(path, &programme, &c.next, c.shown, sound.output.clone());
     }
@@ -273,7 +284,7 @@ fn rotate(
             // been prepared and faded in.
             let mut fresh = false;
             if settings.source.changed(&programme.origin) {
-                *programme = Programme::load(&settings.source);
+                *programme = Programme::load(&settings.source, programme.generation + 1);
                 fresh = true;
             }
             let boundary = show.current.as_ref().map_or(now, |c| c.until.max(now));
@@ -316,7 +327,9 @@ fn rotate(
             wake.at(t);
         }
     }
-    if let Some(c) = &show.current {
+    // Past its end, an item waits for the next one to be prepared: the
+    // preparation's poll wakes the loop, not a busy wait here.
+    if let Some(c) = show.current.as_ref().filter(|c| c.until > now) {
         wake.at(c.until);
     }
 }
@@ -510,14 +523,12 @@ fn put_on_screen(
         show.z,
         if fading { 0.0 } else { 1.0 },
     );
-    if let (Some(clip), Some((image, _)), Next::Item(slot)) = (clip, &pictures.main, &next)
-        && let ItemKind::Video(v) = &programme.library.playlists[slot.playlist].items[slot.item].kind
-    {
-        let clip_sound = clip.has_sound() && v.volume > 0;
-        commands.entity(root).insert(VideoSurface::start(clip, image.clone(), v.clone(), root, now + length, waker));
-        sound.clip_sound = clip_sound;
-    } else {
-        sound.clip_sound = false;
+    if let (Some(clip), Some((image, _)), Next::Item(slot)) = (clip, &pictures.main, &next) {
+        let item = &programme.library.playlists[slot.playlist].items[slot.item];
+        if let ItemKind::Video(v) = &item.kind {
+            let auto = item.duration == Length::Clip;
+            commands.entity(root).insert(VideoSurface::start(clip, image.clone(), v.clone(), auto, root, now + length, waker));
+        }
     }
     match &next {
         Next::Item(slot) => {
@@ -537,7 +548,7 @@ fn put_on_screen(
     if let Some(path) = &settings.status_path {
         report(path, programme, &next, Utc::now(), sound.output.clone());
     }
-    show.current = Some(OnScreen { next, root, until: now + length, shown: Utc::now() });
+    show.current = Some(OnScreen { next, root, until: now + length, shown: Utc::now(), generation: programme.generation });
     if ticker.0 != new_ticker {
         ticker.0 = new_ticker;
     }

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use bevy::prelude::*;
 use chrono::Utc;
 use rodio::source::SineWave;
-use rodio::{DeviceSinkBuilder, MixerDeviceSink, Player, Source};
+use rodio::{CpalErrorKind, DeviceSinkBuilder, MixerDeviceSink, Player, Source};
 
 use super::power::Wake;
 use super::video::ClipGain;
@@ -102,6 +102,8 @@ struct Speaker {
     music: Option<MusicState>,
     /// The music level last logged.
     music_target: f32,
+    /// Wakes the frame loop from the audio thread when the device fails.
+    waker: Option<super::video::Waker>,
 }
 
 pub(super) fn plugin(app: &mut App) {
@@ -121,6 +123,13 @@ pub(super) fn plugin(app: &mut App) {
             narration_item: 0,
             music: None,
             music_target: -1.0,
+            waker: None,
+        })
+        .add_systems(Startup, |mut speaker: NonSendMut<Speaker>, proxy: Res<bevy::winit::EventLoopProxyWrapper>| {
+            let proxy = (*proxy).clone();
+            speaker.waker = Some(Arc::new(move || {
+                let _ = proxy.send_event(bevy::winit::WinitUserEvent::WakeUp);
+            }));
         })
         .add_systems(Update, (chime_and_alert_audio, programme).chain().in_set(super::Phase::Animate));
 }
@@ -141,8 +150,18 @@ impl Speaker {
         let now = Instant::now();
         if self.sink.is_none() && now >= self.retry_at {
             let lost = self.lost.clone();
-            let opened = DeviceSinkBuilder::from_default_device()
-                .and_then(|b| b.with_error_callback(move |_| lost.store(true, Ordering::Relaxed)).open_stream());
+            let waker = self.waker.clone();
+            // Underruns (a busy 2-core kiosk decoding video) and reroutes are
+            // recovered by the backend; anything else means the device is gone.
+            let on_error = move |e: rodio::CpalError| {
+                if !matches!(e.kind(), CpalErrorKind::Xrun | CpalErrorKind::DeviceChanged | CpalErrorKind::DeviceBusy)
+                    && !lost.swap(true, Ordering::Relaxed)
+                    && let Some(w) = &waker
+                {
+                    w();
+                }
+            };
+            let opened = DeviceSinkBuilder::from_default_device().and_then(|b| b.with_error_callback(on_error).open_stream());
             match opened {
                 Ok(mut s) => {
                     s.log_on_drop(false);
@@ -179,6 +198,10 @@ impl Speaker {
 fn chime_and_alert_audio(mut request: ResMut<ChimeRequest>, mut speaker: NonSendMut<Speaker>, settings: Res<Settings>) {
     let Some(audio) = request.0.take() else { return };
     let volume = f32::from(settings.config.volume) / 100.0;
+    // A warning does not wait out the back-off: try the device now.
+    if speaker.sink.is_none() {
+        speaker.retry_at = Instant::now();
+    }
     let Some(sink) = speaker.device() else { return };
     let player = Player::connect_new(sink.mixer());
     player.set_volume(volume);
@@ -213,6 +236,16 @@ fn programme(
     mut wake: ResMut<Wake>,
 ) {
     let now = Instant::now();
+    // Notice a lost device now (the audio thread woke us), not at the next
+    // sound: the players are dropped and the device retried with back-off.
+    if speaker.lost.load(Ordering::Relaxed) {
+        speaker.device();
+    }
+    // Music retries the device at each back-off step (narration and chimes
+    // try when they start).
+    if speaker.sink.is_none() && wanted.music.is_some() {
+        wake.at(speaker.retry_at);
+    }
     let state = speaker.state();
     if state.is_some() && wanted.output != state {
         wanted.output = state;

@@ -33,6 +33,11 @@ pub(crate) struct VideoSurface {
     /// When the item leaves the screen (for loop-or-hold at clip end).
     ends: Instant,
     ended: bool,
+    /// The item lasts as long as the clip (`duration = "auto"`).
+    auto_length: bool,
+    /// The clip's sound is heard (it has sound, not muted, volume above 0).
+    sound: bool,
+    said_resized: bool,
     /// Since when a warning has paused the clip.
     paused: Option<Instant>,
     /// The same clip being reopened without sound, off the frame loop.
@@ -51,7 +56,7 @@ pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
 impl VideoSurface {
     /// Starts a prerolled clip on screen. `wake` wakes the frame loop from
     /// GStreamer's threads.
-    pub fn start(clip: Clip, image: Handle<Image>, video: Video, root: Entity, ends: Instant, wake: Waker) -> VideoSurface {
+    pub fn start(clip: Clip, image: Handle<Image>, video: Video, auto_length: bool, root: Entity, ends: Instant, wake: Waker) -> VideoSurface {
         let decoders = clip.decoders();
         let how = if decoders.iter().any(|(_, hw)| *hw) { "hardware" } else { "software" };
         let names: Vec<&str> = decoders.iter().map(|(n, _)| n.as_str()).collect();
@@ -64,7 +69,11 @@ impl VideoSurface {
         let w = wake.clone();
         clip.set_waker(move || w());
         clip.play();
+        let sound = clip.has_sound() && video.volume > 0;
         VideoSurface {
+            auto_length,
+            sound,
+            said_resized: false,
             clip: Some(clip),
             image,
             video,
@@ -92,15 +101,22 @@ impl Drop for VideoSurface {
 }
 
 /// Slides whose clip failed, for the rotation to move on from.
+/// What the surfaces tell the rotation, by slide root.
 #[derive(Resource, Default)]
-pub(crate) struct FailedClips(pub Vec<Entity>);
+pub(crate) struct ClipSignals {
+    /// The clip failed: skip the item (its last frame holds meanwhile).
+    pub failed: Vec<Entity>,
+    /// An `auto`-length clip reached its end: the item is over, whatever
+    /// its container said its length was.
+    pub ended: Vec<Entity>,
+}
 
 /// The gain video sound should have now (the sound plugin's mix).
 #[derive(Resource, Default)]
 pub(crate) struct ClipGain(pub f32);
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<FailedClips>()
+    app.init_resource::<ClipSignals>()
         .init_resource::<ClipGain>()
         .add_systems(Update, show_frames.in_set(Phase::Animate));
 }
@@ -108,12 +124,14 @@ pub(super) fn plugin(app: &mut App) {
 fn show_frames(
     mut surfaces: Query<&mut VideoSurface>,
     mut images: ResMut<Assets<Image>>,
-    mut failed: ResMut<FailedClips>,
+    mut signals: ResMut<ClipSignals>,
     mut wake: ResMut<Wake>,
     takeover: Res<super::alerts::Takeover>,
     gain: Res<ClipGain>,
+    mut sound: ResMut<super::sound::ProgrammeSound>,
 ) {
     let now = Instant::now();
+    let mut sounding = false;
     for mut s in &mut surfaces {
         let s = &mut *s;
         if let Some(slot) = &s.reopening {
@@ -124,11 +142,11 @@ fn show_frames(
                     clip.set_waker(move || w());
                     s.clip = Some(clip);
                     s.reopening = None;
-                    s.gain = -1.0;
                 }
                 Some(Err(e)) => {
                     warn!("video: {e}; skipping to the next item");
-                    failed.0.push(s.root);
+                    signals.failed.push(s.root);
+                    wake.at(now);
                     s.reopening = None;
                 }
                 None => wake.at(now + WATCH),
@@ -158,64 +176,75 @@ fn show_frames(
         if let Some(frame) = clip.take_frame()
             && let Some(mut image) = images.get_mut(&s.image)
         {
-            let size = image.size();
-            if size == UVec2::new(frame.width, frame.height) {
+            if image.size() == UVec2::new(frame.width, frame.height) {
                 image.data = Some(frame.data);
                 s.frames_shown += 1;
-            } else {
-                warn!("video: {} changed size mid-clip; frame dropped", clip.path().display());
+            } else if !s.said_resized {
+                // Rare (adaptive streams); the first size's frame holds.
+                warn!("video: {} changed picture size mid-clip; its new frames are not shown", clip.path().display());
+                s.said_resized = true;
             }
         }
-        let mut replace = None;
-        for event in clip.events() {
-            match event {
-                ClipEvent::Eos => match timing::at_clip_end(&s.video, s.ends.saturating_duration_since(now)) {
-                    AtEnd::Loop => {
-                        if let Err(e) = clip.rewind() {
-                            warn!("video: {e}; holding the last frame");
-                            s.ended = true;
-                        }
+        let events = clip.events();
+        // A failing sound output makes the demuxer fail too, often in the
+        // same batch: the picture goes on without sound rather than the
+        // item being skipped.
+        let audio_lost = events.iter().find_map(|e| match e {
+            ClipEvent::AudioLost(why) => Some(why.clone()),
+            _ => None,
+        });
+        let error = events.iter().find_map(|e| match e {
+            ClipEvent::Error(why) => Some(why.clone()),
+            _ => None,
+        });
+        if events.contains(&ClipEvent::Eos) {
+            match timing::at_clip_end(&s.video, s.ends.saturating_duration_since(now)) {
+                AtEnd::Loop => {
+                    if let Err(e) = clip.rewind() {
+                        warn!("video: {e}; holding the last frame");
+                        s.ended = true;
                     }
-                    AtEnd::Hold => s.ended = true,
-                },
-                ClipEvent::AudioLost(why) => {
-                    warn!("video: {}: sound output failed ({why}); the clip goes on without sound", clip.path().display());
-                    replace = Some(true);
                 }
-                ClipEvent::Error(why) => {
-                    warn!("video: {}: {why}; skipping to the next item", clip.path().display());
-                    failed.0.push(s.root);
-                    replace = Some(false);
-                    break;
-                }
+                AtEnd::Hold => s.ended = true,
+            }
+            if s.ended && s.auto_length {
+                signals.ended.push(s.root);
+                wake.at(now);
             }
         }
-        match replace {
-            Some(true) => {
-                // Reopening prerolls (up to seconds): on a thread, while the
-                // last frame stays on screen.
-                if let Some(c) = s.clip.take() {
-                    let slot = Reopening::default();
-                    let (out, w) = (slot.clone(), s.wake.clone());
-                    std::thread::spawn(move || {
-                        let reopened = c.without_sound();
-                        if let Ok(mut o) = out.lock() {
-                            *o = Some(reopened);
-                        }
-                        w();
-                    });
-                    s.reopening = Some(slot);
-                }
+        if let Some(why) = audio_lost {
+            warn!("video: {}: sound output failed ({why}); the clip goes on without sound", clip.path().display());
+            s.sound = false;
+            // Reopening prerolls (up to seconds): on a thread, while the
+            // last frame stays on screen.
+            if let Some(c) = s.clip.take() {
+                let slot = Reopening::default();
+                let (out, w) = (slot.clone(), s.wake.clone());
+                std::thread::spawn(move || {
+                    let reopened = c.without_sound();
+                    if let Ok(mut o) = out.lock() {
+                        *o = Some(reopened);
+                    }
+                    w();
+                });
+                s.reopening = Some(slot);
             }
-            Some(false) => {
-                if let Some(c) = s.clip.take() {
-                    std::thread::spawn(move || drop(c));
-                }
+        } else if let Some(why) = error {
+            warn!("video: {}: {why}; skipping to the next item", clip.path().display());
+            signals.failed.push(s.root);
+            wake.at(now);
+            if let Some(c) = s.clip.take() {
+                std::thread::spawn(move || drop(c));
             }
-            None => {}
         }
-        if !s.ended && s.paused.is_none() {
+        let playing = s.clip.is_some() && !s.ended && s.paused.is_none();
+        sounding |= playing && s.sound;
+        if playing {
             wake.at(now + WATCH);
         }
+    }
+    // Music ducks while a clip's sound plays, not while its last frame holds.
+    if sound.clip_sound != sounding {
+        sound.clip_sound = sounding;
     }
 }

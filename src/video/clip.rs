@@ -140,6 +140,13 @@ impl Clip {
     /// `start` is decoded and waiting in [`Clip::take_frame`]. Blocking (up
     /// to [`PREROLL_TIMEOUT`]): call it off the frame loop.
     pub fn preroll(path: &Path, options: ClipOptions) -> Result<Clip, VideoError> {
+        let at = options.start;
+        Clip::open(path, options, at)
+    }
+
+    /// [`Clip::preroll`], first frame at `at` (loops still go back to
+    /// `options.start`).
+    fn open(path: &Path, options: ClipOptions, at: Duration) -> Result<Clip, VideoError> {
         super::init()?;
         let fail = |message: String| VideoError::Clip { path: path.to_path_buf(), message };
         let abs = std::path::absolute(path).map_err(|e| fail(format!("cannot resolve the path: {e}")))?;
@@ -204,22 +211,35 @@ impl Clip {
             gst::BusSyncReply::Pass
         });
 
-        let clip = Clip { path: path.to_path_buf(), pipeline, sink, slot, duration: None, options };
-        clip.wait_paused(gst::State::Paused)?;
-        let mut clip = clip;
+        let mut clip = Clip { path: path.to_path_buf(), pipeline, sink, slot, duration: None, options };
+        let mut missing = clip.wait_paused(false)?;
         clip.duration = clip.pipeline.query_duration::<gst::ClockTime>().map(|d| Duration::from_nanos(d.nseconds()));
-        if !clip.options.start.is_zero() {
-            clip.seek(clip.options.start)?;
+        if !at.is_zero() {
+            clip.seek(at)?;
+            missing.extend(clip.wait_paused(true)?);
         }
         if clip.slot.latest.lock().map(|l| l.is_none()).unwrap_or(true) {
-            return Err(fail("no picture: the file has no video stream".into()));
+            return Err(fail(if missing.is_empty() {
+                "no picture: the file has no video stream".into()
+            } else {
+                format!("no picture: GStreamer lacks {}", missing.join("; "))
+            }));
+        }
+        if !missing.is_empty() {
+            // The picture plays; a stream it cannot decode (the sound,
+            // usually) is left out. Said once, with what to install.
+            tracing::warn!("video: {}: plays without a stream GStreamer lacks: {}", path.display(), missing.join("; "));
         }
         Ok(clip)
     }
 
-    /// Sets the pipeline to `target` and waits until it is there, reading
-    /// errors and missing-plugin reports off the bus.
-    fn wait_paused(&self, target: gst::State) -> Result<(), VideoError> {
+    /// Sets the pipeline to PAUSED and waits until it has prerolled, reading
+    /// errors and missing-plugin reports off the bus; returns the plugins
+    /// reported missing for streams it could leave out. `after_seek`: the
+    /// pipeline is already paused and prerolls again after a seek, which
+    /// only its ASYNC_DONE message tells.
+    fn wait_paused(&self, after_seek: bool) -> Result<Vec<String>, VideoError> {
+        let target = gst::State::Paused;
         let fail = |message: String| VideoError::Clip { path: self.path.clone(), message };
         let bus = self.pipeline.bus().ok_or_else(|| fail("pipeline has no bus".into()))?;
         if self.pipeline.set_state(target).is_err() {
@@ -238,10 +258,16 @@ impl Clip {
                 // while decodebin reconfigures): the state itself tells.
                 match self.pipeline.state(gst::ClockTime::ZERO) {
                     (Err(_), _, _) => {
-                        let why = self.error_on_bus(&bus).unwrap_or_else(|| "GStreamer cannot decode it".into());
+                        let why = if missing.is_empty() {
+                            self.error_on_bus(&bus).unwrap_or_else(|| "GStreamer cannot decode it".into())
+                        } else {
+                            format!("GStreamer cannot play it: missing {}", missing.join("; "))
+                        };
                         return Err(fail(why));
                     }
-                    (Ok(gst::StateChangeSuccess::Success), current, _) if current == target => return Ok(()),
+                    (Ok(gst::StateChangeSuccess::Success), current, _) if current == target && !after_seek => {
+                        return Ok(missing);
+                    }
                     _ => continue,
                 }
             };
@@ -252,7 +278,7 @@ impl Clip {
                 continue;
             }
             match msg.view() {
-                gst::MessageView::AsyncDone(_) => return Ok(()),
+                gst::MessageView::AsyncDone(_) => return Ok(missing),
                 gst::MessageView::Error(e) => {
                     let why = if missing.is_empty() {
                         describe(e)
@@ -276,18 +302,13 @@ impl Clip {
         None
     }
 
-    /// Seeks (accurately, so a loop or a start offset lands on its frame)
-    /// and waits for the new position's frame.
+    /// Seeks, accurately, so a loop or a start offset lands on its frame.
+    /// Never waits: the new position's frame arrives like any other.
     fn seek(&self, to: Duration) -> Result<(), VideoError> {
         let to = gst::ClockTime::from_nseconds(to.as_nanos() as u64);
         self.pipeline
             .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, to)
-            .map_err(|_| VideoError::Clip { path: self.path.clone(), message: format!("cannot seek to {to}") })?;
-        let (_, state, _) = self.pipeline.state(gst::ClockTime::ZERO);
-        if state != gst::State::Playing {
-            self.wait_paused(gst::State::Paused)?;
-        }
-        Ok(())
+            .map_err(|_| VideoError::Clip { path: self.path.clone(), message: format!("cannot seek to {to}") })
     }
 
     pub fn play(&self) {
@@ -352,10 +373,10 @@ impl Clip {
             .pipeline
             .query_position::<gst::ClockTime>()
             .map_or(self.options.start, |p| Duration::from_nanos(p.nseconds()));
-        let options = ClipOptions { mute: true, start: at, ..self.options.clone() };
+        let options = ClipOptions { mute: true, ..self.options.clone() };
         let path = self.path.clone();
         drop(self);
-        let clip = Clip::preroll(&path, options)?;
+        let clip = Clip::open(&path, options, at)?;
         clip.play();
         Ok(clip)
     }

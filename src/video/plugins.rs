@@ -30,6 +30,16 @@ const DECODERS: &[Need] = &[
     Need { what: "Vorbis sound", caps: "audio/x-vorbis", package: BASE },
 ];
 
+/// Demuxers by their caps: (caps, package).
+const CONTAINERS: &[(&str, &str)] = &[
+    ("video/quicktime", GOOD),
+    ("video/x-matroska", GOOD),
+    ("video/webm", GOOD),
+    ("application/ogg", BASE),
+    ("audio/x-wav", GOOD),
+    ("audio/x-flac", GOOD),
+];
+
 /// Elements by name: (what, element, package).
 const ELEMENTS: &[(&str, &str, &str)] = &[
     ("playback", "playbin", BASE),
@@ -111,10 +121,13 @@ pub fn is_hardware(f: &gst::ElementFactory) -> bool {
 pub fn missing_hint(description: &str, detail: &str) -> String {
     let wanted = detail.split('|').nth(4).unwrap_or_default();
     let caps = wanted.split_once('-').map_or(wanted, |(_, c)| c);
+    let media = caps.split(',').next().unwrap_or_default().trim();
     let package = DECODERS
         .iter()
-        .find(|n| caps.starts_with(n.caps.split(',').next().unwrap_or_default()))
-        .map_or(BAD, |n| n.package);
+        .find(|n| n.caps.split(',').next() == Some(media))
+        .map(|n| n.package)
+        .or_else(|| CONTAINERS.iter().find(|(c, _)| *c == media).map(|(_, p)| *p))
+        .unwrap_or(BAD);
     format!("{description} (install {package})")
 }
 
@@ -130,6 +143,11 @@ mod tests {
         );
         assert_eq!(missing_hint("VP9 decoder", "gstreamer|1.0|x|VP9 decoder|decoder-video/x-vp9"), "VP9 decoder (install gstreamer1.0-plugins-good)");
         assert_eq!(missing_hint("AV1 decoder", "gstreamer|1.0|x|AV1 decoder|decoder-video/x-av1"), "AV1 decoder (install gstreamer1.0-plugins-bad)");
+        assert_eq!(
+            missing_hint("QuickTime demuxer", "gstreamer|1.0|x|QuickTime demuxer|decoder-video/quicktime, variant=(string)iso"),
+            "QuickTime demuxer (install gstreamer1.0-plugins-good)"
+        );
+        assert_eq!(missing_hint("AAC decoder", "gstreamer|1.0|x|AAC|decoder-audio/mpeg, mpegversion=(int)4"), "AAC decoder (install gstreamer1.0-libav)");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub struct Spec<'a> {
     pub height: u32,
     pub fps: u32,
     pub frames: u32,
-    /// `h264` (MP4), `vp8` or `vp9` (WebM).
+    /// `h264` (MP4), `h264-mkv` (Matroska), `vp8` or `vp9` (WebM).
     pub codec: &'a str,
     /// A 440 Hz tone alongside (AAC in MP4, Opus in WebM).
     pub sound: bool,
@@ -31,6 +31,7 @@ pub fn make(dir: &Path, name: &str, spec: &Spec) -> PathBuf {
     let out = dir.join(name);
     let (enc, mux, aenc) = match spec.codec {
         "h264" => ("openh264enc ! h264parse", "mp4mux", "avenc_aac ! aacparse"),
+        "h264-mkv" => ("openh264enc ! h264parse", "matroskamux", "avenc_aac ! aacparse"),
         "vp8" => ("vp8enc deadline=1", "webmmux", "opusenc"),
         "vp9" => ("vp9enc deadline=1 cpu-used=8", "webmmux", "opusenc"),
         other => panic!("no encoder for {other}"),
