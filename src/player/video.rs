@@ -118,7 +118,32 @@ pub(crate) struct ClipGain(pub f32);
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<ClipSignals>()
         .init_resource::<ClipGain>()
+        .add_systems(Startup, report_decoders)
         .add_systems(Update, show_frames.in_set(Phase::Animate));
+}
+
+/// Says at start-up which decoder each format gets and what is missing (with
+/// its Debian package), as `estation doctor` does — on a thread: loading
+/// GStreamer's registry can take a moment on a first start.
+fn report_decoders() {
+    std::thread::spawn(|| match crate::video::plugins::report() {
+        Ok(r) => {
+            let decoders: Vec<String> = r
+                .checks
+                .iter()
+                .filter(|c| c.what.ends_with("video"))
+                .filter_map(|c| {
+                    let e = c.element.as_deref()?;
+                    Some(format!("{} {e}{}", c.what.trim_end_matches(" video"), if c.hardware { " (hardware)" } else { "" }))
+                })
+                .collect();
+            info!("video: {}; decoders: {}", r.version, decoders.join(", "));
+            for c in r.missing() {
+                warn!("video: no GStreamer element for {}: install {} (estation doctor lists all)", c.what, c.package);
+            }
+        }
+        Err(e) => warn!("video: {e}; videos will be skipped"),
+    });
 }
 
 fn show_frames(
