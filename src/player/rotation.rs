@@ -66,6 +66,10 @@ impl Programme {
         );
         Programme { library, origin, bad: HashSet::new(), generation }
     }
+
+    fn has_video(&self) -> bool {
+        self.library.playlists.iter().flat_map(|p| &p.items).any(|i| matches!(i.kind, ItemKind::Video(_)))
+    }
 }
 
 struct NotBad<'a>(&'a HashSet<(String, String)>);
@@ -135,7 +139,11 @@ pub(super) fn plugin(app: &mut App) {
 }
 
 fn load_programme(mut commands: Commands, settings: Res<Settings>) {
-    commands.insert_resource(Programme::load(&settings.source, 0));
+    let programme = Programme::load(&settings.source, 0);
+    if programme.has_video() {
+        super::video::report_decoders();
+    }
+    commands.insert_resource(programme);
 }
 
 /// Outside screen-on hours nothing is drawn (and no frames are rendered

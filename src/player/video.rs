@@ -118,14 +118,14 @@ pub(crate) struct ClipGain(pub f32);
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<ClipSignals>()
         .init_resource::<ClipGain>()
-        .add_systems(Startup, report_decoders)
         .add_systems(Update, show_frames.in_set(Phase::Animate));
 }
 
-/// Says at start-up which decoder each format gets and what is missing (with
-/// its Debian package), as `estation doctor` does — on a thread: loading
-/// GStreamer's registry can take a moment on a first start.
-fn report_decoders() {
+/// Says which decoder each format gets and what is missing (with its Debian
+/// package), as `estation doctor` does. The rotation calls it at start when
+/// the programme has videos — on a thread: loading GStreamer's registry can
+/// take a moment on a first start.
+pub(crate) fn report_decoders() {
     std::thread::spawn(|| match crate::video::plugins::report() {
         Ok(r) => {
             let decoders: Vec<String> = r
