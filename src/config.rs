@@ -20,7 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceMap};
-use crate::validity::{HourWindow, Validity};
+use crate::validity::{HourWindow, OneOrMany, Validity};
 
 pub const ENV_VAR: &str = "ESTATION_CONFIG";
 pub const SYSTEM_PATH: &str = "/etc/estation/config.toml";
@@ -427,13 +427,6 @@ struct RawAudio {
     quiet_hours: Option<Spanned<OneOrMany>>,
 }
 
-/// One string or a list of them.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -559,11 +552,7 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
     }
     if let Some(q) = raw.audio.quiet_hours {
         let at = q.span().start;
-        let texts = match q.into_inner() {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        };
-        for t in texts {
+        for t in q.get_ref().items() {
             match t.parse::<HourWindow>() {
                 Ok(w) => config.quiet_hours.push(w),
                 Err(e) => bad(at, "audio.quiet_hours", e.to_string()),

@@ -11,7 +11,7 @@ use super::{Fit, Item, ItemKind, Length, MediaRoot, Music, Playlist, Schedule, T
 use crate::media::sniff::{self, Class, Format};
 use crate::color::Rgba;
 use crate::diag::{Diagnostic, SourceMap};
-use crate::validity::Validity;
+use crate::validity::{OneOrMany, Validity};
 
 const MIN_DURATION: Duration = Duration::from_secs(1);
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -39,22 +39,6 @@ enum DurationValue {
     Text(String),
 }
 
-/// One string or a list of them (`hours = "08:00-12:00"` or a list).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn items(&self) -> Vec<&str> {
-        match self {
-            OneOrMany::One(s) => vec![s.as_str()],
-            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
