@@ -20,6 +20,17 @@ pub(crate) const ANIMATION_FRAME: Duration = Duration::from_millis(33);
 /// wake-up draws a frame, so it is kept long.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
+/// Wakes the frame loop from another thread (GStreamer's, the audio
+/// device's): a frame runs at once, whatever the low-power wait.
+pub(crate) type Waker = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+pub(crate) fn waker(proxy: &bevy::winit::EventLoopProxyWrapper) -> Waker {
+    let proxy = (**proxy).clone();
+    std::sync::Arc::new(move || {
+        let _ = proxy.send_event(bevy::winit::WinitUserEvent::WakeUp);
+    })
+}
+
 /// When the next frame is needed, gathered anew every frame.
 #[derive(Resource, Default)]
 pub(crate) struct Wake {

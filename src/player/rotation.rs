@@ -20,9 +20,9 @@ use chrono::{Timelike, Utc};
 use image::RgbaImage;
 
 use super::fonts::Fonts;
-use super::power::Wake;
+use super::power::{self, Wake, Waker};
 use super::sound::{self, ProgrammeSound};
-use super::video::{ClipSignals, VideoSurface, Waker};
+use super::video::{ClipSignals, VideoSurface};
 use super::slides::{self, Content, Pictures, Slide};
 use super::{Phase, Settings};
 use crate::media;
@@ -275,11 +275,7 @@ fn rotate(
     // 2. Show what is ready once the current item is over.
     if due
         && let Some(prepared) = show.ready.take() {
-            let proxy = (*proxy).clone();
-            let waker: Waker = std::sync::Arc::new(move || {
-                let _ = proxy.send_event(bevy::winit::WinitUserEvent::WakeUp);
-            });
-            put_on_screen(&mut commands, &settings, &programme, &mut show, &mut images, &fonts, &window, &mut ticker, &mut sound, waker, prepared, now);
+            put_on_screen(&mut commands, &settings, &programme, &mut show, &mut images, &fonts, &window, &mut ticker, &mut sound, power::waker(&proxy), prepared, now);
             started.0.get_or_insert(now);
         }
 
@@ -553,10 +549,11 @@ fn put_on_screen(
             commands.entity(old.root).try_despawn();
         }
     }
+    let shown = Utc::now();
     if let Some(path) = &settings.status_path {
-        report(path, programme, &next, Utc::now(), sound.output.clone());
+        report(path, programme, &next, shown, sound.output.clone());
     }
-    show.current = Some(OnScreen { next, root, until: now + length, shown: Utc::now(), generation: programme.generation });
+    show.current = Some(OnScreen { next, root, until: now + length, shown, generation: programme.generation });
     if ticker.0 != new_ticker {
         ticker.0 = new_ticker;
     }

@@ -103,7 +103,7 @@ struct Speaker {
     /// The music level last logged.
     music_target: f32,
     /// Wakes the frame loop from the audio thread when the device fails.
-    waker: Option<super::video::Waker>,
+    waker: Option<super::power::Waker>,
 }
 
 pub(super) fn plugin(app: &mut App) {
@@ -126,10 +126,7 @@ pub(super) fn plugin(app: &mut App) {
             waker: None,
         })
         .add_systems(Startup, |mut speaker: NonSendMut<Speaker>, proxy: Res<bevy::winit::EventLoopProxyWrapper>| {
-            let proxy = (*proxy).clone();
-            speaker.waker = Some(Arc::new(move || {
-                let _ = proxy.send_event(bevy::winit::WinitUserEvent::WakeUp);
-            }));
+            speaker.waker = Some(super::power::waker(&proxy));
         })
         .add_systems(Update, (chime_and_alert_audio, programme).chain().in_set(super::Phase::Animate));
 }

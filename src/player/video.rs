@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 
-use super::power::Wake;
+use super::power::{Wake, Waker};
 use super::Phase;
 use crate::media::timing::{self, AtEnd};
 use crate::playlist::Video;
@@ -49,9 +49,6 @@ pub(crate) struct VideoSurface {
 
 /// Where the thread reopening a clip leaves it.
 type Reopening = Arc<Mutex<Option<Result<Clip, VideoError>>>>;
-
-/// Wakes the frame loop from GStreamer's threads.
-pub(crate) type Waker = Arc<dyn Fn() + Send + Sync>;
 
 impl VideoSurface {
     /// Starts a prerolled clip on screen. `wake` wakes the frame loop from
