@@ -4,26 +4,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::clips::tone;
 use common::{estation, run_with_limit, write_config, Run, Xvfb};
-
-/// A tone of `secs` seconds in Ogg Vorbis.
-fn tone(dir: &Path, name: &str, secs: u32, hz: u32) {
-    let out = dir.join(name);
-    let buffers = (secs * 48_000).div_ceil(1024);
-    let status = Command::new("gst-launch-1.0")
-        .args(["-q", "audiotestsrc"])
-        .arg(format!("num-buffers={buffers}"))
-        .arg(format!("freq={hz}"))
-        .args(["samplesperbuffer=1024", "!", "audio/x-raw,rate=48000", "!", "audioconvert", "!", "vorbisenc", "!", "oggmux", "!", "filesink"])
-        .arg(format!("location={}", out.display()))
-        .status()
-        .expect("gst-launch-1.0");
-    assert!(status.success());
-}
 
 /// Runs the player for `secs` with `pcm` as ALSA's default device.
 fn play(dir: &Path, playlist: &Path, pcm: &str, secs: u32) -> Run {
@@ -88,14 +73,21 @@ title = "之后"
 duration = "3s"
 "##;
 
+/// [`PLAYLIST`] and its sounds in `dir` (music tracks of `music_secs`, a 2 s
+/// narration), with `more` items after it; returns the playlist's path.
+fn narrated(dir: &Path, music_secs: u32, more: &str) -> PathBuf {
+    tone(dir, "m1.ogg", music_secs, 330);
+    tone(dir, "m2.ogg", music_secs, 440);
+    tone(dir, "talk.ogg", 2, 660);
+    let playlist = dir.join("p.toml");
+    std::fs::write(&playlist, format!("{PLAYLIST}{more}")).unwrap();
+    playlist
+}
+
 #[test]
 fn narration_sets_the_item_length_and_music_ducks_under_it() {
     let dir = tempfile::tempdir().unwrap();
-    tone(dir.path(), "m1.ogg", 4, 330);
-    tone(dir.path(), "m2.ogg", 4, 440);
-    tone(dir.path(), "talk.ogg", 2, 660);
-    let playlist = dir.path().join("p.toml");
-    std::fs::write(&playlist, PLAYLIST).unwrap();
+    let playlist = narrated(dir.path(), 4, "");
     let run = play(dir.path(), &playlist, "type null", 12);
     let log = &run.stderr;
     assert!(log.contains("audio: sound on the default output device"), "{log}");
@@ -118,12 +110,8 @@ fn narration_sets_the_item_length_and_music_ducks_under_it() {
 #[test]
 fn with_no_sound_device_the_programme_goes_on_in_silence() {
     let dir = tempfile::tempdir().unwrap();
-    tone(dir.path(), "m1.ogg", 1, 330);
-    tone(dir.path(), "m2.ogg", 1, 440);
-    tone(dir.path(), "talk.ogg", 2, 660);
     common::clips::make(dir.path(), "v.mp4", &common::clips::Spec { sound: true, frames: 45, ..Default::default() });
-    let playlist = dir.path().join("p.toml");
-    std::fs::write(&playlist, format!("{PLAYLIST}\n[[items]]\nid = \"clip\"\nkind = \"video\"\npath = \"v.mp4\"\n")).unwrap();
+    let playlist = narrated(dir.path(), 1, "\n[[items]]\nid = \"clip\"\nkind = \"video\"\npath = \"v.mp4\"\n");
     let run = play(dir.path(), &playlist, "type hw card 99", 14);
     let log = &run.stderr;
     assert_eq!(log.matches("audio: no output device").count(), 1, "one line, not a flood:\n{log}");
@@ -172,11 +160,7 @@ fn sound_comes_back_when_a_device_appears() {
 #[test]
 fn in_quiet_hours_the_programme_is_silent() {
     let dir = tempfile::tempdir().unwrap();
-    tone(dir.path(), "m1.ogg", 2, 330);
-    tone(dir.path(), "m2.ogg", 2, 440);
-    tone(dir.path(), "talk.ogg", 2, 660);
-    let playlist = dir.path().join("p.toml");
-    std::fs::write(&playlist, PLAYLIST).unwrap();
+    let playlist = narrated(dir.path(), 2, "");
     // All day quiet.
     let run = play_with(dir.path(), &playlist, "type null", 9, "quiet_hours = \"00:00-24:00\"\n");
     let log = &run.stderr;

@@ -482,7 +482,7 @@ impl Cx<'_> {
                     self.problem(kind_at, f("path"), "image items need `path`");
                     return None;
                 };
-                let path = self.image_file(path, &f("path"))?;
+                let path = self.media_file(path, &f("path"), Class::Picture)?;
                 ItemKind::Image {
                     path,
                     fit: raw.fit.map(Spanned::into_inner).unwrap_or_default(),
@@ -520,7 +520,7 @@ impl Cx<'_> {
                     return None;
                 }
                 let background_image = match &raw.background_image {
-                    Some(p) => Some(self.image_file(p, &f("background_image"))?),
+                    Some(p) => Some(self.media_file(p, &f("background_image"), Class::Picture)?),
                     None => None,
                 };
                 ItemKind::Text {
@@ -571,10 +571,6 @@ impl Cx<'_> {
             line,
         };
         Some((item, id_line))
-    }
-
-    fn image_file(&mut self, raw: &Spanned<String>, field: &str) -> Option<PathBuf> {
-        self.media_file(raw, field, Class::Picture)
     }
 
     /// Resolves a media path against the playlist's folder (or the feed) and

@@ -26,6 +26,22 @@ impl Default for Spec<'_> {
     }
 }
 
+/// A tone of `secs` seconds at `hz` in Ogg Vorbis, written into `dir`.
+pub fn tone(dir: &Path, name: &str, secs: u32, hz: u32) -> PathBuf {
+    let out = dir.join(name);
+    let buffers = (secs * 48_000).div_ceil(1024);
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "audiotestsrc"])
+        .arg(format!("num-buffers={buffers}"))
+        .arg(format!("freq={hz}"))
+        .args(["samplesperbuffer=1024", "!", "audio/x-raw,rate=48000", "!", "audioconvert", "!", "vorbisenc", "!", "oggmux", "!", "filesink"])
+        .arg(format!("location={}", out.display()))
+        .status()
+        .expect("gst-launch-1.0 (scripts/install-deps --test installs gstreamer1.0-tools)");
+    assert!(status.success());
+    out
+}
+
 /// Writes the clip into `dir` and returns its path.
 pub fn make(dir: &Path, name: &str, spec: &Spec) -> PathBuf {
     let out = dir.join(name);
