@@ -374,14 +374,14 @@ fn a_published_red_warning_takes_over_within_one_poll_and_leaves_after_its_cance
         std::thread::sleep(Duration::from_secs(25).saturating_sub(t0.elapsed()));
     });
     let (w, _) = imgs[0].dimensions();
-    assert!(is(&imgs[0], 6, 6, CARD_GREEN), "before: the playlist\n{log}");
+    assert!(is(&imgs[0], 6, 6, CARD_GREEN), "before: the playlist; (6,6) is {:?}\n{log}", imgs[0].get_pixel(6, 6));
     for (i, img) in imgs[1..3].iter().enumerate() {
-        assert!(is(img, w / 2, 4, SIGNAL_RED), "shot {}: the takeover's red header is not on screen\n{log}", i + 2);
+        assert!(is(img, w / 2, 4, SIGNAL_RED), "shot {}: the takeover's red header is not on screen; the top is {:?}\n{log}", i + 2, img.get_pixel(w / 2, 4));
         // The icon's white frame sits at the header's left.
         let frame = (0..80).any(|x| is(img, x, 40, [255, 255, 255]));
         assert!(frame, "shot {}: no icon frame", i + 2);
     }
-    assert!(is(&imgs[3], 6, 6, CARD_GREEN), "after the Cancel the playlist is back\n{log}");
+    assert!(is(&imgs[3], 6, 6, CARD_GREEN), "after the Cancel the playlist is back; (6,6) is {:?}\n{log}", imgs[3].get_pixel(6, 6));
     assert!(log.contains("alerts: takeover 暴雨红色预警"), "{log}");
     // The chime sounded on the (null) device.
     assert!(log.contains("alerts: chime") && log.contains("audio: sound on the default output device"), "{log}");
@@ -420,5 +420,5 @@ fn a_warning_leaves_the_screen_when_it_expires_with_no_network() {
     assert!(published.elapsed() > Duration::from_secs(31), "the run must outlast the warning");
     let (w, _) = imgs[0].dimensions();
     assert!(is(&imgs[0], w / 2, 4, SIGNAL_RED), "the warning is up at first; the top is {:?}\n{log}", imgs[0].get_pixel(w / 2, 4));
-    assert!(is(&imgs[1], 6, 6, CARD_GREEN), "expired: the playlist is back\n{log}");
+    assert!(is(&imgs[1], 6, 6, CARD_GREEN), "expired: the playlist is back; (6,6) is {:?}\n{log}", imgs[1].get_pixel(6, 6));
 }

@@ -100,6 +100,15 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
                 }),
                 ..default()
             })
+            // Pipelines compile before the frame that first needs them, not
+            // in the background: a kiosk shows whole frames only, never a
+            // warning whose header is drawn but whose text is not yet (a
+            // one-off pause of milliseconds on a GPU, longer under software
+            // rendering). Screenshot times then count from real content.
+            .set(bevy::render::RenderPlugin {
+                synchronous_pipeline_compilation: true,
+                ..default()
+            })
             .set(bevy::log::LogPlugin {
                 filter: "info,wgpu=error,naga=warn,bevy_render=warn,bevy_winit=warn,estation=info".into(),
                 // Colours only on a terminal: under systemd the log goes to
