@@ -53,7 +53,7 @@ fn main() {
         if let Ok(parsed) = cap::parse(p, b) {
             std::hint::black_box(signal::of_alert(&parsed.alert));
             let mut store = Store::default();
-            store.apply(parsed.alert, String::new(), "bench", now);
+            store.apply(parsed.alert, String::new(), "bench", now, &estation::alert::authority::Authority::none());
             std::hint::black_box(present(&store, &policy, now));
         }
     });

@@ -133,6 +133,9 @@ pub struct AlertsConfig {
     /// Each of several takeover alerts stays this long before the next.
     #[serde(with = "humantime_serde_secs")]
     pub cycle: std::time::Duration,
+    /// The CAP addresses this screen answers to (`Restricted` and `Private`
+    /// messages are shown only where they are addressed).
+    pub addresses: Vec<String>,
 }
 
 /// One upstream CAP source: a CAP document or an Atom/RSS index of them.
@@ -141,6 +144,9 @@ pub struct AlertSource {
     pub url: String,
     #[serde(with = "humantime_serde_secs")]
     pub interval: std::time::Duration,
+    /// Senders whose messages this source may update and cancel wherever
+    /// they came from (see `alert::authority`); by default only its own.
+    pub authority_for: Vec<String>,
 }
 
 impl Default for AlertsConfig {
@@ -155,6 +161,7 @@ impl Default for AlertsConfig {
             banner: crate::alert::cap::Severity::Unknown,
             chime_interval: std::time::Duration::from_secs(300),
             cycle: std::time::Duration::from_secs(15),
+            addresses: Vec::new(),
         }
     }
 }
@@ -181,7 +188,14 @@ impl Config {
             lifetimes: crate::alert::store::Lifetimes { default: dur(a.default_lifetime), ..Default::default() },
             cycle: dur(a.cycle),
             takeover_max: 3,
+            addresses: a.addresses.clone(),
         }
+    }
+
+    /// Which source may change which messages (`authority_for` of each
+    /// upstream source).
+    pub fn alert_authority(&self) -> crate::alert::authority::Authority {
+        self.alerts.sources.iter().fold(crate::alert::authority::Authority::none(), |a, s| a.grant(&s.url, s.authority_for.iter().cloned()))
     }
 }
 
@@ -364,6 +378,8 @@ struct RawAlerts {
     banner: Option<Spanned<String>>,
     chime_interval: Option<Spanned<toml::Value>>,
     cycle: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    addresses: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,6 +389,8 @@ struct RawAlertSource {
     interval: Option<Spanned<toml::Value>>,
     /// Accept plain http (a server on the LAN); https is required otherwise.
     allow_http: Option<bool>,
+    #[serde(default)]
+    authority_for: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -621,8 +639,9 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
             continue;
         }
         let interval = span(src.interval, &field("interval"), secs(5), secs(86_400), "\"15s\"", &mut bad).unwrap_or(secs(15));
-        config.alerts.sources.push(AlertSource { url: url.to_string(), interval });
+        config.alerts.sources.push(AlertSource { url: url.to_string(), interval, authority_for: src.authority_for });
     }
+    config.alerts.addresses = a.addresses;
     config.alerts.show_all = a.show_all.unwrap_or(false);
     config.alerts.show_exercise = a.show_exercise.unwrap_or(false);
     config.alerts.show_test = a.show_test.unwrap_or(false);

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::VerifyingKey;
 
+use super::authority::Authority;
 use super::cap::{self, Alert};
 use super::store::{self, Lifetimes, Outcome, Store, StoreError};
 use crate::cache::Cache;
@@ -43,9 +44,10 @@ impl Inbox {
         Store::load(&self.path())
     }
 
-    /// Applies `messages` (oldest first) and drops what ended by `now`.
-    /// Returns each message's outcome.
-    pub fn receive(&self, mut messages: Vec<Message>, source: &str, now: DateTime<Utc>, life: &Lifetimes) -> Result<Vec<Outcome>, StoreError> {
+    /// Applies `messages` from `source` (oldest first), acting only where
+    /// `authority` lets the source, and drops what ended by `now`. Returns
+    /// each message's outcome; what was refused is logged once per call.
+    pub fn receive(&self, mut messages: Vec<Message>, source: &str, now: DateTime<Utc>, life: &Lifetimes, authority: &Authority) -> Result<Vec<Outcome>, StoreError> {
         let io = |source| StoreError::Io { path: self.dir.join("alerts.lock"), source };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         let lock = File::options().create(true).truncate(false).write(true).open(self.dir.join("alerts.lock")).map_err(io)?;
@@ -62,18 +64,31 @@ impl Inbox {
             }
             Err(e) => return Err(e),
         };
-        messages.sort_by_key(|(a, _)| a.sent);
+        messages.sort_by_key(|(a, _)| store::believed_sent(a.sent, now));
         let before = store.clone();
         let mut outcomes = Vec::new();
+        let (mut flood, mut not_allowed) = (None, 0);
         for (alert, xml) in messages {
             let key = store::key(&alert);
-            let o = store.apply(alert, xml, source, now);
+            let o = store.apply(alert, xml, source, now, authority);
             match &o {
                 Outcome::Duplicate => {}
+                Outcome::Refused(why) => {
+                    flood.get_or_insert((*why, 0)).1 += 1;
+                }
                 o if o.changed() => tracing::info!("alert {key} from {source}: {o:?}"),
                 o => tracing::debug!("alert {key} from {source}: {o:?}"),
             }
+            if let Outcome::Added { refused, .. } | Outcome::Ended { refused, .. } = &o {
+                not_allowed += refused;
+            }
             outcomes.push(o);
+        }
+        if let Some((why, n)) = flood {
+            tracing::warn!("alerts: {source}: {n} message(s) refused: {why} (the warnings in force stay)");
+        }
+        if not_allowed > 0 {
+            tracing::warn!("alerts: {source}: {not_allowed} reference(s) to messages of another source ignored (a source may only update or cancel its own messages; see [[alerts.source]] authority_for)");
         }
         store.prune(now, life);
         if store != before {
@@ -136,17 +151,17 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-07-01T10:00:00+08:00").unwrap().with_timezone(&Utc);
         let life = Lifetimes::default();
         // The cancel arrives first in the list; sent order puts it after.
-        let out = inbox.receive(vec![msg("c", "Cancel", "s,a,2026-07-01T08:00:00+08:00"), msg("a", "Alert", "")], "feed", now, &life).unwrap();
-        assert_eq!(out, [Outcome::Added { replaced: 0 }, Outcome::Ended { ended: 1 }]);
+        let out = inbox.receive(vec![msg("c", "Cancel", "s,a,2026-07-01T08:00:00+08:00"), msg("a", "Alert", "")], "feed", now, &life, &Authority::none()).unwrap();
+        assert_eq!(out, [Outcome::Added { replaced: 0, refused: 0 }, Outcome::Ended { ended: 1, refused: 0 }]);
         assert!(inbox.load().unwrap().entries().is_empty());
         let mtime = std::fs::metadata(inbox.path()).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        inbox.receive(vec![msg("c", "Cancel", "s,a,2026-07-01T08:00:00+08:00")], "feed", now, &life).unwrap();
-        inbox.receive(vec![msg("a", "Alert", "")], "feed", now, &life).unwrap();
+        inbox.receive(vec![msg("c", "Cancel", "s,a,2026-07-01T08:00:00+08:00")], "feed", now, &life, &Authority::none()).unwrap();
+        inbox.receive(vec![msg("a", "Alert", "")], "feed", now, &life, &Authority::none()).unwrap();
         assert_eq!(std::fs::metadata(inbox.path()).unwrap().modified().unwrap(), mtime, "nothing new: not rewritten");
         // A damaged store is set aside, not fatal.
         std::fs::write(inbox.path(), b"{").unwrap();
-        inbox.receive(vec![msg("b", "Alert", "")], "feed", now, &life).unwrap();
+        inbox.receive(vec![msg("b", "Alert", "")], "feed", now, &life, &Authority::none()).unwrap();
         assert_eq!(inbox.load().unwrap().entries().len(), 1);
         assert!(dir.path().join("alerts.json.bad").exists());
     }

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod author;
+pub mod authority;
 pub mod cap;
 pub mod inbox;
 pub mod index;

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::Serialize;
 
-use super::cap::{Alert, Info, Severity, Status, Urgency};
+use super::cap::{Alert, Info, Scope, Severity, Status, Urgency};
 use super::signal::{self, Signal};
 use super::store::{Entry, Lifetimes, Store};
 use super::target::Place;
@@ -45,6 +45,10 @@ pub struct Policy {
     pub cycle: Duration,
     /// At most this many alerts take turns on the takeover.
     pub takeover_max: usize,
+    /// The addresses this screen answers to: `Restricted` and `Private`
+    /// messages are shown only where their `<addresses>` name one of these
+    /// (a public screen has none, and shows neither).
+    pub addresses: Vec<String>,
 }
 
 impl Default for Policy {
@@ -59,6 +63,7 @@ impl Default for Policy {
             lifetimes: Lifetimes::default(),
             cycle: Duration::seconds(15),
             takeover_max: 3,
+            addresses: Vec::new(),
         }
     }
 }
@@ -148,6 +153,20 @@ impl Presentation {
 
 }
 
+impl Policy {
+    /// CAP `scope`: Public is for everyone; Restricted and Private only for
+    /// the screens their `<addresses>` name.
+    pub fn may_show(&self, alert: &Alert) -> bool {
+        alert.scope == Scope::Public
+            || alert.addresses.as_deref().is_some_and(|list| addressees(list).any(|a| self.addresses.iter().any(|mine| mine == a)))
+    }
+}
+
+/// CAP `<addresses>`: space-delimited, an address with spaces in quotes.
+fn addressees(list: &str) -> impl Iterator<Item = &str> {
+    list.split('"').enumerate().flat_map(|(i, part)| if i % 2 == 1 { vec![part.trim()] } else { part.split_whitespace().collect() }).filter(|a| !a.is_empty())
+}
+
 /// Works out what to show at `now` from the store.
 pub fn present(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Presentation {
     let mut all: Vec<(Shown, DateTime<Utc>)> = Vec::new();
@@ -159,6 +178,9 @@ pub fn present(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Presentati
             Status::Test if policy.show_test => Some("测试"),
             _ => continue,
         };
+        if !policy.may_show(alert) {
+            continue;
+        }
         let signal = signal::of_alert(alert);
         let infos = alert.infos_for(&policy.language);
         for (i, info) in infos.iter().enumerate() {
@@ -166,7 +188,7 @@ pub fn present(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Presentati
             if info.is_all_clear() || !policy.place.is_targeted_by(info) || infos[..i].contains(info) {
                 continue;
             }
-            let (start, end) = policy.lifetimes.window(alert, info);
+            let (start, end) = policy.lifetimes.window(alert, info, entry.received);
             if now < start || now >= end {
                 continue;
             }
@@ -199,7 +221,7 @@ pub fn next_change(store: &Store, policy: &Policy, shown: &Presentation, now: Da
     };
     for entry in store.entries() {
         for info in &entry.alert.infos {
-            let (start, end) = policy.lifetimes.window(&entry.alert, info);
+            let (start, end) = policy.lifetimes.window(&entry.alert, info, entry.received);
             consider(start);
             consider(end);
         }
@@ -333,7 +355,7 @@ mod tests {
                 cap::NS_12
             );
             let a = cap::parse(Path::new("t"), xml.as_bytes()).unwrap().alert;
-            s.apply(a, xml, "feed", at("2026-07-01T08:00:00+08:00"));
+            s.apply(a, xml, crate::alert::authority::FEED, at("2026-07-01T08:00:00+08:00"), &crate::alert::authority::Authority::none());
         }
         s
     }
@@ -399,6 +421,34 @@ mod tests {
         assert!(present(&s, &elsewhere, at(NOON)).all.is_empty());
         assert!(present(&s, &p, at("2026-07-01T20:00:00+08:00")).all.is_empty(), "expired");
         assert!(present(&s, &p, at("2026-07-01T07:59:00+08:00")).all.is_empty(), "before it is effective");
+    }
+
+    #[test]
+    fn restricted_and_private_messages_are_not_shown_on_public_screens() {
+        let mut s = store_with(&[("r", "Actual", "暴雨红色预警", "Extreme")]);
+        let scoped = |id: &str, scope: &str, addresses: &str| {
+            let xml = format!(
+                "<alert xmlns=\"{}\"><identifier>{id}</identifier><sender>qxt</sender><sent>2026-07-01T08:00:00+08:00</sent>\
+                 <status>Actual</status><msgType>Alert</msgType><scope>{scope}</scope>{addresses}\
+                 <info><category>Met</category><event>暴雨红色预警</event><urgency>Immediate</urgency>\
+                 <severity>Extreme</severity><certainty>Likely</certainty><expires>2026-07-01T20:00:00+08:00</expires></info></alert>",
+                cap::NS_12
+            );
+            (cap::parse(Path::new("t"), xml.as_bytes()).unwrap().alert, xml)
+        };
+        for (id, scope, addr) in [
+            ("restricted", "Restricted", "<restriction>staff only</restriction>"),
+            ("private", "Private", "<addresses>duty-officer \"county office 1\"</addresses>"),
+        ] {
+            let (a, xml) = scoped(id, scope, addr);
+            s.apply(a, xml, crate::alert::authority::FEED, at("2026-07-01T08:00:00+08:00"), &crate::alert::authority::Authority::none());
+        }
+        let public = Policy::default();
+        let keys = |p: &Policy| present(&s, p, at(NOON)).all.iter().map(|s| s.key.split(',').nth(1).unwrap_or_default().to_string()).collect::<Vec<_>>();
+        assert_eq!(keys(&public), ["r"], "a public screen shows only the public message");
+        let addressed = Policy { addresses: vec!["county office 1".into()], ..Policy::default() };
+        assert_eq!(keys(&addressed).len(), 2, "a screen named in <addresses> shows the private one too");
+        assert!(!keys(&addressed).contains(&"restricted".to_string()), "a restricted message without addresses names no screen");
     }
 
     #[test]

@@ -238,10 +238,89 @@ fn text_of(info: &Info) -> String {
     format!("{} {}", info.event, info.headline.as_deref().unwrap_or_default())
 }
 
-/// `解除暴雨红色预警`: the block lifts a warning, it is not one (解除 is
-/// the verb 12379 titles use for a lift).
+/// A lift a block's own text declares (`解除暴雨红色预警`): which signal
+/// it lifts, as far as the text names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lift {
+    pub hazard: Option<Hazard>,
+    pub level: Option<Level>,
+}
+
+/// The longest run after `解除` that can still name one signal.
+const LIFT_REACH: usize = 24;
+
+/// Byte ranges of the lift phrases in `text`: `解除` up to the next `预警`
+/// (and a `信号` after it) within one clause. `解除` elsewhere (`解除隔离`)
+/// lifts nothing.
+fn lift_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("解除") {
+        let start = from + i;
+        let after = start + "解除".len();
+        let clause_end = text[after..]
+            .char_indices()
+            .take(LIFT_REACH)
+            .find(|(_, c)| "，。；;,!！?？\n".contains(*c))
+            .map_or_else(|| text[after..].char_indices().nth(LIFT_REACH).map_or(text.len(), |(j, _)| after + j), |(j, _)| after + j);
+        match text[after..clause_end].find("预警") {
+            Some(j) => {
+                let mut end = after + j + "预警".len();
+                if text[end..].starts_with("信号") {
+                    end += "信号".len();
+                }
+                out.push((start, end));
+                from = end;
+            }
+            None => from = after,
+        }
+    }
+    out
+}
+
+/// `text` without its lift phrases: what it issues.
+fn without_lifts(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in lift_spans(text) {
+        out.push_str(&text[at..start]);
+        out.push(' ');
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// What the block lifts, when its headline (or event) lifts a signal and
+/// does not also issue one: `发布暴雨红色预警，解除暴雨黄色预警` issues red,
+/// it is no all-clear.
+///
+/// ```
+/// use estation::alert::signal::{lifted, Hazard, Level};
+/// # let mut info = estation::alert::cap::parse(std::path::Path::new("t"), include_bytes!("../../tests/data/cap/zh-allclear-update.xml")).unwrap().alert.infos.remove(0);
+/// info.headline = Some("长兴县气象台解除暴雨红色预警".into());
+/// assert_eq!(lifted(&info).map(|l| (l.hazard, l.level)), Some((Some(Hazard::Rainstorm), Some(Level::Red))));
+/// info.headline = Some("长兴县气象台发布暴雨红色预警，解除暴雨黄色预警".into());
+/// assert_eq!(lifted(&info), None);
+/// ```
+pub fn lifted(info: &Info) -> Option<Lift> {
+    let headline = info.headline.as_deref().unwrap_or_default();
+    let (text, spans) = match lift_spans(headline) {
+        s if !s.is_empty() => (headline, s),
+        _ => (info.event.as_str(), lift_spans(&info.event)),
+    };
+    let (start, end) = *spans.first()?;
+    let rest = without_lifts(headline);
+    if rest.contains("预警") || rest.contains("信号") || rest.contains("警报") {
+        return None;
+    }
+    let phrase = &text[start..end];
+    Some(Lift { hazard: Hazard::in_text(phrase), level: level_in_text(phrase) })
+}
+
+/// Whether the block lifts a warning rather than being one (see [`lifted`]).
 pub fn is_lift(info: &Info) -> bool {
-    text_of(info).contains("解除")
+    lifted(info).is_some()
 }
 
 fn of_info(info: &Info) -> Option<Signal> {
@@ -251,10 +330,12 @@ fn of_info(info: &Info) -> Option<Signal> {
     if let Some(s) = code_signal(info) {
         return Some(s);
     }
-    let level = level_in_text(&text_of(info)).or_else(|| colour_parameter(info))?;
+    // What the block lifts on the side (`…，解除暴雨黄色预警`) is not its colour.
+    let headline = without_lifts(info.headline.as_deref().unwrap_or_default());
+    let text = format!("{} {headline}", info.event);
+    let level = level_in_text(&text).or_else(|| colour_parameter(info))?;
     // The event names the hazard; in a headline only the name right before
     // the colour counts (`中小河流洪水蓝色预警（受暴雨影响）` is not 暴雨).
-    let headline = info.headline.as_deref().unwrap_or_default();
     let hazard = Hazard::in_text(&info.event).or_else(|| {
         Hazard::MATCH_ORDER.iter().copied().find(|h| {
             COLOUR_WORDS.iter().filter(|(_, l)| *l == level).any(|(w, _)| headline.contains(&format!("{}{w}", h.zh())))
@@ -370,6 +451,8 @@ mod tests {
         let s = of_info(&info("暴雨", "暴雨橙色预警降级[Ⅲ级/较重]")).unwrap();
         assert_eq!(s.level, Level::Yellow, "the grade decides");
         assert_eq!(of_info(&info("暴雨", "长兴县气象台解除暴雨红色预警")), None, "a lift is not a warning");
+        let both = info("暴雨", "长兴县气象台发布暴雨红色预警，解除暴雨黄色预警");
+        assert_eq!(of_info(&both), Some(Signal { hazard: Some(Hazard::Rainstorm), level: Level::Red }), "issues red; the yellow it lifts is not its colour");
         let flood = info("中小河流洪水", "中小河流洪水蓝色预警（受暴雨影响）");
         assert_eq!(of_info(&flood), None, "暴雨 is not the hazard here");
         let s = of_info(&info("颱風", "颱風紅色警報")).map(|s| s.level);
@@ -377,6 +460,19 @@ mod tests {
         let mut tw = info("豪雨", "豪雨特報");
         tw.parameters.push(super::super::cap::NameValue { name: "alert_color".into(), value: "紅色".into() });
         assert_eq!(colour_parameter(&tw), Some(Level::Red));
+    }
+
+    #[test]
+    fn a_block_is_an_all_clear_only_when_its_own_text_lifts_a_signal() {
+        let lift = |h: &str| lifted(&info("暴雨", h)).map(|l| (l.hazard, l.level));
+        assert_eq!(lift("长兴县气象台解除暴雨红色预警"), Some((Some(Hazard::Rainstorm), Some(Level::Red))));
+        assert_eq!(lift("长兴县气象台解除暴雨红色预警信号"), Some((Some(Hazard::Rainstorm), Some(Level::Red))));
+        assert_eq!(lift("解除大风蓝色预警"), Some((Some(Hazard::Gale), Some(Level::Blue))), "the lifted hazard, not the event");
+        assert_eq!(lift("长兴县气象台发布暴雨红色预警，解除暴雨黄色预警"), None, "it also issues a warning");
+        assert_eq!(lift("长兴县气象台发布暴雨红色预警，请勿解除防范"), None, "解除 without a signal lifts nothing");
+        assert_eq!(lift("暴雨红色预警：解除警戒前请勿外出"), None);
+        assert_eq!(lift("某县气象台将暴雨橙色预警降级为黄色预警"), None);
+        assert!(lifted(&info("解除暴雨红色预警", "")).is_some(), "a lift named in the event alone");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub fn options(config: &Config) -> anyhow::Result<Options> {
     opts.max_bytes_per_sec = config.feed.max_bytes_per_sec;
     opts.budget = config.cache.budget;
     opts.alert_lifetimes = config.alert_policy().lifetimes;
+    opts.alert_authority = config.alert_authority();
     Ok(opts)
 }
 
@@ -41,7 +42,7 @@ pub async fn poll_alert_sources(config: &Config, cache_dir: &Path) {
     let mut tasks = Vec::new();
     for src in &config.alerts.sources {
         match crate::sync::upstream::Upstream::new(&src.url) {
-            Ok(up) => tasks.push(up.forever(src.interval, inbox.clone(), life)),
+            Ok(up) => tasks.push(up.forever(src.interval, inbox.clone(), life, config.alert_authority())),
             Err(e) => tracing::error!("alerts: source {}: {e}", src.url),
         }
     }
@@ -62,7 +63,7 @@ async fn poll_alert_sources_once(config: &Config, cache_dir: &Path) -> bool {
                 continue;
             }
         };
-        match up.deliver(&inbox, &life).await {
+        match up.deliver(&inbox, &life, &config.alert_authority()).await {
             Ok(n) => println!("alerts from {}: {n} new message(s)", src.url),
             Err(e) => {
                 eprintln!("alerts from {}: {e}", src.url);

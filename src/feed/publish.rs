@@ -138,7 +138,7 @@ pub fn publish(feed: &Path, key: &SigningKey, file: &Path, bytes: &[u8], now: Da
         let live = if a.ends_others() {
             now < a.sent.with_timezone(&Utc) + Duration::days(KEEP_ENDINGS)
         } else {
-            a.infos.iter().any(|i| now < life.window(a, i).1)
+            a.infos.iter().any(|i| now < life.window(a, i, a.sent.with_timezone(&Utc)).1)
         };
         live || store::key(a) == new_key
     });

@@ -82,6 +82,8 @@ pub struct Options {
     pub read_timeout: Duration,
     /// Lives of the alerts the feed carries (see `alert::store`).
     pub alert_lifetimes: crate::alert::store::Lifetimes,
+    /// Which source may change which alerts (see `alert::authority`).
+    pub alert_authority: crate::alert::authority::Authority,
 }
 
 impl Options {
@@ -97,6 +99,7 @@ impl Options {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             alert_lifetimes: Default::default(),
+            alert_authority: Default::default(),
         }
     }
 }
@@ -185,7 +188,7 @@ impl Syncer {
         // filled from what the cache already holds.
         let messages = crate::alert::inbox::feed_messages(&self.cache, &self.opts.key);
         let inbox = crate::alert::inbox::Inbox::new(self.cache.root());
-        if let Err(e) = inbox.receive(messages, "feed", Utc::now(), &self.opts.alert_lifetimes) {
+        if let Err(e) = inbox.receive(messages, crate::alert::authority::FEED, Utc::now(), &self.opts.alert_lifetimes, &self.opts.alert_authority) {
             tracing::error!("alerts: {e}");
         }
         if let Ok(store) = inbox.load() {

@@ -18,6 +18,7 @@ use chrono::Utc;
 use reqwest::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::StatusCode;
 
+use crate::alert::authority::Authority;
 use crate::alert::index::{self, Content, Document};
 use crate::alert::inbox::{Inbox, Message};
 use crate::alert::store::Lifetimes;
@@ -159,10 +160,10 @@ impl Upstream {
 
     /// Polls every `interval` (with a little jitter) until the process ends,
     /// delivering what it finds to `inbox`.
-    pub async fn forever(mut self, interval: Duration, inbox: Inbox, life: Lifetimes) {
+    pub async fn forever(mut self, interval: Duration, inbox: Inbox, life: Lifetimes, authority: Authority) {
         let name = self.url.to_string();
         loop {
-            match self.deliver(&inbox, &life).await {
+            match self.deliver(&inbox, &life, &authority).await {
                 Ok(0) => tracing::debug!("alerts: {name}: nothing new"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("alerts: {e}"),
@@ -175,10 +176,10 @@ impl Upstream {
     /// committed, so a failed store sees them again at the next poll), and
     /// the audio they link to is fetched, retrying what failed before.
     /// Returns how many new messages the source had.
-    pub async fn deliver(&mut self, inbox: &Inbox, life: &Lifetimes) -> Result<usize, String> {
+    pub async fn deliver(&mut self, inbox: &Inbox, life: &Lifetimes, authority: &Authority) -> Result<usize, String> {
         let msgs = self.poll().await?;
         let n = msgs.len();
-        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), Utc::now(), life).map(drop).map_err(|e| e.to_string()) };
+        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), Utc::now(), life, authority).map(drop).map_err(|e| e.to_string()) };
         if stored.is_ok() {
             self.commit();
         }
