@@ -34,6 +34,8 @@ pub struct Options {
     pub config: Config,
     pub config_problems: Vec<Diagnostic>,
     pub config_note: String,
+    /// Why the config in use is not the file's (`config::Loaded::fallback`).
+    pub config_fallback: Option<String>,
     /// Where the programme comes from.
     pub source: crate::content::ContentSource,
     /// Where to report the item on screen (`estation status` reads it).
@@ -125,6 +127,9 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
     );
     for p in &opts.config_problems {
         error!("config: {p} (using the default for this field)");
+    }
+    if let Some(why) = &opts.config_fallback {
+        error!("config: {why}");
     }
     info!("{}", opts.config_note);
 
