@@ -55,6 +55,8 @@ pub(crate) struct Settings {
     pub source: crate::content::ContentSource,
     pub status_path: Option<PathBuf>,
     pub assets: PathBuf,
+    /// Shown small on the idle screen: the config file cannot be used.
+    pub config_fallback: Option<String>,
 }
 
 /// The order of the frame's work, written once.
@@ -143,6 +145,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         source: opts.source,
         status_path: opts.status_path,
         assets: opts.assets,
+        config_fallback: opts.config_fallback,
     })
     .insert_resource(capture::Plan::new(
         opts.screenshot,
