@@ -10,6 +10,12 @@
 //! A missing file in 3 or 4 means "use defaults" (logged); a file named by 1
 //! or 2 must exist. A field with a bad value is reported with file, line and
 //! field, and its default is used, so a typo cannot keep a screen dark.
+//!
+//! A file that cannot be used as a whole (not UTF-8 — a GBK or UTF-16 file
+//! saved by a Windows editor — or not TOML) is different: defaults would drop
+//! the feed key and the alert sources and play the demo. The kiosk then runs
+//! on the last config that loaded ([`last_good`], [`load_or_last_good`]) and
+//! says so.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,6 +27,8 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceMap};
 use crate::validity::{HourWindow, OneOrMany, Validity};
+
+pub mod last_good;
 
 pub const ENV_VAR: &str = "ESTATION_CONFIG";
 pub const SYSTEM_PATH: &str = "/etc/estation/config.toml";
@@ -308,42 +316,167 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
+    /// Problems with single fields (each of them has its default).
     pub problems: Diagnostics,
     /// What happened, for the log: "using defaults: no config file at …".
     pub note: String,
+    /// Why the file could not be used at all (not UTF-8, not TOML).
+    pub unusable: Option<Diagnostic>,
+    /// Set when `config` is not what the file says (it is unusable): why,
+    /// and what is used instead, for the log, `estation status` and the
+    /// screen.
+    pub fallback: Option<String>,
+    /// The file's text when it loaded, for [`last_good::keep`].
+    text: Option<String>,
 }
 
-/// Finds and loads the config following [`locate`]'s precedence.
+impl Loaded {
+    /// Every problem, the whole-file one first: what `config check` prints.
+    pub fn diagnostics(&self) -> Diagnostics {
+        Diagnostics(self.unusable.iter().chain(&self.problems.0).cloned().collect())
+    }
+
+    fn defaults(note: String) -> Loaded {
+        Loaded { config: Config::default(), problems: Diagnostics(Vec::new()), note, unusable: None, fallback: None, text: None }
+    }
+}
+
+/// Finds and loads the config following [`locate`]'s precedence, as the
+/// file says (an unusable file gives defaults; see [`load_or_last_good`]).
 pub fn load(location: &Location) -> Result<Loaded, ConfigError> {
-    match location {
-        Location::Explicit(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            Ok(parse(path, &text))
+    Ok(match read(location)? {
+        Some((path, bytes)) => from_bytes(&path, &bytes),
+        None => Loaded::defaults(searched_note(location)),
+    })
+}
+
+/// Like [`load`], but a file that cannot be used as a whole gives way to the
+/// last config that loaded from it ([`last_good::recall`]), or to defaults
+/// (loudly: [`Loaded::fallback`]) when none was kept. What the player,
+/// `sync` and `status` use.
+pub fn load_or_last_good(location: &Location) -> Result<Loaded, ConfigError> {
+    Ok(match read(location)? {
+        Some((path, bytes)) => {
+            let loaded = from_bytes(&path, &bytes);
+            if loaded.unusable.is_some() { last_good::recall(loaded, &path, &bytes) } else { loaded }
         }
-        Location::Searched(candidates) => {
-            for path in candidates {
-                match std::fs::read_to_string(path) {
-                    Ok(text) => return Ok(parse(path, &text)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(source) => {
-                        return Err(ConfigError::Read {
-                            path: path.clone(),
-                            source,
-                        })
-                    }
-                }
-            }
-            let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-            Ok(Loaded {
-                config: Config::default(),
-                problems: Diagnostics(Vec::new()),
-                note: format!("no config file (looked at {}); using defaults", looked.join(", ")),
-            })
+        None => Loaded::defaults(searched_note(location)),
+    })
+}
+
+/// The file's path and bytes; None when no searched file exists.
+fn read(location: &Location) -> Result<Option<(PathBuf, Vec<u8>)>, ConfigError> {
+    let candidates = match location {
+        Location::Explicit(path) => {
+            return std::fs::read(path)
+                .map(|b| Some((path.clone(), b)))
+                .map_err(|source| ConfigError::Read { path: path.clone(), source });
+        }
+        Location::Searched(candidates) => candidates,
+    };
+    for path in candidates {
+        match std::fs::read(path) {
+            Ok(bytes) => return Ok(Some((path.clone(), bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(ConfigError::Read { path: path.clone(), source }),
         }
     }
+    Ok(None)
+}
+
+fn searched_note(location: &Location) -> String {
+    let looked: Vec<String> = match location {
+        Location::Searched(c) => c.iter().map(|p| p.display().to_string()).collect(),
+        Location::Explicit(p) => vec![p.display().to_string()],
+    };
+    format!("no config file (looked at {}); using defaults", looked.join(", "))
+}
+
+/// Loads config file bytes: [`decode`], then [`parse`].
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Loaded {
+    match decode(path, bytes) {
+        Ok(text) => parse(path, &text),
+        Err(d) => unusable(path, d),
+    }
+}
+
+fn unusable(path: &Path, problem: Diagnostic) -> Loaded {
+    let mut l = Loaded::defaults(format!("config {} is not usable; using defaults", path.display()));
+    l.config.source = Some(path.to_path_buf());
+    l.fallback = Some(format!("{problem}; the built-in defaults are used"));
+    l.unusable = Some(problem);
+    l
+}
+
+/// The config text in `bytes`: UTF-8, with or without a byte-order mark.
+/// Anything else is a whole-file problem that says where the first bad byte
+/// is and what to do; a GBK file (the default of Chinese Windows editors)
+/// and UTF-16 (Notepad's "Unicode") are named as such.
+///
+/// ```
+/// use std::path::Path;
+/// let p = Path::new("c.toml");
+/// assert_eq!(estation::config::decode(p, b"\xef\xbb\xbf[screen]\n").unwrap(), "[screen]\n");
+/// let gbk = estation::config::decode(p, b"[screen]\nname = \"\xb2\xe2\xca\xd4\"\n").unwrap_err();
+/// assert_eq!(gbk.to_string(),
+///     "c.toml:2: (file): not UTF-8 text (byte 0xb2 at column 9); it looks like GBK/GB18030 — save it as UTF-8");
+/// ```
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<String, Diagnostic> {
+    let whole = |line: usize, message: String| Diagnostic { file: path.to_path_buf(), line, field: "(file)".into(), message };
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    // A TOML file never holds a NUL, so one in either of the first two bytes
+    // is the high half of an ASCII character in UTF-16.
+    let utf16 = match bytes {
+        [0xff, 0xfe, ..] | [_, 0, ..] => Some("UTF-16 (little-endian)"),
+        [0xfe, 0xff, ..] | [0, _, ..] => Some("UTF-16 (big-endian)"),
+        _ => None,
+    };
+    if let Some(kind) = utf16 {
+        return Err(whole(1, format!("{kind} text, as Windows Notepad saves \"Unicode\"; save it as UTF-8")));
+    }
+    let e = match std::str::from_utf8(bytes) {
+        Ok(text) => return Ok(text.to_string()),
+        Err(e) => e,
+    };
+    let good = &bytes[..e.valid_up_to()];
+    let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    // The prefix is valid UTF-8, so columns count characters, as editors do.
+    let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+    let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+    let byte = bytes[e.valid_up_to()];
+    let hint = if looks_like_gbk(bytes) {
+        "it looks like GBK/GB18030 — save it as UTF-8"
+    } else {
+        "save it as UTF-8 (in Notepad: Save as, Encoding: UTF-8)"
+    };
+    Err(whole(line, format!("not UTF-8 text (byte {byte:#04x} at column {column}); {hint}")))
+}
+
+/// Whether the whole file reads as GBK and everything beyond ASCII is
+/// Chinese text or its punctuation. Chinese typed in a GBK editor is in
+/// practice within GB2312 (both bytes 0xa1-0xfe); a Western code page's
+/// letters (é, ü) are single bytes next to ASCII, so they never pass, even
+/// where they happen to be valid GBK ("Mü" is 0xfc 0x6c, an ideograph).
+fn looks_like_gbk(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b, _) if b.is_ascii() => i += 1,
+            (0xa1..=0xf7, Some(0xa1..=0xfe)) => i += 2,
+            _ => return false,
+        }
+    }
+    let Some(text) = encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) else {
+        return false;
+    };
+    text.chars().filter(|c| !c.is_ascii()).all(|c| {
+        matches!(c as u32,
+            0x3000..=0x303f // CJK punctuation: 、。「」
+            | 0x3400..=0x4dbf | 0x4e00..=0x9fff // ideographs
+            | 0xff00..=0xffef // full-width forms: ，：（）
+            | 0x2010..=0x2027 // dashes, quotes, ellipsis: —“”…
+            | 0x00b7 | 0x00d7 | 0x2103) // · × ℃
+    })
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -468,15 +601,11 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         source: Some(path.to_path_buf()),
         ..Config::default()
     };
+    // Unknown fields and wrong types fail the whole deserialisation too, so
+    // they count as unusable: the last good copy beats defaults for them.
     let raw: Raw = match toml::from_str(text) {
         Ok(r) => r,
-        Err(e) => {
-            return Loaded {
-                config,
-                problems: Diagnostics(vec![map.toml_error(&e)]),
-                note: format!("config {} is not usable; using defaults", path.display()),
-            };
-        }
+        Err(e) => return unusable(path, map.toml_error(&e)),
     };
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut bad = |at: usize, field: &str, msg: String| problems.push(map.diag(at, field, msg));
@@ -669,6 +798,9 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         config,
         problems: Diagnostics(problems),
         note,
+        unusable: None,
+        fallback: None,
+        text: Some(text.to_string()),
     }
 }
 
@@ -799,11 +931,58 @@ budget = "8GB"
     #[test]
     fn unknown_fields_and_syntax_errors_name_the_place() {
         let l = parse(Path::new("c.toml"), "[screen]\nnmae = \"x\"\n");
-        let msg = l.problems.to_string();
+        let msg = l.diagnostics().to_string();
         assert!(msg.starts_with("c.toml:2: screen.nmae: unknown field `nmae`"), "{msg}");
-        let l = parse(Path::new("c.toml"), "[screen\n");
-        assert!(l.problems.to_string().starts_with("c.toml:1: "), "{}", l.problems);
-        assert_eq!(l.config.timezone, chrono_tz::Asia::Shanghai);
+        let l = parse(Path::new("c.toml"), "[screen]\nid = \"a\"\nname = \"x\n");
+        let msg = l.diagnostics().to_string();
+        assert!(msg.starts_with("c.toml:3: "), "{msg}");
+        assert!(l.unusable.is_some() && l.problems.0.is_empty());
+        assert_eq!(l.config.screen_id, "estation", "defaults, not half a file");
+        assert!(l.fallback.unwrap().ends_with("the built-in defaults are used"));
+    }
+
+    fn decoded(bytes: &[u8]) -> Result<String, String> {
+        decode(Path::new("config.toml"), bytes).map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn a_gbk_file_is_named_with_line_column_and_byte() {
+        // 测试屏 and 。 in GBK: the first bad byte is the first Chinese one.
+        let gbk = b"[screen]\nid = \"a\"\nname = \"\xb2\xe2\xca\xd4\xc6\xc1\"  # \xa1\xa3\n";
+        assert_eq!(
+            decoded(gbk).unwrap_err(),
+            "config.toml:3: (file): not UTF-8 text (byte 0xb2 at column 9); it looks like GBK/GB18030 — save it as UTF-8"
+        );
+        // Columns count characters: 一号 before the bad byte are two columns.
+        assert_eq!(
+            decoded("name = \"一号".bytes().chain(*b"\xff\"\n").collect::<Vec<u8>>().as_slice()).unwrap_err(),
+            "config.toml:1: (file): not UTF-8 text (byte 0xff at column 11); save it as UTF-8 (in Notepad: Save as, Encoding: UTF-8)"
+        );
+    }
+
+    #[test]
+    fn western_text_is_not_called_gbk() {
+        // "café" in Windows-1252: 0xe9 then a newline is no GBK pair.
+        let e = decoded(b"[screen]\nname = \"caf\xe9\"\n").unwrap_err();
+        assert!(e.starts_with("config.toml:2: (file): not UTF-8 text (byte 0xe9 at column 12); save it as UTF-8"), "{e}");
+        // "Müller": 0xfc 0x6c is a valid GB18030 pair, but reads as an odd symbol.
+        let e = decoded(b"name = \"M\xfcller\"\n").unwrap_err();
+        assert!(!e.contains("GBK"), "{e}");
+    }
+
+    #[test]
+    fn utf16_gets_its_own_message_and_a_utf8_bom_is_accepted() {
+        let le: Vec<u8> = [0xff, 0xfe].into_iter().chain("[screen]\n".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let be: Vec<u8> = [0xfe, 0xff].into_iter().chain("[screen]\n".encode_utf16().flat_map(u16::to_be_bytes)).collect();
+        let msg = "config.toml:1: (file): UTF-16 (little-endian) text, as Windows Notepad saves \"Unicode\"; save it as UTF-8";
+        assert_eq!(decoded(&le).unwrap_err(), msg);
+        assert_eq!(decoded(&le[2..]).unwrap_err(), msg, "no BOM");
+        assert_eq!(decoded(&be).unwrap_err(), msg.replace("little", "big"));
+        assert_eq!(decoded(&be[2..]).unwrap_err(), msg.replace("little", "big"));
+
+        let l = from_bytes(Path::new("c.toml"), "\u{feff}[screen]\nname = \"一号屏\"\n".as_bytes());
+        assert!(l.unusable.is_none() && l.problems.0.is_empty(), "{}", l.diagnostics());
+        assert_eq!(l.config.screen_name, "一号屏");
     }
 
     #[test]

@@ -173,3 +173,149 @@ fn missing_config_means_defaults_but_a_missing_explicit_one_is_an_error() {
         format!("error: cannot read config file {}: No such file or directory (os error 2)", missing.display())
     );
 }
+
+/// `estation` with a HOME and data folder of its own, so the default cache
+/// folder (where a last good config copy may be looked for) is the test's.
+fn kiosk(config: &std::path::Path, home: &std::path::Path) -> Command {
+    let mut c = estation(config);
+    c.env("HOME", home).env("XDG_DATA_HOME", home.join("data")).env("XDG_CONFIG_HOME", home.join("config"));
+    c
+}
+
+/// 测试 in GBK, as a Chinese Windows editor saves it.
+const GBK_NAME: &[u8] = b"[screen]\nname = \"\xb2\xe2\xca\xd4\"\n";
+
+#[test]
+fn config_check_names_the_line_and_byte_of_a_gbk_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, GBK_NAME).expect("write");
+    let out = kiosk(&config, dir.path()).args(["config", "check"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        format!("{}:2: (file): not UTF-8 text (byte 0xb2 at column 9); it looks like GBK/GB18030 — save it as UTF-8\n", config.display())
+    );
+    let err = common::stderr(&out);
+    assert!(err.contains("no last good copy of it was found") && err.contains("built-in defaults"), "{err}");
+
+    // First boot with that file: defaults, and status says so.
+    let out = kiosk(&config, dir.path()).args(["status", "--json"]).output().expect("run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let problem = v["config_problem"].as_str().expect("config_problem");
+    assert!(problem.contains("not UTF-8") && problem.contains("the built-in defaults are used: no feed key, no alert sources"), "{problem}");
+}
+
+#[test]
+fn config_check_names_the_line_of_a_syntax_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), "[feed\nurl = \"https://x.example/\"\n");
+    let out = kiosk(&config, dir.path()).args(["config", "check"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.starts_with(&format!("{}:6: ", config.display())), "{text}");
+}
+
+#[test]
+fn config_check_names_a_utf16_file_and_accepts_a_utf8_bom() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    // Notepad's "Unicode": UTF-16 little-endian with a byte-order mark.
+    let utf16: Vec<u8> = [0xff, 0xfe].into_iter().chain("[screen]\nname = \"测试\"\n".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    std::fs::write(&config, utf16).expect("write");
+    let out = kiosk(&config, dir.path()).args(["config", "check"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        format!("{}:1: (file): UTF-16 (little-endian) text, as Windows Notepad saves \"Unicode\"; save it as UTF-8\n", config.display())
+    );
+
+    // Notepad's "UTF-8 with BOM" is fine.
+    std::fs::write(&config, "\u{feff}[screen]\nname = \"测试\"\n").expect("write");
+    let out = kiosk(&config, dir.path()).args(["config", "check"]).output().expect("run");
+    assert!(out.status.success(), "{}{}", stdout(&out), common::stderr(&out));
+    let out = kiosk(&config, dir.path()).args(["config", "show", "--json"]).output().expect("run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["screen_name"], "测试");
+}
+
+/// The paths the feed server saw since last asked.
+fn paths(server: &common::feedsrv::FeedServer) -> Vec<String> {
+    server.take_seen().into_iter().map(|s| s.path).collect()
+}
+
+/// A kiosk whose good config (feed key, feed URL, an alert source) ran
+/// `sync` once, then was saved broken: `broken` gets the good text and
+/// returns the bytes to write. `cache` is the `[cache]` table, if any.
+/// Checks that `sync --once` still talks to the good feed URL and alert
+/// source with the good key, that it logs why, and returns the `status
+/// --json` of the kiosk.
+fn broken_after_good(cache: &str, broken: impl Fn(&str) -> Vec<u8>) -> (tempfile::TempDir, serde_json::Value) {
+    let op = common::operator::Operator::new();
+    op.card("测试", "#0d47a1");
+    let built = op.build();
+    assert!(built.status.success(), "{}", common::stderr(&built));
+    let server = common::feedsrv::FeedServer::start(op.path("feed"));
+    let kiosk_dir = tempfile::tempdir().expect("temp dir");
+    let home = kiosk_dir.path();
+    let url = server.url();
+    let good = format!(
+        "[screen]\nname = \"测试屏\"\n[feed]\nurl = \"{url}\"\n{}\n{cache}[[alerts.source]]\nurl = \"{url}alerts.atom\"\nallow_http = true\n",
+        op.key_line
+    );
+    let config = home.join("config.toml");
+    std::fs::write(&config, &good).expect("write");
+
+    let out = kiosk(&config, home).args(["sync", "--once"]).output().expect("run");
+    let err = common::stderr(&out);
+    assert!(err.contains("kept a copy of the config as"), "{err}");
+    let seen = paths(&server);
+    assert!(seen.contains(&"/manifest.json".into()) && seen.contains(&"/alerts.atom".into()), "{seen:?} {err}");
+
+    std::fs::write(&config, broken(&good)).expect("write");
+    let out = kiosk(&config, home).args(["sync", "--once"]).output().expect("run");
+    let err = common::stderr(&out);
+    let seen = paths(&server);
+    assert!(seen.contains(&"/manifest.json".into()) && seen.contains(&"/alerts.atom".into()), "the good feed URL and alert source: {seen:?} {err}");
+    let line = err.lines().find(|l| l.contains("ERROR")).unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(line.contains(&format!("config: {}:", config.display())), "{line}");
+    assert!(line.contains("using the last config that loaded instead:") && line.contains("config.last-good.toml, saved "), "{line}");
+    assert!(!err.contains("kept a copy"), "a broken file is never kept: {err}");
+
+    // `config show` prints what is used: the last good key.
+    let out = kiosk(&config, home).args(["config", "show", "--json"]).output().expect("run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(format!("public_key = {}", v["feed"]["public_key"]), op.key_line);
+
+    let out = kiosk(&config, home).args(["status", "--json"]).output().expect("run");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(status["feed_version"].is_u64(), "the cache read with the last good key: {status}");
+    let text = kiosk(&config, home).args(["status"]).output().expect("run");
+    assert!(stdout(&text).starts_with(&format!("config:     {}:", config.display())), "{}", stdout(&text));
+    (kiosk_dir, status)
+}
+
+#[test]
+fn a_gbk_saved_config_keeps_the_last_good_feed_key_and_alert_sources() {
+    let (dir, status) = broken_after_good("[cache]\ndir = \"cache\"\n", |good| {
+        // The same file saved as GBK: only the screen name's bytes change.
+        let (before, after) = good.split_once("测试屏").expect("the name");
+        [before.as_bytes(), b"\xb2\xe2\xca\xd4\xc6\xc1", after.as_bytes()].concat()
+    });
+    let problem = status["config_problem"].as_str().expect("config_problem");
+    assert!(problem.contains(":2: (file): not UTF-8 text (byte 0xb2 at column 9); it looks like GBK/GB18030"), "{problem}");
+    assert!(problem.contains("using the last config that loaded instead:"), "{problem}");
+    assert_eq!(status["cache"], dir.path().join("cache").display().to_string());
+}
+
+/// With no `[cache] dir` the copy is in the default cache folder, which a
+/// broken file does not need to name.
+#[test]
+fn a_config_with_a_syntax_error_keeps_the_last_good_one_from_the_default_cache() {
+    let (dir, status) = broken_after_good("", |good| good.replacen("[feed]", "[feed", 1).into_bytes());
+    let problem = status["config_problem"].as_str().expect("config_problem");
+    assert!(problem.contains("config.toml:3: feed: unclosed table"), "{problem}");
+    assert!(problem.contains("using the last config that loaded instead:"), "{problem}");
+    assert_eq!(status["cache"], dir.path().join("data/estation/cache").display().to_string());
+}

@@ -212,11 +212,37 @@ fn init_cli_logging_at(level: &str) {
         .try_init();
 }
 
-/// Loads the config; problems are printed and defaults used for those fields.
+fn locate_config(cli_path: Option<&Path>) -> config::Location {
+    config::locate(cli_path, std::env::var_os(config::ENV_VAR), config::user_config_dir())
+}
+
+/// Loads the config as the kiosk does: a field with a bad value has its
+/// default; a file that cannot be used at all gives way to its last good
+/// copy (`config::last_good`).
 fn load_config(cli_path: Option<&Path>) -> anyhow::Result<(Config, config::Loaded)> {
-    let location = config::locate(cli_path, std::env::var_os(config::ENV_VAR), config::user_config_dir());
-    let loaded = config::load(&location)?;
+    let loaded = config::load_or_last_good(&locate_config(cli_path))?;
     Ok((loaded.config.clone(), loaded))
+}
+
+/// Logs why the config in use is not the file's (an error; needs logging set
+/// up), and prints each bad field as a warning.
+fn report_config(loaded: &config::Loaded) {
+    if let Some(why) = &loaded.fallback {
+        tracing::error!("config: {why}");
+    }
+    for p in &loaded.problems.0 {
+        eprintln!("warning: {p}");
+    }
+}
+
+/// Keeps a config that loaded as its last good copy; says what happened, for
+/// the log.
+fn keep_last_good(loaded: &config::Loaded) -> Result<Option<String>, String> {
+    match config::last_good::keep(loaded, chrono::Utc::now()) {
+        Ok(Some(path)) => Ok(Some(format!("kept a copy of the config as {} (used if the file ever cannot be read)", path.display()))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("{:#}", anyhow::Error::new(e))),
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -231,9 +257,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 PlaylistCommand::Check { files } => Ok(playlist_cmd::check(&files)),
                 PlaylistCommand::At { path, time, json } => {
                     let (config, loaded) = load_config(cli.config.as_deref())?;
-                    for p in &loaded.problems.0 {
-                        eprintln!("warning: {p}");
-                    }
+                    report_config(&loaded);
                     playlist_cmd::at(&path, time, config.timezone, json)
                 }
             }
@@ -252,16 +276,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alert(cmd) => {
             init_cli_logging();
             let (config, loaded) = load_config(cli.config.as_deref())?;
-            for p in &loaded.problems.0 {
-                eprintln!("warning: {p}");
-            }
+            report_config(&loaded);
             alert_cmd::run(cmd, &config)
         }
         Command::Sync { once, from } => {
             init_cli_logging_at("info");
             let (config, loaded) = load_config(cli.config.as_deref())?;
-            for p in &loaded.problems.0 {
-                eprintln!("warning: {p}");
+            report_config(&loaded);
+            match keep_last_good(&loaded) {
+                Ok(Some(note)) => tracing::info!("config: {note}"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("config: {e}"),
             }
             sync_cmd::sync(&config, once, from.as_deref())
         }
@@ -269,27 +294,32 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json } => {
             init_cli_logging();
             let (config, loaded) = load_config(cli.config.as_deref())?;
-            for p in &loaded.problems.0 {
-                eprintln!("warning: {p}");
-            }
-            sync_cmd::status(&config, json)
+            report_config(&loaded);
+            sync_cmd::status(&config, loaded.fallback.as_deref(), json)
         }
         Command::Config(cmd) => {
-            let (config, loaded) = load_config(cli.config.as_deref())?;
+            init_cli_logging();
             match cmd {
+                // The file as it is; what the kiosk would use instead goes to stderr.
                 ConfigCommand::Check => {
-                    if loaded.problems.0.is_empty() {
+                    let location = locate_config(cli.config.as_deref());
+                    let loaded = config::load(&location)?;
+                    let problems = loaded.diagnostics();
+                    if problems.0.is_empty() {
                         println!("ok: {}", loaded.note);
-                        Ok(ExitCode::SUCCESS)
-                    } else {
-                        println!("{}", loaded.problems);
-                        Ok(ExitCode::FAILURE)
+                        return Ok(ExitCode::SUCCESS);
                     }
+                    println!("{problems}");
+                    if loaded.unusable.is_some()
+                        && let Some(why) = config::load_or_last_good(&location)?.fallback
+                    {
+                        eprintln!("the player and sync cannot use this file: {why}");
+                    }
+                    Ok(ExitCode::FAILURE)
                 }
                 ConfigCommand::Show { json } => {
-                    for p in &loaded.problems.0 {
-                        eprintln!("warning: {p}");
-                    }
+                    let (config, loaded) = load_config(cli.config.as_deref())?;
+                    report_config(&loaded);
                     if json {
                         println!("{}", serde_json::to_string_pretty(&config)?);
                     } else {
@@ -355,10 +385,17 @@ fn play(config: Config, loaded: config::Loaded, args: PlayArgs) -> anyhow::Resul
     if let Some(dir) = &cache_dir {
         start_background_sync(dir, &config, matches!(source, ContentSource::Feed { .. }))?;
     }
+    // The player sets up logging; what happened to the config is logged there.
+    let config_note = match keep_last_good(&loaded) {
+        Ok(Some(kept)) => format!("{}; {kept}", loaded.note),
+        Ok(None) => loaded.note,
+        Err(e) => format!("{}; {e}", loaded.note),
+    };
     crate::player::run(crate::player::Options {
         config,
         config_problems: loaded.problems.0,
-        config_note: loaded.note,
+        config_note,
+        config_fallback: loaded.fallback,
         source,
         status_path: cache_dir.as_deref().map(crate::status::PlayerStatus::path),
         assets,

@@ -119,6 +119,10 @@ pub fn sync(config: &Config, once: bool, from: Option<&Path>) -> anyhow::Result<
 
 #[derive(Debug, Serialize)]
 struct Report {
+    /// The config file cannot be used, and what is used instead (its last
+    /// good copy, or defaults): found by loading it the way the player and
+    /// sync do when they start.
+    config_problem: Option<String>,
     cache: PathBuf,
     feed_version: Option<u64>,
     feed_created: Option<String>,
@@ -138,10 +142,11 @@ struct Report {
     alert_error: Option<String>,
 }
 
-pub fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let dir = cache_dir(config)?;
     let cache = Cache::at(&dir);
     let mut report = Report {
+        config_problem: config_problem.map(str::to_string),
         cache: dir.clone(),
         feed_version: None,
         feed_created: None,
@@ -183,6 +188,9 @@ pub fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let when = |t: Option<chrono::DateTime<Utc>>| t.map_or("never".to_string(), |t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string());
+    if let Some(p) = &report.config_problem {
+        println!("config:     {p}");
+    }
     match report.feed_version {
         Some(v) => println!(
             "feed:       version {v}, built {}, expires {}{}",

@@ -34,6 +34,8 @@ pub struct Options {
     pub config: Config,
     pub config_problems: Vec<Diagnostic>,
     pub config_note: String,
+    /// Why the config in use is not the file's (`config::Loaded::fallback`).
+    pub config_fallback: Option<String>,
     /// Where the programme comes from.
     pub source: crate::content::ContentSource,
     /// Where to report the item on screen (`estation status` reads it).
@@ -53,6 +55,8 @@ pub(crate) struct Settings {
     pub source: crate::content::ContentSource,
     pub status_path: Option<PathBuf>,
     pub assets: PathBuf,
+    /// Shown small on the idle screen: the config file cannot be used.
+    pub config_fallback: Option<String>,
 }
 
 /// The order of the frame's work, written once.
@@ -126,6 +130,9 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
     for p in &opts.config_problems {
         error!("config: {p} (using the default for this field)");
     }
+    if let Some(why) = &opts.config_fallback {
+        error!("config: {why}");
+    }
     info!("{}", opts.config_note);
 
     app.insert_resource(WinitSettings {
@@ -138,6 +145,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         source: opts.source,
         status_path: opts.status_path,
         assets: opts.assets,
+        config_fallback: opts.config_fallback,
     })
     .insert_resource(capture::Plan::new(
         opts.screenshot,

@@ -501,7 +501,11 @@ fn put_on_screen(
         Next::Idle => {
             info!("nothing to play now: idle screen");
             (
-                Content::Idle { name: &settings.config.screen_name, language: settings.config.language },
+                Content::Idle {
+                    name: &settings.config.screen_name,
+                    language: settings.config.language,
+                    notice: settings.config_fallback.as_deref(),
+                },
                 None,
                 Duration::from_millis(500),
             )

@@ -111,7 +111,8 @@ pub(crate) struct Pictures {
 /// What a slide shows.
 pub(crate) enum Content<'a> {
     Item(&'a Item),
-    Idle { name: &'a str, language: Language },
+    /// `notice`: one small line, e.g. that the config file cannot be used.
+    Idle { name: &'a str, language: Language, notice: Option<&'a str> },
 }
 
 pub(super) fn plugin(app: &mut App) {
@@ -250,7 +251,7 @@ pub(crate) fn spawn(
                 }
             }
         },
-        Content::Idle { name, language } => {
+        Content::Idle { name, language, notice } => {
             let column = b.centered_column(root);
             let white = Rgba::WHITE;
             b.text(column, name, TextSize::Title, white, Justify::Center);
@@ -261,6 +262,9 @@ pub(crate) fn spawn(
                 Language::En => "No programme scheduled",
             };
             b.text(column, idle, TextSize::ClockLine, Rgba([255, 255, 255, 190]), Justify::Center);
+            if let Some(n) = notice {
+                b.text(column, n, TextSize::Footer, Rgba([255, 255, 255, 140]), Justify::Center);
+            }
         }
     }
     root
