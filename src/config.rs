@@ -152,6 +152,9 @@ pub struct AlertSource {
     pub url: String,
     #[serde(with = "humantime_serde_secs")]
     pub interval: std::time::Duration,
+    /// Plain http was allowed for this source (a server on the LAN): its
+    /// messages are marked as such, and their audio may come over http.
+    pub allow_http: bool,
     /// Senders whose messages this source may update and cancel wherever
     /// they came from (see `alert::authority`); by default only its own.
     pub authority_for: Vec<String>,
@@ -768,7 +771,7 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
             continue;
         }
         let interval = span(src.interval, &field("interval"), secs(5), secs(86_400), "\"15s\"", &mut bad).unwrap_or(secs(15));
-        config.alerts.sources.push(AlertSource { url: url.to_string(), interval, authority_for: src.authority_for });
+        config.alerts.sources.push(AlertSource { url: url.to_string(), interval, allow_http: src.allow_http.unwrap_or(false), authority_for: src.authority_for });
     }
     config.alerts.addresses = a.addresses;
     config.alerts.show_all = a.show_all.unwrap_or(false);

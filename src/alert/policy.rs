@@ -97,6 +97,11 @@ pub struct Shown {
     pub mark: Option<&'static str>,
     /// Audio resources (URI or embedded), played after the chime.
     pub audio: Vec<AudioRef>,
+    /// Where the message came from: `feed` or the upstream URL.
+    pub source: String,
+    /// It came over plain http: nothing vouches that it is what the
+    /// source sent (shown all the same; `status` says so).
+    pub over_http: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -295,6 +300,8 @@ fn shown(entry: &Entry, info: &Info, signal: Option<Signal>, mark: Option<&'stat
         expires_given: info.expires.is_some(),
         mark,
         audio,
+        over_http: entry.source.starts_with("http://"),
+        source: entry.source.clone(),
     }
 }
 

@@ -199,15 +199,18 @@ impl Cache {
         Ok(out)
     }
 
-    /// Bytes held in `blobs/` and `partial/`.
+    /// Bytes held in `blobs/`, `partial/`, the alert store and its audio
+    /// (all of which count against the budget).
     pub fn used_bytes(&self) -> u64 {
-        ["blobs", "partial"]
+        let alerts = std::fs::metadata(self.root.join(crate::alert::store::FILE)).map_or(0, |m| m.len());
+        ["blobs", "partial", crate::sync::alert_media::DIR]
             .iter()
             .filter_map(|sub| std::fs::read_dir(self.root.join(sub)).ok())
             .flat_map(|rd| rd.flatten())
             .filter_map(|e| e.metadata().ok())
             .map(|m| m.len())
-            .sum()
+            .sum::<u64>()
+            + alerts
     }
 
     /// The playlists of the current version, their media resolved to files

@@ -31,7 +31,16 @@ pub fn options(config: &Config) -> anyhow::Result<Options> {
     opts.budget = config.cache.budget;
     opts.alert_lifetimes = config.alert_policy().lifetimes;
     opts.alert_authority = config.alert_authority();
+    opts.alert_media = alert_media_rules(config);
     Ok(opts)
+}
+
+/// How alerts' linked audio may be fetched, from the config.
+fn alert_media_rules(config: &Config) -> crate::sync::alert_media::Rules {
+    crate::sync::alert_media::Rules {
+        http_sources: config.alerts.sources.iter().filter(|s| s.allow_http).map(|s| s.url.clone()).collect(),
+        budget: config.cache.budget,
+    }
 }
 
 /// Polls the config's upstream alert sources into the cache's alert store
@@ -41,7 +50,7 @@ pub async fn poll_alert_sources(config: &Config, cache_dir: &Path) {
     let life = config.alert_policy().lifetimes;
     let mut tasks = Vec::new();
     for src in &config.alerts.sources {
-        match crate::sync::upstream::Upstream::new(&src.url) {
+        match crate::sync::upstream::Upstream::new(&src.url, alert_media_rules(config)) {
             Ok(up) => tasks.push(up.forever(src.interval, inbox.clone(), life, config.alert_authority())),
             Err(e) => tracing::error!("alerts: source {}: {e}", src.url),
         }
@@ -55,7 +64,7 @@ async fn poll_alert_sources_once(config: &Config, cache_dir: &Path) -> bool {
     let life = config.alert_policy().lifetimes;
     let mut ok = true;
     for src in &config.alerts.sources {
-        let mut up = match crate::sync::upstream::Upstream::new(&src.url) {
+        let mut up = match crate::sync::upstream::Upstream::new(&src.url, alert_media_rules(config)) {
             Ok(up) => up,
             Err(e) => {
                 eprintln!("alerts from {}: {e}", src.url);
@@ -240,11 +249,13 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
     }
     for a in &report.alerts {
         println!(
-            "alert:      {:?} {} — {} (until {})",
+            "alert:      {:?} {} — {} (until {}; from {}{})",
             a.treatment,
             a.ticker_line(),
             a.key,
-            a.ends.with_timezone(&tz).format("%Y-%m-%d %H:%M")
+            a.ends.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            a.source,
+            if a.over_http { ", over plain HTTP: not authenticated" } else { "" }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -84,6 +84,8 @@ pub struct Options {
     pub alert_lifetimes: crate::alert::store::Lifetimes,
     /// Which source may change which alerts (see `alert::authority`).
     pub alert_authority: crate::alert::authority::Authority,
+    /// How alerts' linked audio may be fetched.
+    pub alert_media: alert_media::Rules,
 }
 
 impl Options {
@@ -100,6 +102,7 @@ impl Options {
             read_timeout: Duration::from_secs(30),
             alert_lifetimes: Default::default(),
             alert_authority: Default::default(),
+            alert_media: alert_media::Rules { http_sources: Vec::new(), budget: 4_000_000_000 },
         }
     }
 }
@@ -154,7 +157,30 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-    reqwest::Client::builder()
+    reqwest::Client::builder().redirect(redirect_policy())
+}
+
+/// Most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Redirects are followed at most [`MAX_REDIRECTS`] times, each logged, and
+/// never from `https://` down to plain `http://`: what TLS vouched for must
+/// not be handed to a server nobody vouches for.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(from) = attempt.previous().last().cloned() else { return attempt.follow() };
+        if attempt.previous().len() > MAX_REDIRECTS {
+            tracing::warn!("{from}: more than {MAX_REDIRECTS} redirects; not followed");
+            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        }
+        if attempt.previous().iter().any(|u| u.scheme() == "https") && attempt.url().scheme() != "https" {
+            let to = attempt.url().clone();
+            tracing::warn!("{from}: redirect to {to} refused: https is never followed down to {}", to.scheme());
+            return attempt.error(format!("redirect from https to {to} refused"));
+        }
+        tracing::info!("{from}: redirected ({}) to {}", attempt.status(), attempt.url());
+        attempt.follow()
+    })
 }
 
 impl Syncer {
@@ -192,7 +218,7 @@ impl Syncer {
             tracing::error!("alerts: {e}");
         }
         if let Ok(store) = inbox.load() {
-            alert_media::sync(&self.client, self.cache.root(), &store).await;
+            alert_media::sync(&self.client, self.cache.root(), &store, &self.opts.alert_media).await;
         }
         update(&status, &status_path, |s| match &result {
             Ok(_) => {

@@ -31,6 +31,15 @@ const ACCEPT_CAP: &str = "application/cap+xml, application/atom+xml;q=0.9, appli
 /// Links remembered as fetched, per source (a busy national index lists a
 /// few hundred entries).
 const REMEMBER_LINKS: usize = 2000;
+/// Largest linked CAP message fetched (the index itself may be up to
+/// [`xml::MAX_BYTES`]); an embedded audio resource fits in this.
+const MAX_MESSAGE_BYTES: u64 = 4 << 20;
+/// Most linked messages fetched in one poll; the rest come at the next.
+const MAX_LINKS_PER_POLL: usize = 64;
+/// Most bytes of messages one poll holds in memory.
+const MAX_POLL_BYTES: usize = 32 << 20;
+/// Longest a whole request may take, however slowly the server trickles.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
 /// One upstream source being polled.
 pub struct Upstream {
@@ -41,19 +50,35 @@ pub struct Upstream {
     fetched: VecDeque<String>,
     /// What the last poll saw, made permanent by `commit` once
     /// its messages are safely in the store.
-    pending: Option<(Option<String>, Option<String>, Vec<String>)>,
+    pending: Option<Seen>,
+    media: super::alert_media::Rules,
+}
+
+/// Why a linked message was not taken.
+enum Skip {
+    Again(String),
+    For(String),
+}
+
+/// What one poll took: the links fetched, and the document's validators
+/// only when every entry was taken (so a failed or deferred link is
+/// fetched again at the next poll rather than hidden behind a 304).
+struct Seen {
+    validators: Option<(Option<String>, Option<String>)>,
+    links: Vec<String>,
 }
 
 impl Upstream {
-    pub fn new(url: &str) -> Result<Upstream, String> {
+    /// A source at `url`; its messages' linked audio is fetched by `media`'s rules.
+    pub fn new(url: &str, media: super::alert_media::Rules) -> Result<Upstream, String> {
         let url = reqwest::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
         let client = super::client_builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
+            .timeout(REQUEST_DEADLINE)
             .user_agent(concat!("estation/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Upstream { url, client, etag: None, last_modified: None, fetched: VecDeque::new(), pending: None })
+        Ok(Upstream { url, client, etag: None, last_modified: None, fetched: VecDeque::new(), pending: None, media })
     }
 
     /// One poll: returns the messages found that were not seen before, or
@@ -82,13 +107,24 @@ impl Upstream {
         let doc = index::read_with(Path::new(&name), &bytes, cap::Mode::Lenient).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         let mut seen_links = Vec::new();
+        // Whether every entry was taken; bounded work per poll.
+        let mut complete = true;
+        let (mut links, mut held, mut over) = (0, 0, None);
         match doc {
             Document::Alert(p) => out.push((p.alert, xml::utf8_text(&bytes))),
             Document::Index(entries) => {
                 for e in entries {
+                    if out.len() >= crate::alert::store::MAX_PER_SOURCE || held > MAX_POLL_BYTES {
+                        over.get_or_insert("messages or bytes");
+                        complete = false;
+                        break;
+                    }
                     match e.content {
                         Content::Embedded(emb) => match emb.result {
-                            Ok(p) => out.push((p.alert, emb.xml)),
+                            Ok(p) => {
+                                held += emb.xml.len();
+                                out.push((p.alert, emb.xml));
+                            }
                             Err(d) => tracing::warn!("alerts: {name}: entry {} skipped: {d}", e.id),
                         },
                         Content::Link(link) => {
@@ -100,13 +136,28 @@ impl Upstream {
                             if self.fetched.contains(&seen_key) {
                                 continue;
                             }
+                            if links >= MAX_LINKS_PER_POLL {
+                                over.get_or_insert("linked messages");
+                                complete = false;
+                                continue;
+                            }
+                            links += 1;
                             match self.fetch_one(&url).await {
                                 Ok(m) => {
+                                    held += m.1.len();
                                     out.push(m);
                                     seen_links.push(seen_key);
                                 }
-                                // Not remembered: tried again at the next poll.
-                                Err(err) => tracing::warn!("alerts: {name}: entry {} skipped: {err}", e.id),
+                                // Not remembered, and the index not marked
+                                // seen: tried again at the next poll.
+                                Err(Skip::Again(err)) => {
+                                    complete = false;
+                                    tracing::warn!("alerts: {name}: entry {} not fetched (tried again at the next poll): {err}", e.id);
+                                }
+                                Err(Skip::For(err)) => {
+                                    seen_links.push(seen_key);
+                                    tracing::warn!("alerts: {name}: entry {} skipped: {err}", e.id);
+                                }
                             }
                         }
                         Content::Missing => tracing::warn!("alerts: {name}: entry {} links to nothing", e.id),
@@ -114,18 +165,21 @@ impl Upstream {
                 }
             }
         }
-        // Validators are kept only once the whole document was handled, so
-        // a failed link is retried rather than hidden behind a 304.
-        self.pending = Some((etag, last_modified, seen_links));
+        if let Some(what) = over {
+            tracing::warn!("alerts: {name}: more {what} than one poll takes; the rest come at the next poll");
+        }
+        self.pending = Some(Seen { validators: complete.then_some((etag, last_modified)), links: seen_links });
         Ok(out)
     }
 
     /// The last poll's messages are stored: remember its validators and links.
     fn commit(&mut self) {
-        if let Some((etag, last_modified, links)) = self.pending.take() {
-            self.etag = etag;
-            self.last_modified = last_modified;
-            for l in links {
+        if let Some(seen) = self.pending.take() {
+            if let Some((etag, last_modified)) = seen.validators {
+                self.etag = etag;
+                self.last_modified = last_modified;
+            }
+            for l in seen.links {
                 self.remember(l);
             }
         }
@@ -134,7 +188,7 @@ impl Upstream {
     /// Fetches the audio the store's messages link to (see `alert_media`).
     async fn fetch_media(&self, inbox: &Inbox) {
         if let Ok(store) = inbox.load() {
-            super::alert_media::sync(&self.client, inbox.dir(), &store).await;
+            super::alert_media::sync(&self.client, inbox.dir(), &store, &self.media).await;
         }
     }
 
@@ -145,16 +199,20 @@ impl Upstream {
         self.fetched.push_back(key);
     }
 
-    async fn fetch_one(&self, url: &reqwest::Url) -> Result<Message, String> {
+    /// Fetches one linked message. `Err(Skip::Again)`: it could not be had
+    /// now (network, HTTP error), so the entry is tried at the next poll;
+    /// `Err(Skip::For)`: what the link holds is not usable (and a CAP message
+    /// at one URL does not change), so it is not fetched again.
+    async fn fetch_one(&self, url: &reqwest::Url) -> Result<Message, Skip> {
         if url.scheme() != self.url.scheme() && url.scheme() != "https" {
-            return Err(format!("{url}: not fetched over {} (the index is {})", url.scheme(), self.url.scheme()));
+            return Err(Skip::For(format!("{url}: not fetched over {} (the index is {})", url.scheme(), self.url.scheme())));
         }
-        let resp = self.client.get(url.clone()).header(ACCEPT, ACCEPT_CAP).send().await.map_err(|e| format!("{url}: {e}"))?;
+        let resp = self.client.get(url.clone()).header(ACCEPT, ACCEPT_CAP).send().await.map_err(|e| Skip::Again(format!("{url}: {e}")))?;
         if !resp.status().is_success() {
-            return Err(format!("{url}: HTTP {}", resp.status()));
+            return Err(Skip::Again(format!("{url}: HTTP {}", resp.status())));
         }
-        let bytes = super::read_limited(resp, xml::MAX_BYTES as u64).await.map_err(|e| format!("{url}: {e}"))?;
-        let p = cap::parse_with(Path::new(url.as_str()), &bytes, cap::Mode::Lenient).map_err(|e| e.to_string())?;
+        let bytes = super::read_limited(resp, MAX_MESSAGE_BYTES).await.map_err(|e| Skip::Again(format!("{url}: {e}")))?;
+        let p = cap::parse_with(Path::new(url.as_str()), &bytes, cap::Mode::Lenient).map_err(|e| Skip::For(e.to_string()))?;
         Ok((p.alert, xml::utf8_text(&bytes)))
     }
 
