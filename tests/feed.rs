@@ -331,3 +331,106 @@ fn a_real_nginx_serves_the_same_feed_folder() {
     let third = sync(&config, &["--once"]);
     assert!(stdout(&third).starts_with("updated from version"), "{}", stdout(&third));
 }
+
+/// An operator with a feed of one card and one picture; returns the picture's
+/// blob path in the feed (`blobs/<sha256>.png`).
+fn feed_with_picture(op: &Operator) -> String {
+    image::RgbaImage::from_fn(64, 64, |x, y| image::Rgba([x as u8 * 4, y as u8 * 4, 90, 255])).save(op.path("playlists/pic.png")).unwrap();
+    std::fs::write(op.path("playlists/main.toml"), "id = \"main\"\n[[items]]\nkind = \"image\"\npath = \"pic.png\"\n").unwrap();
+    let out = op.build();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (d, _) = Digest::of_file(&op.path("playlists/pic.png")).unwrap();
+    format!("blobs/{d}.png")
+}
+
+fn verify_ok(op: &Operator) -> bool {
+    let out = estation(&op.path("none.toml")).args(["feed", "verify"]).arg(op.path("feed")).arg("--public-key").arg(op.path("keys/feed-key.pub")).output().unwrap();
+    out.status.success()
+}
+
+#[test]
+fn a_build_while_the_feed_is_locked_is_refused_as_busy_and_changes_nothing() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let before = std::fs::read(op.path("feed/manifest.json")).unwrap();
+    // What `alert publish` holds while it writes.
+    let lock = std::fs::File::options().write(true).open(op.path("feed/.publish.lock")).unwrap();
+    lock.try_lock().unwrap();
+    op.card("第二版", "#b71c1c");
+    let out = op.build();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("another `feed build` or `alert publish` is writing this feed; try again"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read(op.path("feed/manifest.json")).unwrap(), before);
+    drop(lock);
+    assert!(op.build().status.success());
+    assert_ne!(std::fs::read(op.path("feed/manifest.json")).unwrap(), before);
+}
+
+#[test]
+fn a_playlist_name_kiosks_refuse_fails_the_build_with_the_kiosks_message_and_writes_nothing() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    std::fs::rename(op.path("playlists/main.toml"), op.path("playlists/p (1).toml")).unwrap();
+    let out = op.build();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("playlists[1].name: `p (1).toml` is not a playlist file name"), "{err}");
+    assert!(err.contains("kiosks would refuse this manifest, so nothing was written"), "{err}");
+    assert!(!op.path("feed").exists());
+}
+
+#[test]
+fn expires_zero_is_refused_and_writes_nothing() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    for expires in ["0", "0s", "0.4"] {
+        let out = op.build_from(&op.path("playlists"), &["--expires", expires]);
+        assert_eq!(out.status.code(), Some(1), "--expires {expires}");
+        let err = stderr(&out);
+        assert!(err.starts_with("error: feed not built: --expires ") && err.contains("give at least 1s"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!op.path("feed").exists());
+    }
+}
+
+#[test]
+fn a_blob_damaged_on_disk_is_found_and_rewritten_by_the_next_build() {
+    let op = Operator::new();
+    let blob = feed_with_picture(&op);
+    let victim = op.path("feed").join(&blob);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let n = bytes.len() / 2;
+    bytes[n] ^= 0x55; // same size, other bytes: bit rot
+    std::fs::write(&victim, &bytes).unwrap();
+    assert!(!verify_ok(&op));
+    let out = op.build();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("; 1 new file(s)"), "{}", stdout(&out));
+    assert_eq!(std::fs::read(&victim).unwrap(), std::fs::read(op.path("playlists/pic.png")).unwrap());
+    assert!(verify_ok(&op));
+}
+
+#[test]
+fn temp_files_left_by_a_killed_writer_are_removed_by_the_next_build_and_publish() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let leftovers = [op.path("feed/.tmp-manifest"), op.path("feed/blobs/.tmp-blob")];
+    for p in &leftovers {
+        std::fs::write(p, b"half").unwrap();
+    }
+    assert!(op.build().status.success());
+    for p in &leftovers {
+        assert!(!p.exists(), "{} is still there", p.display());
+        std::fs::write(p, b"half").unwrap();
+    }
+    op.run(&["alert", "new", "--event", "暴雨", "--level", "red", "--area", "330522", "--out", "w.xml"]);
+    op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    for p in &leftovers {
+        assert!(!p.exists(), "{} is still there after publish", p.display());
+    }
+    assert!(verify_ok(&op));
+}

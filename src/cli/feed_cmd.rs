@@ -52,7 +52,12 @@ pub fn build_cmd(playlists: &Path, alerts: Option<&Path>, key: &Path, out: &Path
             eprintln!("feed not built: fix the alerts above (nothing was written)");
             Ok(ExitCode::FAILURE)
         }
-        Err(e) => Err(e.into()),
+        // One line: each message already carries its cause (anyhow's chain
+        // would repeat it).
+        Err(e) => {
+            eprintln!("error: feed not built: {e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 
