@@ -102,6 +102,13 @@ pub enum FeedCommand {
         feed: PathBuf,
         #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
         listen: std::net::SocketAddr,
+        /// Time a client has to send its request headers (and the longest a
+        /// kept-alive connection may sit idle).
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+        header_timeout: Duration,
+        /// Most connections open at once; more wait until one closes.
+        #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        max_connections: u32,
     },
 }
 
@@ -270,7 +277,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     feed_cmd::build_cmd(&playlists, alerts.as_deref(), &key, &out, expires)
                 }
                 FeedCommand::Verify { feed, public_key } => feed_cmd::verify(&feed, &public_key),
-                FeedCommand::Serve { feed, listen } => feed_cmd::serve(&feed, listen),
+                FeedCommand::Serve { feed, listen, header_timeout, max_connections } => {
+                    let limits = crate::feed::serve::Limits { header_timeout, max_connections: max_connections as usize };
+                    feed_cmd::serve(&feed, listen, limits)
+                }
             }
         }
         Command::Alert(cmd) => {
