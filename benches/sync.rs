@@ -107,7 +107,7 @@ fn start_server(feed: std::path::PathBuf) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("server runtime");
-        let _ = rt.block_on(estation::feed::serve::serve(feed, "127.0.0.1:0".parse().expect("addr"), |a| {
+        let _ = rt.block_on(estation::feed::serve::serve(feed, "127.0.0.1:0".parse().expect("addr"), estation::feed::serve::Limits::default(), |a| {
             let _ = tx.send(a);
         }));
     });

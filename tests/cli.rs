@@ -319,3 +319,51 @@ fn a_config_with_a_syntax_error_keeps_the_last_good_one_from_the_default_cache()
     assert!(problem.contains("using the last config that loaded instead:"), "{problem}");
     assert_eq!(status["cache"], dir.path().join("data/estation/cache").display().to_string());
 }
+
+/// Asserts `out` failed with a message naming `what` and no panic.
+fn refused_cleanly(out: &std::process::Output, what: &str) {
+    let err = common::stderr(out);
+    assert!(!out.status.success(), "accepted: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.starts_with("error: ") && first.contains(what), "{err}");
+}
+
+#[test]
+fn absurd_durations_are_refused_with_a_message_not_a_panic() {
+    let op = common::operator::Operator::new();
+    op.card("第一版", "#1b5e20");
+    for expires in ["1e30", "300000y", "1e19", "inf"] {
+        let out = op.build_from(&op.path("playlists"), &["--expires", expires]);
+        refused_cleanly(&out, expires);
+        assert!(!op.path("feed").exists());
+    }
+    let config = op.path("config.toml");
+    for args in [&["play", "--exit-after", "1e30"][..], &["play", "--screenshot", "s.png", "--screenshot-at", "1s,1e30"], &["play", "--exit-after", "300000y"]] {
+        let out = estation(&config).args(args).output().unwrap();
+        refused_cleanly(&out, "too long");
+    }
+    let out = estation(&config).args(["alert", "new", "--event", "暴雨", "--area", "330522", "--expires", "300000y"]).output().unwrap();
+    refused_cleanly(&out, "300000y");
+}
+
+#[test]
+fn alert_publish_of_dev_zero_or_a_huge_file_is_refused_by_size_before_reading_it() {
+    let op = common::operator::Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let before = std::fs::read(op.path("feed/manifest.json")).unwrap();
+    let huge = op.path("huge.xml");
+    std::fs::File::create(&huge).unwrap().set_len(8 << 30).unwrap(); // sparse: 8 GiB never read
+    for file in [std::path::Path::new("/dev/zero"), &huge] {
+        let mut cmd = estation(&op.path("config.toml"));
+        cmd.current_dir(op.dir.path()).args(["alert", "publish"]).arg(file).args(["--feed", "feed", "--key", "keys/feed-key.pem"]);
+        let start = std::time::Instant::now();
+        let run = common::run_with_limit(&mut cmd, std::time::Duration::from_secs(30));
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "{:?}", start.elapsed());
+        assert!(!run.success && !run.stderr.contains("panicked"), "{}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains("bytes; a CAP document is 1 to 1048576 bytes"), "{}", run.stderr);
+    }
+    assert_eq!(std::fs::read(op.path("feed/manifest.json")).unwrap(), before);
+}

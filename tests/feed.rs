@@ -26,12 +26,23 @@ struct Served(std::process::Child, String);
 
 impl Served {
     fn start(feed: &Path) -> Served {
+        Served::spawn(feed, &[], Stdio::piped())
+    }
+
+    /// With more arguments, its log (stderr) going to `log`, so a test can
+    /// read it and a busy server never blocks on a full pipe.
+    fn start_logged(feed: &Path, args: &[&str], log: &Path) -> Served {
+        Served::spawn(feed, args, std::fs::File::create(log).unwrap().into())
+    }
+
+    fn spawn(feed: &Path, args: &[&str], stderr: Stdio) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_estation"))
             .args(["feed", "serve"])
             .arg(feed)
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -330,4 +341,260 @@ fn a_real_nginx_serves_the_same_feed_folder() {
     assert!(op.build().status.success());
     let third = sync(&config, &["--once"]);
     assert!(stdout(&third).starts_with("updated from version"), "{}", stdout(&third));
+}
+
+/// The `host:port` of a server's URL.
+fn authority(url: &str) -> String {
+    url.trim_start_matches("http://").trim_end_matches('/').to_string()
+}
+
+/// Sends `head` exactly as written (HTTP clients normalise paths, so a
+/// `%2e` would never reach the server as sent) and reads the answer to its
+/// end; returns the status code and the whole answer.
+fn raw(addr: &str, head: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let code = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, answer)
+}
+
+fn raw_get(addr: &str, path: &str, headers: &str) -> (u16, String) {
+    raw(addr, &format!("GET {path} HTTP/1.1\r\nHost: feed\r\n{headers}Connection: close\r\n\r\n"))
+}
+
+/// An operator with a feed of one card and one picture; returns the picture's
+/// blob path in the feed (`blobs/<sha256>.png`).
+fn feed_with_picture(op: &Operator) -> String {
+    image::RgbaImage::from_fn(64, 64, |x, y| image::Rgba([x as u8 * 4, y as u8 * 4, 90, 255])).save(op.path("playlists/pic.png")).unwrap();
+    std::fs::write(op.path("playlists/main.toml"), "id = \"main\"\n[[items]]\nkind = \"image\"\npath = \"pic.png\"\n").unwrap();
+    let out = op.build();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (d, _) = Digest::of_file(&op.path("playlists/pic.png")).unwrap();
+    format!("blobs/{d}.png")
+}
+
+fn verify_ok(op: &Operator) -> bool {
+    let out = estation(&op.path("none.toml")).args(["feed", "verify"]).arg(op.path("feed")).arg("--public-key").arg(op.path("keys/feed-key.pub")).output().unwrap();
+    out.status.success()
+}
+
+#[test]
+fn hidden_files_percent_encoded_or_not_and_symlinks_out_of_the_feed_are_404() {
+    let op = Operator::new();
+    let blob = feed_with_picture(&op);
+    let feed = op.path("feed");
+    std::fs::copy(op.path("keys/feed-key.pem"), feed.join("feed-key.pem")).unwrap();
+    std::fs::write(feed.join("blobs/.tmp-abc"), b"half a file").unwrap();
+    std::fs::write(op.path("secret.png"), b"not for the network").unwrap();
+    std::os::unix::fs::symlink(op.path("secret.png"), feed.join("blobs/escape.png")).unwrap();
+    std::os::unix::fs::symlink(op.path("keys"), feed.join("keys")).unwrap();
+    // The build leaves its lock file; asked for below.
+    std::fs::File::options().create(true).truncate(false).write(true).open(feed.join(".publish.lock")).unwrap();
+    let log = op.path("serve.log");
+    let served = Served::start_logged(&feed, &[], &log);
+    let addr = authority(&served.1);
+
+    for path in [
+        "/feed-key.pem",
+        "/feed-key%2epem",
+        "/feed-key%2Epem",
+        "/.publish.lock",
+        "/%2epublish.lock",
+        "/blobs/.tmp-abc",
+        "/blobs/%2etmp-abc",
+        "/blobs/%2Etmp-abc",
+        "/blobs/./%2etmp-abc",
+        "/blobs/escape.png",
+        "/blobs/escape%2epng",
+        "/keys/feed-key.pub",
+        "/blobs/..%2f..%2fsecret.png",
+        "/blobs/%ff%fe",
+    ] {
+        let (code, answer) = raw_get(&addr, path, "");
+        assert_eq!(code, 404, "{path}: {answer}");
+        assert!(!answer.contains("PRIVATE KEY") && !answer.contains("not for the network") && !answer.contains("half a file"), "{path}: {answer}");
+    }
+
+    // What kiosks ask for still works: 200, 304, 206.
+    let (code, answer) = raw_get(&addr, "/manifest.json", "");
+    assert_eq!(code, 200, "{answer}");
+    let etag = answer.lines().find_map(|l| l.strip_prefix("etag: ")).unwrap().trim().to_string();
+    let (code, _) = raw_get(&addr, "/manifest.json", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(code, 304);
+    let (code, answer) = raw_get(&addr, &format!("/{blob}"), "");
+    assert_eq!(code, 200);
+    assert!(answer.contains("content-type: image/png"), "{answer}");
+    let (code, answer) = raw_get(&addr, &format!("/{blob}"), "Range: bytes=0-7\r\n");
+    assert_eq!(code, 206, "{answer}");
+    assert!(answer.ends_with("\u{fffd}PNG\r\n\u{1a}\n"), "{answer:?}");
+
+    // A body nobody reads is refused, not received; the server lives on.
+    let (code, _) = raw(&addr, "POST /manifest.json HTTP/1.1\r\nHost: feed\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n");
+    assert_eq!(code, 413);
+    let (code, _) = raw(&addr, "GET /manifest.json HTTP/1.1\r\nHost: feed\r\nConnection: close\r\n\r\n");
+    assert_eq!(code, 200);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(log.contains("\"GET /%2epublish.lock\" 404"), "each refusal has its access line:\n{log}");
+    drop(served);
+}
+
+/// A few hundred connections that send half a request line and stall.
+fn stall(addr: &str, n: usize) -> Vec<std::net::TcpStream> {
+    use std::io::Write as _;
+    (0..n)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /manifest.json HT").unwrap();
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn slowloris_connections_do_not_starve_kiosks_and_are_closed_after_the_header_timeout() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let log = op.path("serve.log");
+    let served = Served::start_logged(&op.path("feed"), &["--header-timeout", "2s"], &log);
+    let addr = authority(&served.1);
+    let start = Instant::now();
+    let stalled = stall(&addr, 300);
+
+    // A kiosk is answered at once, beside them.
+    let asked = Instant::now();
+    let (code, _) = raw_get(&addr, "/manifest.json", "");
+    assert_eq!(code, 200);
+    assert!(asked.elapsed() < Duration::from_secs(2), "a kiosk waited {:?} behind 300 stalled connections", asked.elapsed());
+
+    // Each stalled connection is closed by the server after the timeout.
+    for mut s in stalled {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 512];
+        loop {
+            match std::io::Read::read(&mut s, &mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("a stalled connection was still open after {:?}: {e}", start.elapsed()),
+            }
+        }
+    }
+    let closed_after = start.elapsed();
+    assert!(closed_after >= Duration::from_millis(1900) && closed_after < Duration::from_secs(12), "closed after {closed_after:?}");
+    let (code, _) = raw_get(&addr, "/manifest.json", "");
+    assert_eq!(code, 200);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+    drop(served);
+}
+
+#[test]
+fn at_the_connection_limit_a_new_connection_waits_until_a_stalled_one_is_closed() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let served = Served::start_logged(&op.path("feed"), &["--header-timeout", "2s", "--max-connections", "8"], &op.path("serve.log"));
+    let addr = authority(&served.1);
+    // Wait until the server is up and idle (its first answer).
+    assert_eq!(raw_get(&addr, "/manifest.json", "").0, 200);
+    let _stalled = stall(&addr, 8);
+    let asked = Instant::now();
+    let (code, _) = raw_get(&addr, "/manifest.json", "");
+    assert_eq!(code, 200);
+    let waited = asked.elapsed();
+    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8), "waited {waited:?}; expected about the 2 s header timeout");
+}
+
+#[test]
+fn a_build_while_the_feed_is_locked_is_refused_as_busy_and_changes_nothing() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let before = std::fs::read(op.path("feed/manifest.json")).unwrap();
+    // What `alert publish` holds while it writes.
+    let lock = std::fs::File::options().write(true).open(op.path("feed/.publish.lock")).unwrap();
+    lock.try_lock().unwrap();
+    op.card("第二版", "#b71c1c");
+    let out = op.build();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("another `feed build` or `alert publish` is writing this feed; try again"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read(op.path("feed/manifest.json")).unwrap(), before);
+    drop(lock);
+    assert!(op.build().status.success());
+    assert_ne!(std::fs::read(op.path("feed/manifest.json")).unwrap(), before);
+}
+
+#[test]
+fn a_playlist_name_kiosks_refuse_fails_the_build_with_the_kiosks_message_and_writes_nothing() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    std::fs::rename(op.path("playlists/main.toml"), op.path("playlists/p (1).toml")).unwrap();
+    let out = op.build();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("playlists[1].name: `p (1).toml` is not a playlist file name"), "{err}");
+    assert!(err.contains("kiosks would refuse this manifest, so nothing was written"), "{err}");
+    assert!(!op.path("feed").exists());
+}
+
+#[test]
+fn expires_zero_is_refused_and_writes_nothing() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    for expires in ["0", "0s", "0.4"] {
+        let out = op.build_from(&op.path("playlists"), &["--expires", expires]);
+        assert_eq!(out.status.code(), Some(1), "--expires {expires}");
+        let err = stderr(&out);
+        assert!(err.starts_with("error: feed not built: --expires ") && err.contains("give at least 1s"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!op.path("feed").exists());
+    }
+}
+
+#[test]
+fn a_blob_damaged_on_disk_is_found_and_rewritten_by_the_next_build() {
+    let op = Operator::new();
+    let blob = feed_with_picture(&op);
+    let victim = op.path("feed").join(&blob);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let n = bytes.len() / 2;
+    bytes[n] ^= 0x55; // same size, other bytes: bit rot
+    std::fs::write(&victim, &bytes).unwrap();
+    assert!(!verify_ok(&op));
+    let out = op.build();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("; 1 new file(s)"), "{}", stdout(&out));
+    assert_eq!(std::fs::read(&victim).unwrap(), std::fs::read(op.path("playlists/pic.png")).unwrap());
+    assert!(verify_ok(&op));
+}
+
+#[test]
+fn temp_files_left_by_a_killed_writer_are_removed_by_the_next_build_and_publish() {
+    let op = Operator::new();
+    op.card("第一版", "#1b5e20");
+    assert!(op.build().status.success());
+    let leftovers = [op.path("feed/.tmp-manifest"), op.path("feed/blobs/.tmp-blob")];
+    for p in &leftovers {
+        std::fs::write(p, b"half").unwrap();
+    }
+    assert!(op.build().status.success());
+    for p in &leftovers {
+        assert!(!p.exists(), "{} is still there", p.display());
+        std::fs::write(p, b"half").unwrap();
+    }
+    op.run(&["alert", "new", "--event", "暴雨", "--level", "red", "--area", "330522", "--out", "w.xml"]);
+    op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    for p in &leftovers {
+        assert!(!p.exists(), "{} is still there after publish", p.display());
+    }
+    assert!(verify_ok(&op));
 }

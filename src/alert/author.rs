@@ -91,6 +91,7 @@ pub fn new_alert(a: &NewAlert) -> Result<(String, Alert), AuthorError> {
     if a.expires <= Duration::zero() {
         return Err(bad("--expires", "must be in the future"));
     }
+    let expires = a.sent.checked_add_signed(a.expires).ok_or_else(|| bad("--expires", "is too far in the future"))?;
     let identifier = match &a.identifier {
         Some(id) => id.clone(),
         None => format!("{}_{}_{:04x}", a.sender, a.sent.format("%Y%m%d%H%M%S"), fastrand::u16(..)),
@@ -140,7 +141,7 @@ pub fn new_alert(a: &NewAlert) -> Result<(String, Alert), AuthorError> {
         let _ = writeln!(x, "    <eventCode>\n      <valueName>estation:warning-signal</valueName>\n      <value>{code}</value>\n    </eventCode>");
     }
     el(&mut x, "effective", &time(a.sent));
-    el(&mut x, "expires", &time(a.sent + a.expires));
+    el(&mut x, "expires", &time(expires));
     el(&mut x, "senderName", &sender_name);
     el(&mut x, "headline", &headline);
     if let Some(d) = &a.description {

@@ -149,8 +149,8 @@ pub fn run(cmd: AlertCommand, config: &Config) -> anyhow::Result<ExitCode> {
         AlertCommand::Check { files, json } => check(&files, json, config),
         AlertCommand::Publish { file, feed, key } => {
             let key = keys::read_private(&key)?;
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            match publish::publish(&feed, &key, &file, &bytes, Utc::now()) {
+            let published = publish::read_alert(&file).and_then(|bytes| publish::publish(&feed, &key, &file, &bytes, Utc::now()));
+            match published {
                 Ok(p) => {
                     report(&feed, &p);
                     Ok(ExitCode::SUCCESS)
@@ -160,16 +160,27 @@ pub fn run(cmd: AlertCommand, config: &Config) -> anyhow::Result<ExitCode> {
                     eprintln!("not published: fix the alert above (the feed is unchanged)");
                     Ok(ExitCode::FAILURE)
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => Ok(refused("not published", &e)),
             }
         }
         AlertCommand::Cancel { id, feed, key } => {
             let key = keys::read_private(&key)?;
-            let (p, _) = publish::cancel(&feed, &key, &id, now_in(config))?;
-            report(&feed, &p);
-            Ok(ExitCode::SUCCESS)
+            match publish::cancel(&feed, &key, &id, now_in(config)) {
+                Ok((p, _)) => {
+                    report(&feed, &p);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(refused("not cancelled", &e)),
+            }
         }
     }
+}
+
+/// One line for a refused publish: each message already carries its cause
+/// (anyhow's chain would repeat it).
+fn refused(what: &str, e: &publish::PublishError) -> ExitCode {
+    eprintln!("error: {what}: {e}");
+    ExitCode::FAILURE
 }
 
 fn report(feed: &Path, p: &publish::Published) {

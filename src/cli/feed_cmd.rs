@@ -52,7 +52,12 @@ pub fn build_cmd(playlists: &Path, alerts: Option<&Path>, key: &Path, out: &Path
             eprintln!("feed not built: fix the alerts above (nothing was written)");
             Ok(ExitCode::FAILURE)
         }
-        Err(e) => Err(e.into()),
+        // One line: each message already carries its cause (anyhow's chain
+        // would repeat it).
+        Err(e) => {
+            eprintln!("error: feed not built: {e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 
@@ -104,12 +109,15 @@ pub fn verify(feed: &Path, public_key: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn serve(feed: &Path, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+pub fn serve(feed: &Path, listen: SocketAddr, limits: crate::feed::serve::Limits) -> anyhow::Result<ExitCode> {
     if !feed.join(MANIFEST_FILE).is_file() {
         anyhow::bail!("{}: no {MANIFEST_FILE} here; build a feed first (estation feed build)", feed.display());
     }
+    if limits.header_timeout < Duration::from_millis(100) {
+        anyhow::bail!("--header-timeout {:?} would close every connection before its request arrives; give e.g. 10s", limits.header_timeout);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(crate::feed::serve::serve(feed.to_path_buf(), listen, |addr| {
+    rt.block_on(crate::feed::serve::serve(feed.to_path_buf(), listen, limits, |addr| {
         // The first line on stdout says where to point kiosks (tests and
         // scripts read the port from it when listening on port 0).
         println!("serving {} on http://{addr}/", feed.display());

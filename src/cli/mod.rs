@@ -102,6 +102,13 @@ pub enum FeedCommand {
         feed: PathBuf,
         #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
         listen: std::net::SocketAddr,
+        /// Time a client has to send its request headers (and the longest a
+        /// kept-alive connection may sit idle).
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+        header_timeout: Duration,
+        /// Most connections open at once; more wait until one closes.
+        #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        max_connections: u32,
     },
 }
 
@@ -161,13 +168,30 @@ pub enum ConfigCommand {
     },
 }
 
+/// The longest duration any option takes. Every one ends up added to a
+/// clock (an expiry, a screenshot time); beyond this, a sum could overflow
+/// the time types, and no kiosk option means it anyway.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
+/// A duration option: seconds (`1.5`) or humantime (`5s`, `1m30s`, `14d`),
+/// at most [`MAX_DURATION`].
+///
+/// ```text
+/// 90s, 1.5, 14d  → ok
+/// soon, 1e30, 300000y → refused with a message
+/// ```
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>()
-        && secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 5s, 1m30s"))
+    let d = match s.parse::<f64>() {
+        // from_secs_f64 panics on what does not fit; try_ refuses it.
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` seconds is too long; at most 100 years"))?,
+        Ok(_) => return Err(format!("`{s}` is not a duration; write e.g. 5s, 1m30s")),
+        Err(_) => humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 5s, 1m30s"))?,
+    };
+    if d > MAX_DURATION {
+        return Err(format!("`{s}` is too long; at most 100 years"));
+    }
+    Ok(d)
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -270,7 +294,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     feed_cmd::build_cmd(&playlists, alerts.as_deref(), &key, &out, expires)
                 }
                 FeedCommand::Verify { feed, public_key } => feed_cmd::verify(&feed, &public_key),
-                FeedCommand::Serve { feed, listen } => feed_cmd::serve(&feed, listen),
+                FeedCommand::Serve { feed, listen, header_timeout, max_connections } => {
+                    let limits = crate::feed::serve::Limits { header_timeout, max_connections: max_connections as usize };
+                    feed_cmd::serve(&feed, listen, limits)
+                }
             }
         }
         Command::Alert(cmd) => {
@@ -460,6 +487,10 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("soon").is_err());
+        for huge in ["1e30", "300000y", "101y", "inf", "-1"] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
+        assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86400)));
         assert!(parse_time("2026-11-23 08:00").is_err());
     }
 

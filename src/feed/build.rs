@@ -1,4 +1,10 @@
 //! `estation feed build`: playlists and their media in, a signed feed out.
+//!
+//! The build runs the kiosk's own manifest check before it signs, so it never
+//! ships a feed every kiosk refuses; it writes under the feed's lock (shared
+//! with `alert publish`), so a publish during a long build is refused rather
+//! than lost; and it checks each blob already in the feed against its name,
+//! so a blob damaged on disk is written again from its source.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +14,8 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 
 use super::digest::Digest;
-use super::manifest::{self, Blob, Manifest, MediaType, PlaylistEntry, FORMAT, MANIFEST_FILE};
+use super::lock::{lock, LockError};
+use super::manifest::{self, Blob, Manifest, ManifestError, MediaType, PlaylistEntry, FORMAT, MANIFEST_FILE};
 use crate::diag::Diagnostics;
 use crate::playlist::Library;
 
@@ -57,6 +64,14 @@ pub enum BuildError {
     File { path: PathBuf, message: String },
     #[error("{path}: the feed's current manifest cannot be read, so its version cannot be continued ({message}); move it away to start a new feed")]
     Previous { path: PathBuf, message: String },
+    #[error("{0}")]
+    Lock(#[from] LockError),
+    /// `--expires` out of range.
+    #[error("--expires {0}")]
+    Expires(String),
+    /// The manifest fails the check every kiosk makes; nothing was written.
+    #[error("{0}; kiosks would refuse this manifest, so nothing was written")]
+    Refused(#[source] ManifestError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
@@ -113,51 +128,72 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         playlists.push(PlaylistEntry { name, sha256: digest, size, media: map });
     }
 
-    let manifest_path = opts.out.join(MANIFEST_FILE);
-    let previous = previous_manifest(&manifest_path)?;
     let mut alerts = Vec::new();
-    match opts.alerts {
-        Some(dir) => {
-            for path in xml_files(dir)? {
-                let (d, size) = Digest::of_file(&path).map_err(io(&path))?;
-                if size == 0 || size > MAX_ALERT_BYTES {
-                    return Err(BuildError::File { path, message: format!("{size} bytes; a CAP document is 1 to {MAX_ALERT_BYTES} bytes") });
-                }
-                let bytes = std::fs::read(&path).map_err(io(&path))?;
-                if let Err(problems) = crate::alert::cap::parse(&path, &bytes) {
-                    return Err(BuildError::Alerts(problems));
-                }
-                let blob = Blob { sha256: d, size, media_type: MediaType::Cap };
-                sources.entry(d).or_insert_with(|| {
-                    alerts.push(blob.clone());
-                    Source { path, blob }
-                });
+    if let Some(dir) = opts.alerts {
+        for path in xml_files(dir)? {
+            let (d, size) = Digest::of_file(&path).map_err(io(&path))?;
+            if size == 0 || size > MAX_ALERT_BYTES {
+                return Err(BuildError::File { path, message: format!("{size} bytes; a CAP document is 1 to {MAX_ALERT_BYTES} bytes") });
             }
-        }
-        // Without --alerts, what `alert publish` put in the feed stays.
-        None => {
-            for blob in previous.as_ref().map(|p| p.alerts.clone()).unwrap_or_default() {
-                let path = opts.out.join(blob.feed_path());
-                if std::fs::metadata(&path).is_ok_and(|m| m.len() == blob.size) && !sources.contains_key(&blob.sha256) {
-                    alerts.push(blob.clone());
-                    sources.insert(blob.sha256, Source { path, blob });
-                }
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
+            if let Err(problems) = crate::alert::cap::parse(&path, &bytes) {
+                return Err(BuildError::Alerts(problems));
             }
+            let blob = Blob { sha256: d, size, media_type: MediaType::Cap };
+            sources.entry(d).or_insert_with(|| {
+                alerts.push(blob.clone());
+                Source { path, blob }
+            });
         }
     }
 
     let created = chrono::SubsecRound::trunc_subsecs(opts.now, 0);
-    let version = previous.as_ref().map_or(0, |p| p.version + 1).max(u64::try_from(created.timestamp()).unwrap_or(0));
-    let expires = created + chrono::Duration::from_std(opts.expires_in).unwrap_or(chrono::Duration::days(14));
-    let manifest = Manifest {
+    if opts.expires_in < Duration::from_secs(1) {
+        return Err(BuildError::Expires(format!("{}: kiosks take a feed only until it expires; give at least 1s, e.g. 14d", humantime::format_duration(opts.expires_in))));
+    }
+    let expires = chrono::Duration::from_std(opts.expires_in)
+        .ok()
+        .and_then(|d| created.checked_add_signed(d))
+        .ok_or_else(|| BuildError::Expires(format!("{}: too far in the future; give e.g. 14d", humantime::format_duration(opts.expires_in))))?;
+    let mut manifest = Manifest {
         format: FORMAT.into(),
-        version,
+        version: 0,
         created: created.fixed_offset(),
         expires: expires.fixed_offset(),
         playlists,
         media,
         alerts,
     };
+    // Before the feed folder is touched: what the playlists alone make must
+    // pass (the version and kept alerts come from the feed, under its lock).
+    manifest.check().map_err(BuildError::Refused)?;
+
+    std::fs::create_dir_all(opts.out).map_err(io(opts.out))?;
+    // Held from reading the previous manifest until the new one is written.
+    let _lock = lock(opts.out)?;
+    let manifest_path = opts.out.join(MANIFEST_FILE);
+    let previous = previous_manifest(&manifest_path)?;
+    // Without --alerts, what `alert publish` put in the feed stays.
+    if opts.alerts.is_none() {
+        for blob in previous.as_ref().map(|p| p.alerts.clone()).unwrap_or_default() {
+            let path = opts.out.join(blob.feed_path());
+            if sources.contains_key(&blob.sha256) {
+                continue;
+            }
+            // The feed's copy is the only one: one damaged on disk is dropped, as
+            // `alert publish` drops one that no longer reads.
+            match Digest::of_file(&path) {
+                Ok((d, n)) if d == blob.sha256 && n == blob.size => {
+                    manifest.alerts.push(blob.clone());
+                    sources.insert(blob.sha256, Source { path, blob });
+                }
+                Ok(_) => tracing::warn!("{}: dropped from the feed: its content no longer matches its name (publish the alert again)", path.display()),
+                Err(e) => tracing::warn!("{}: dropped from the feed: {e}", path.display()),
+            }
+        }
+    }
+    manifest.version = previous.as_ref().map_or(0, |p| p.version.saturating_add(1)).max(u64::try_from(created.timestamp()).unwrap_or(0));
+    manifest.check().map_err(BuildError::Refused)?;
 
     // Everything is known good: now write.
     let blobs_dir = opts.out.join("blobs");
@@ -165,13 +201,14 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let (mut added, mut added_bytes) = (0, 0);
     for src in sources.values() {
         let dest = opts.out.join(src.blob.feed_path());
-        if std::fs::metadata(&dest).is_ok_and(|m| m.len() == src.blob.size) {
+        // Read back, not just sized: a blob whose bytes no longer match its name
+        // (bit rot, a torn write) is written again from its source.
+        if Digest::of_file(&dest).is_ok_and(|(d, n)| d == src.blob.sha256 && n == src.blob.size) {
             continue;
         }
         let mut file = std::fs::File::open(&src.path).map_err(io(&src.path))?;
-        let (d, _) = crate::atomic::copy_hashed(&mut file, &dest).map_err(io(&dest))?;
+        let (d, _) = crate::atomic::copy_verified(&mut file, &dest, &src.blob.sha256).map_err(io(&dest))?;
         if d != src.blob.sha256 {
-            let _ = std::fs::remove_file(&dest);
             return Err(BuildError::File { path: src.path.clone(), message: "changed while the feed was being built; build again".into() });
         }
         added += 1;
@@ -182,7 +219,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     crate::atomic::write(&manifest_path, &signed).map_err(io(&manifest_path))?;
     bump_mtime(&manifest_path, old_mtime).map_err(io(&manifest_path))?;
     Ok(BuildReport {
-        version,
+        version: manifest.version,
         playlists: manifest.playlists.len(),
         blobs: sources.len(),
         added,

@@ -207,8 +207,10 @@ impl Manifest {
         self.expires <= now
     }
 
-    /// Rules the JSON shape cannot express. Names the field at fault.
-    fn check(&self) -> Result<(), ManifestError> {
+    /// Rules the JSON shape cannot express. Names the field at fault. The
+    /// kiosk runs it on every manifest it reads; `feed build` and `alert
+    /// publish` run it before signing, so they never ship one kiosks refuse.
+    pub(crate) fn check(&self) -> Result<(), ManifestError> {
         let bad = |field: String, message: String| Err(ManifestError::Field { field, message });
         if self.format != FORMAT {
             return bad("format".into(), format!("`{}` is not a format this kiosk reads (expected {FORMAT})", self.format));

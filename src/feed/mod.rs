@@ -13,6 +13,7 @@
 pub mod build;
 mod digest;
 pub mod keys;
+pub mod lock;
 pub mod manifest;
 pub mod publish;
 pub mod serve;

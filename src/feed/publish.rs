@@ -7,8 +7,9 @@
 //! up in the right state whichever it held before: kiosks apply them in
 //! `sent` order by CAP's rules. A message leaves the list only when it has
 //! expired (a Cancel after `KEEP_ENDINGS` days). Publishing is serialised
-//! by a lock file in the feed folder, so two operators cannot lose each
-//! other's message or sign two manifests with one version.
+//! with `feed build` by the feed's lock ([`super::lock`]), so two operators
+//! cannot lose each other's message or sign two manifests with one version;
+//! and the new manifest passes the kiosk's own check before it is signed.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 use ed25519_dalek::SigningKey;
 
 use super::build::bump_mtime;
+use super::lock::{lock, FeedLock, LockError};
 use super::manifest::{self, verify_signature, Blob, MediaType, MANIFEST_FILE};
 use super::Digest;
 use crate::alert::cap::{self, Alert, MsgType};
@@ -49,9 +51,20 @@ pub enum PublishError {
     #[error("{0}")]
     Author(#[from] crate::alert::author::AuthorError),
     #[error("{path}: {size} bytes; a CAP document is 1 to {max} bytes")]
-    TooLarge { path: PathBuf, size: usize, max: u64 },
-    #[error("{0}: another `alert publish` is writing this feed; try again")]
-    Busy(PathBuf),
+    TooLarge { path: PathBuf, size: u64, max: u64 },
+    /// A pipe or device that had more to give than a CAP document may hold.
+    #[error("{path}: more than {max} bytes; a CAP document is 1 to {max} bytes")]
+    Endless { path: PathBuf, max: u64 },
+    #[error("{0}")]
+    Lock(#[from] LockError),
+    /// The new manifest fails the check every kiosk makes (see
+    /// [`manifest::Manifest::check`]); nothing was written.
+    #[error("{path}: {source}; kiosks would refuse this manifest, so it was not signed (the feed is unchanged)")]
+    Refused {
+        path: PathBuf,
+        #[source]
+        source: manifest::ManifestError,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
@@ -101,28 +114,53 @@ fn references(a: &Alert, b: &Alert) -> bool {
     store::key(a) != store::key(b) && a.references.iter().any(|r| r.identifier == b.identifier && (r.sender == b.sender || a.sender == b.sender))
 }
 
-/// Holds the feed's publish lock (released on drop, or by the kernel).
-struct PublishLock(#[allow(dead_code)] std::fs::File);
-
-fn lock(feed: &Path) -> Result<PublishLock, PublishError> {
-    // A dot file: `feed serve` never serves those.
-    let path = feed.join(".publish.lock");
-    let file = std::fs::File::options().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(PublishLock(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(PublishError::Busy(path)),
-        Err(std::fs::TryLockError::Error(source)) => Err(PublishError::Io { path, source }),
+/// Reads a CAP document to publish, refusing one over
+/// [`MAX_ALERT_BYTES`](super::build::MAX_ALERT_BYTES) before reading it: by
+/// its length when it is a regular file, else (a pipe, `/dev/zero`) by
+/// reading at most one byte more than allowed.
+pub fn read_alert(file: &Path) -> Result<Vec<u8>, PublishError> {
+    use std::io::Read as _;
+    let max = super::build::MAX_ALERT_BYTES;
+    let f = std::fs::File::open(file).map_err(io(file))?;
+    let meta = f.metadata().map_err(io(file))?;
+    if meta.is_file() && meta.len() > max {
+        return Err(PublishError::TooLarge { path: file.to_path_buf(), size: meta.len(), max });
     }
+    let mut bytes = Vec::new();
+    f.take(max + 1).read_to_end(&mut bytes).map_err(io(file))?;
+    if bytes.len() as u64 > max {
+        return Err(PublishError::Endless { path: file.to_path_buf(), max });
+    }
+    Ok(bytes)
 }
 
 /// Adds the CAP message `bytes` (read from `file`) to the feed and re-signs.
 pub fn publish(feed: &Path, key: &SigningKey, file: &Path, bytes: &[u8], now: DateTime<Utc>) -> Result<Published, PublishError> {
+    let new = parse_alert(file, bytes)?;
+    let held = lock_feed(feed)?;
+    publish_locked(&held, feed, key, new, bytes, now)
+}
+
+fn parse_alert(file: &Path, bytes: &[u8]) -> Result<Alert, PublishError> {
     if bytes.is_empty() || bytes.len() as u64 > super::build::MAX_ALERT_BYTES {
-        return Err(PublishError::TooLarge { path: file.to_path_buf(), size: bytes.len(), max: super::build::MAX_ALERT_BYTES });
+        return Err(PublishError::TooLarge { path: file.to_path_buf(), size: bytes.len() as u64, max: super::build::MAX_ALERT_BYTES });
     }
-    let parsed = cap::parse(file, bytes).map_err(PublishError::Invalid)?;
-    let new = parsed.alert;
-    let _lock = lock(feed)?;
+    Ok(cap::parse(file, bytes).map_err(PublishError::Invalid)?.alert)
+}
+
+/// The lock of a feed folder that must already hold a feed.
+fn lock_feed(feed: &Path) -> Result<FeedLock, PublishError> {
+    let path = feed.join(MANIFEST_FILE);
+    if !path.is_file() {
+        // Without this the lock would create a stray dot file in a typo'd folder.
+        return Err(PublishError::Io { path, source: std::io::Error::new(std::io::ErrorKind::NotFound, "no feed here; build one first (estation feed build)") });
+    }
+    Ok(lock(feed)?)
+}
+
+/// [`publish`] with the feed's lock already held (so [`cancel`] reads the
+/// chain it cancels and publishes under one lock).
+fn publish_locked(_lock: &FeedLock, feed: &Path, key: &SigningKey, new: Alert, bytes: &[u8], now: DateTime<Utc>) -> Result<Published, PublishError> {
     let (old, mut list) = read(feed, key)?;
     let new_key = store::key(&new);
     if list.iter().any(|f| store::key(&f.alert) == new_key) {
@@ -136,27 +174,32 @@ pub fn publish(feed: &Path, key: &SigningKey, file: &Path, bytes: &[u8], now: Da
     let (keep, drop): (Vec<&FeedAlert>, Vec<&FeedAlert>) = list.iter().partition(|f| {
         let a = &f.alert;
         let live = if a.ends_others() {
-            now < a.sent.with_timezone(&Utc) + Duration::days(KEEP_ENDINGS)
+            // A `sent` at the end of time never overflows into a panic: kept.
+            a.sent.with_timezone(&Utc).checked_add_signed(Duration::days(KEEP_ENDINGS)).is_none_or(|end| now < end)
         } else {
             a.infos.iter().any(|i| now < life.window(a, i, a.sent.with_timezone(&Utc)).1)
         };
         live || store::key(a) == new_key
     });
 
-    let dest = feed.join(blob.feed_path());
-    if !std::fs::metadata(&dest).is_ok_and(|m| m.len() == blob.size) {
-        crate::atomic::write(&dest, bytes).map_err(io(&dest))?;
-    }
+    let path = feed.join(MANIFEST_FILE);
     let created = chrono::SubsecRound::trunc_subsecs(now, 0).fixed_offset();
     let span = old.expires - old.created;
+    let refused = |source| PublishError::Refused { path: path.clone(), source };
+    let too_late = || refused(manifest::ManifestError::Field { field: "expires".into(), message: "is out of the range of dates".into() });
     let manifest = manifest::Manifest {
-        version: (old.version + 1).max(u64::try_from(now.timestamp()).unwrap_or(0)),
+        version: old.version.saturating_add(1).max(u64::try_from(now.timestamp()).unwrap_or(0)),
         created,
-        expires: old.expires.max(created + span),
+        expires: old.expires.max(created.checked_add_signed(span).ok_or_else(too_late)?),
         alerts: keep.iter().map(|f| f.blob.clone()).collect(),
         ..old
     };
-    let path = feed.join(MANIFEST_FILE);
+    manifest.check().map_err(refused)?;
+
+    let dest = feed.join(blob.feed_path());
+    if !Digest::of_file(&dest).is_ok_and(|(d, n)| d == blob.sha256 && n == blob.size) {
+        crate::atomic::write(&dest, bytes).map_err(io(&dest))?;
+    }
     let old_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
     crate::atomic::write(&path, &manifest::sign(&manifest, key)).map_err(io(&path))?;
     bump_mtime(&path, old_mtime).map_err(io(&path))?;
@@ -173,6 +216,7 @@ pub fn publish(feed: &Path, key: &SigningKey, file: &Path, bytes: &[u8], now: Da
 /// and the whole chain it belongs to (what it updates and what updates it,
 /// transitively). Returns the Cancel's text too.
 pub fn cancel(feed: &Path, key: &SigningKey, id: &str, now: DateTime<FixedOffset>) -> Result<(Published, String), PublishError> {
+    let held = lock_feed(feed)?;
     let (_, list) = read(feed, key)?;
     let alerts: Vec<&Alert> = list.iter().map(|f| &f.alert).filter(|a| a.msg_type != MsgType::Cancel).collect();
     let mut chain: Vec<&Alert> = alerts.iter().copied().filter(|a| a.identifier == id).collect();
@@ -199,8 +243,9 @@ pub fn cancel(feed: &Path, key: &SigningKey, id: &str, now: DateTime<FixedOffset
     chain.sort_by_key(|a| a.sent);
     // Sent after everything it cancels, even if their clocks ran ahead of ours.
     let latest = chain.iter().map(|a| a.sent).max().unwrap_or(now);
-    let sent = if now > latest { now } else { latest + Duration::seconds(1) };
+    let sent = if now > latest { now } else { latest.checked_add_signed(Duration::seconds(1)).unwrap_or(latest) };
     let (xml, _) = crate::alert::author::cancel(&chain, sent)?;
-    let p = publish(feed, key, Path::new("(cancel)"), xml.as_bytes(), now.with_timezone(&Utc))?;
+    let new = parse_alert(Path::new("(cancel)"), xml.as_bytes())?;
+    let p = publish_locked(&held, feed, key, new, xml.as_bytes(), now.with_timezone(&Utc))?;
     Ok((p, xml))
 }
