@@ -294,6 +294,95 @@ fn upstream_atom_sources_are_polled_with_conditional_gets() {
     assert!(index[1].if_none_match.is_some());
 }
 
+/// The attack of the trust issue: a feed warning's CAP file is public, so
+/// anyone can write a Cancel naming it, or the same identifier with a later
+/// `sent` and a lower severity, and serve it as an "upstream source".
+#[test]
+fn an_upstream_source_can_neither_cancel_nor_downgrade_a_signed_feed_warning() {
+    let op = operator();
+    new_alert(&op, "w.xml", &[]);
+    op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    let feed = FeedServer::start(op.path("feed"));
+    let w = std::fs::read_to_string(op.path("w.xml")).unwrap();
+    let field = |n: &str| w.split(&format!("<{n}>")).nth(1).unwrap().split('<').next().unwrap().to_string();
+    let (sender, id, sent) = (field("sender"), field("identifier"), field("sent"));
+    let later = (chrono::DateTime::parse_from_rfc3339(&sent).unwrap() + chrono::Duration::minutes(1)).to_rfc3339();
+
+    let evil = tempfile::tempdir().unwrap();
+    let cancel = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>evil-cancel</identifier>\
+         <sender>{sender}</sender><sent>{later}</sent><status>Actual</status><msgType>Cancel</msgType><scope>Public</scope>\
+         <references>{sender},{id},{sent}</references></alert>"
+    );
+    std::fs::write(evil.path().join("cancel.xml"), cancel).unwrap();
+    let latest = (chrono::DateTime::parse_from_rfc3339(&sent).unwrap() + chrono::Duration::minutes(2)).to_rfc3339();
+    let downgrade = w.replace(&format!("<sent>{sent}</sent>"), &format!("<sent>{latest}</sent>")).replace("Extreme", "Minor").replace("红色", "蓝色").replace("Ⅰ级/特别严重", "Ⅳ级/一般").replace(">0204<", ">0201<");
+    std::fs::write(evil.path().join("downgrade.xml"), downgrade).unwrap();
+    write_index(evil.path(), &["cancel.xml", "downgrade.xml"]);
+    let upstream = FeedServer::start(evil.path().to_path_buf());
+
+    let kiosk_with = |extra: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let source = format!("[[alerts.source]]\nurl = \"{}index.atom\"\nallow_http = true\n{extra}", upstream.url());
+        let config = kiosk_config(&op, dir.path(), Some(&feed.url()), &source);
+        let out = estation(&config).args(["sync", "--once"]).output().unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        (dir, config, stderr(&out))
+    };
+    let (_dir, config, log) = kiosk_with("");
+    let st = status_json(&config);
+    let takeover: Vec<&str> = st["alerts"].as_array().unwrap().iter().filter(|a| a["treatment"] == "takeover").map(|a| a["title"].as_str().unwrap()).collect();
+    assert_eq!(takeover, ["暴雨红色预警"], "the feed's red warning is still on screen: {st:#}");
+    assert_eq!(st["alerts"][0]["source"], "feed");
+    assert!(log.contains("reference(s) to messages of another source ignored"), "{log}");
+    // What the upstream sent is shown as its own, marked as plain HTTP.
+    let theirs: Vec<&serde_json::Value> = st["alerts"].as_array().unwrap().iter().filter(|a| a["source"] != "feed").collect();
+    assert_eq!(theirs.len(), 1, "{st:#}");
+    assert_eq!((&theirs[0]["title"], &theirs[0]["over_http"]), (&serde_json::json!("暴雨蓝色预警"), &serde_json::json!(true)), "{st:#}");
+    let text = stdout(&estation(&config).arg("status").output().unwrap());
+    assert!(text.contains("over plain HTTP: not authenticated"), "{text}");
+
+    // A county that names the upstream as the authority for this sender
+    // lets its Cancel end the warning.
+    write_index(evil.path(), &["cancel.xml"]);
+    let (_dir, config, _) = kiosk_with(&format!("authority_for = [\"{sender}\"]\n"));
+    assert_eq!(status_json(&config)["alerts"], serde_json::json!([]));
+}
+
+#[test]
+fn an_index_entry_that_failed_to_fetch_is_fetched_again_at_the_next_poll() {
+    let op = operator();
+    let upstream = tempfile::tempdir().unwrap();
+    new_alert(&op, upstream.path().join("red.xml").to_str().unwrap(), &[]);
+    write_index(upstream.path(), &["red.xml"]);
+    let server = FeedServer::start(upstream.path().to_path_buf());
+    server.set(|k| k.fail_path = Some(("/red.xml".into(), 503, 1)));
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        kiosk.path(),
+        &format!(
+            "region = \"330522\"\n[cache]\ndir = \"{}\"\n[[alerts.source]]\nurl = \"{}index.atom\"\ninterval = \"5s\"\nallow_http = true\n",
+            kiosk.path().join("cache").display(),
+            server.url()
+        ),
+    );
+    let mut child = estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    let mut shown = false;
+    while !shown && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(250));
+        shown = status_json(&config)["alerts"].as_array().is_some_and(|a| !a.is_empty());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = server.take_seen();
+    assert!(shown, "the warning whose first fetch failed never reached the screen: {seen:?}");
+    let red: Vec<u16> = seen.iter().filter(|s| s.path == "/red.xml").map(|s| s.status).collect();
+    assert_eq!(red[..2], [503, 200], "{seen:?}");
+    let index: Vec<u16> = seen.iter().filter(|s| s.path == "/index.atom").map(|s| s.status).collect();
+    assert_eq!(index[..2], [200, 200], "the index is not taken as seen while an entry is missing: {seen:?}");
+}
+
 /// Plays the kiosk's cache in a real window; the closure runs once the
 /// first frame is on screen (`player.json` written) and gets that instant.
 /// Sound goes to the ALSA device `pcm` (`null`: a device that discards

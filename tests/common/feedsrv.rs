@@ -19,6 +19,8 @@ use axum::response::Response;
 pub struct Knobs {
     /// Answer this status to the next N requests.
     pub fail: Option<(u16, usize)>,
+    /// Answer this status to the next N requests for this path only.
+    pub fail_path: Option<(String, u16, usize)>,
     /// Wait this long before answering.
     pub delay: Duration,
     /// Send only this many body bytes of the next N blob answers, then cut
@@ -112,6 +114,13 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
                 s.knobs.lock().expect("knobs").fail = if n > 1 { Some((code, n - 1)) } else { None };
                 break 'resp status(code);
             }
+        if let Some((p, code, n)) = &knobs.fail_path
+            && *p == path
+            && *n > 0
+        {
+            s.knobs.lock().expect("knobs").fail_path = if *n > 1 { Some((p.clone(), *code, n - 1)) } else { None };
+            break 'resp status(*code);
+        }
         let rel = path.trim_start_matches('/');
         if rel.split('/').any(|seg| seg == ".." || seg.starts_with('.')) {
             break 'resp status(404);
