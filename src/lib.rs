@@ -22,6 +22,7 @@ pub mod qr;
 pub mod schedule;
 pub mod status;
 pub mod sync;
+pub mod trusted_time;
 pub mod validity;
 
 #[cfg(feature = "player")]
