@@ -33,6 +33,36 @@ const CHECK: Duration = Duration::from_secs(1);
 const BANNER_Z: i32 = i32::MAX / 2 + 10;
 const TAKEOVER_Z: i32 = i32::MAX / 2 + 20;
 
+/// The kiosk's best idea of the time (see [`crate::trusted_time`]): the
+/// local clock, never earlier than the last trusted time sync recorded, and
+/// corrected forward when the clock was found slow. Warnings, schedules and
+/// the on-screen clock go by it.
+#[derive(Resource, Default)]
+pub(crate) struct TrustedClock {
+    path: Option<PathBuf>,
+    modified: Option<SystemTime>,
+    record: Option<crate::trusted_time::Record>,
+}
+
+impl TrustedClock {
+    pub(crate) fn now(&self) -> chrono::DateTime<Utc> {
+        crate::trusted_time::now(self.record.as_ref(), Utc::now())
+    }
+
+    /// Reads the record again if sync rewrote it.
+    fn refresh(&mut self) {
+        let Some(path) = &self.path else { return };
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if modified != self.modified {
+            self.modified = modified;
+            self.record = path.parent().and_then(crate::trusted_time::load);
+            if let Some(why) = crate::trusted_time::disagreement(self.record.as_ref(), chrono::Duration::minutes(5)) {
+                warn!("clock: {why}");
+            }
+        }
+    }
+}
+
 /// Whether a takeover is on screen (the rotation pauses while it is).
 #[derive(Resource, Default, PartialEq, Eq)]
 pub(crate) struct Takeover(pub bool);
@@ -63,18 +93,21 @@ struct AlertLayer;
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Takeover>()
+        .init_resource::<TrustedClock>()
         .init_resource::<AlertTicker>()
         .init_resource::<Drawn>()
         .add_systems(Startup, setup)
         .add_systems(Update, (check, draw).chain().before(Phase::Decide));
 }
 
-fn setup(mut commands: Commands, settings: Res<Settings>, proxy: Res<bevy::winit::EventLoopProxyWrapper>) {
+fn setup(mut commands: Commands, settings: Res<Settings>, proxy: Res<bevy::winit::EventLoopProxyWrapper>, mut clock: ResMut<TrustedClock>) {
     let path = settings.config.cache.dir().map(|d| crate::alert::inbox::Inbox::new(&d).path());
+    clock.path = settings.config.cache.dir().map(|d| d.join(crate::trusted_time::FILE));
+    clock.refresh();
     match &path {
         Some(p) => {
             info!("alerts: watching {}", p.display());
-            watch_file(p.clone(), (*proxy).clone());
+            watch_file(vec![p.clone(), p.with_file_name(crate::trusted_time::FILE)], (*proxy).clone());
         }
         None => warn!("alerts: no cache folder, so no alerts will be shown"),
     }
@@ -86,16 +119,17 @@ fn setup(mut commands: Commands, settings: Res<Settings>, proxy: Res<bevy::winit
     commands.insert_resource(Watch { path, modified: None, store: Store::default(), policy, chime: Chime::default(), chime_interval });
 }
 
-/// Wakes the frame loop when the store file changes (sync rewrites it by
-/// rename, so its modification time moves with every change).
-fn watch_file(path: PathBuf, proxy: bevy::winit::EventLoopProxy<bevy::winit::WinitUserEvent>) {
-    let shown = path.display().to_string();
+/// Wakes the frame loop when the store file or the trusted time changes
+/// (sync rewrites them by rename, so their modification times move with
+/// every change).
+fn watch_file(paths: Vec<PathBuf>, proxy: bevy::winit::EventLoopProxy<bevy::winit::WinitUserEvent>) {
+    let shown = paths.first().map(|p| p.display().to_string()).unwrap_or_default();
     let spawned = std::thread::Builder::new().name("alert-watch".into()).spawn(move || {
-        let stamp = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let mut last = stamp(&path);
+        let stamp = |ps: &[PathBuf]| ps.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect::<Vec<_>>();
+        let mut last = stamp(&paths);
         loop {
             std::thread::sleep(CHECK);
-            let now = stamp(&path);
+            let now = stamp(&paths);
             if now != last {
                 last = now;
                 // Fails only once the event loop is gone (the app is ending).
@@ -117,8 +151,10 @@ fn check(
     mut ticker: ResMut<AlertTicker>,
     mut wake: ResMut<Wake>,
     mut chime: ResMut<ChimeRequest>,
+    mut clock: ResMut<TrustedClock>,
 ) {
     let now = Instant::now();
+    clock.refresh();
     if let Some(path) = watch.path.clone() {
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         if modified != watch.modified {
@@ -134,7 +170,7 @@ fn check(
             }
         }
     }
-    let utc = Utc::now();
+    let utc = clock.now();
     let p: Presentation = crate::alert::policy::present(&watch.store, &watch.policy, utc);
     let top = p.takeover(&watch.policy, utc).cloned();
     let count = p.takeover_count(&watch.policy);

@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use bevy::prelude::*;
-use chrono::Utc;
 
 use super::power::Wake;
 use super::slides::ClockLabel;
@@ -14,11 +13,11 @@ pub(super) fn plugin(app: &mut App) {
     app.add_systems(Update, update_clocks.in_set(Phase::Animate));
 }
 
-fn update_clocks(settings: Res<Settings>, mut labels: Query<(&ClockLabel, &mut Text)>, mut wake: ResMut<Wake>) {
+fn update_clocks(settings: Res<Settings>, mut labels: Query<(&ClockLabel, &mut Text)>, mut wake: ResMut<Wake>, clock: Res<super::alerts::TrustedClock>) {
     if labels.is_empty() {
         return;
     }
-    let now = Utc::now().with_timezone(&settings.config.timezone);
+    let now = clock.now().with_timezone(&settings.config.timezone);
     let lang = settings.config.language;
     let mut any_seconds = false;
     for (label, mut text) in &mut labels {

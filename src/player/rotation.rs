@@ -158,8 +158,9 @@ fn screen_hours(
     mut started: ResMut<Started>,
     mut wake: ResMut<Wake>,
     mut sound: ResMut<ProgrammeSound>,
+    clock: Res<super::alerts::TrustedClock>,
 ) {
-    let local = Utc::now().with_timezone(&settings.config.timezone).naive_local();
+    let local = clock.now().with_timezone(&settings.config.timezone).naive_local();
     let on = settings.config.screen_is_on(local);
     if !on {
         // A dark screen is what is on screen: screenshots count from here.
@@ -210,6 +211,7 @@ fn rotate(
     mut signals: ResMut<ClipSignals>,
     mut sound: ResMut<ProgrammeSound>,
     proxy: Res<bevy::winit::EventLoopProxyWrapper>,
+    clock: Res<super::alerts::TrustedClock>,
 ) {
     let now = Instant::now();
     // A clip that failed on screen: skip it from now on, and move on (its
@@ -292,7 +294,7 @@ fn rotate(
                 fresh = true;
             }
             let boundary = show.current.as_ref().map_or(now, |c| c.until.max(now));
-            let wall = Utc::now() + chrono::Duration::from_std(boundary - now).unwrap_or_default();
+            let wall = clock.now() + chrono::Duration::from_std(boundary - now).unwrap_or_default();
             let scheduler = Scheduler {
                 library: &programme.library,
                 tz: settings.config.timezone,
