@@ -105,11 +105,21 @@ pub struct FeedConfig {
     #[serde(with = "humantime_serde_secs")]
     pub interval: std::time::Duration,
     pub max_bytes_per_sec: Option<u64>,
+    /// A feed whose newest build is older than this is flagged frozen in
+    /// `estation status` (the server answers, but nobody renews the feed).
+    #[serde(with = "humantime_serde_secs")]
+    pub max_age: std::time::Duration,
 }
 
 impl Default for FeedConfig {
     fn default() -> Self {
-        FeedConfig { url: None, public_key: None, interval: std::time::Duration::from_secs(60), max_bytes_per_sec: None }
+        FeedConfig {
+            url: None,
+            public_key: None,
+            interval: std::time::Duration::from_secs(60),
+            max_bytes_per_sec: None,
+            max_age: std::time::Duration::from_secs(7 * 86_400),
+        }
     }
 }
 
@@ -536,6 +546,7 @@ struct RawFeed {
     public_key: Option<Spanned<String>>,
     interval: Option<Spanned<toml::Value>>,
     max_bytes_per_sec: Option<Spanned<toml::Value>>,
+    max_age: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -739,6 +750,12 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
             _ => bad(rate.span().start, "feed.max_bytes_per_sec", "must be at least 1 KiB per second, e.g. \"200KiB\" or 204800 (0: no cap)".into()),
         }
     }
+    if let Some(age) = f.max_age {
+        match duration_value(age.get_ref()) {
+            Some(d) if d >= std::time::Duration::from_secs(3600) && d <= std::time::Duration::from_secs(366 * 86_400) => config.feed.max_age = d,
+            _ => bad(age.span().start, "feed.max_age", "must be a duration from 1h to 366d, e.g. \"7d\"".into()),
+        }
+    }
     if let Some(dir) = raw.cache.dir.filter(|d| !d.trim().is_empty()) {
         config.cache.dir = Some(path.parent().unwrap_or(Path::new(".")).join(dir.trim()));
     }
@@ -878,6 +895,7 @@ url = "https://feed.example.org/county"
 public_key = "{key}"
 interval = "2m"
 max_bytes_per_sec = "200KiB"
+max_age = "3d"
 [cache]
 dir = "/var/lib/estation/cache"
 budget = "8GB"
@@ -898,6 +916,7 @@ budget = "8GB"
         assert_eq!(c.feed.url.as_deref(), Some("https://feed.example.org/county"));
         assert_eq!(c.feed.interval, std::time::Duration::from_secs(120));
         assert_eq!(c.feed.max_bytes_per_sec, Some(200 * 1024));
+        assert_eq!(c.feed.max_age, std::time::Duration::from_secs(3 * 86_400));
         assert_eq!(c.cache.dir, Some(PathBuf::from("/var/lib/estation/cache")));
         assert_eq!(c.cache.budget, 8_000_000_000);
         let t = |s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
@@ -908,7 +927,7 @@ budget = "8GB"
 
     #[test]
     fn bad_values_are_reported_and_defaults_kept() {
-        let text = "[screen]\nregion = \"3305\"\nlatitude = 123.0\nlanguage = \"fr\"\n[display]\nmode = \"tv\"\nwidth = 5\n[audio]\nvolume = 300\n[[display.on]]\nhours = \"7-22\"\n[feed]\nurl = \"ftp://x/\"\npublic_key = \"AAAA\"\ninterval = \"1s\"\n[cache]\nbudget = \"lots\"\n";
+        let text = "[screen]\nregion = \"3305\"\nlatitude = 123.0\nlanguage = \"fr\"\n[display]\nmode = \"tv\"\nwidth = 5\n[audio]\nvolume = 300\n[[display.on]]\nhours = \"7-22\"\n[feed]\nurl = \"ftp://x/\"\npublic_key = \"AAAA\"\ninterval = \"1s\"\nmax_age = \"10m\"\n[cache]\nbudget = \"lots\"\n";
         let l = parse(Path::new("c.toml"), text);
         assert_eq!(
             l.problems.to_string().lines().collect::<Vec<_>>(),
@@ -923,12 +942,14 @@ budget = "8GB"
                 "c.toml:13: feed.url: `ftp://x/`: only http and https feeds are supported",
                 "c.toml:14: feed.public_key: `AAAA` is not a public key; write ed25519:<base64>, as `estation feed keygen` prints it",
                 "c.toml:15: feed.interval: must be a duration from 5s to 24h, e.g. \"60s\" or \"5m\"",
-                "c.toml:17: cache.budget: must be a size of at least 10 MB, e.g. \"4GB\"",
+                "c.toml:16: feed.max_age: must be a duration from 1h to 366d, e.g. \"7d\"",
+                "c.toml:18: cache.budget: must be a size of at least 10 MB, e.g. \"4GB\"",
             ]
         );
         assert_eq!(l.config.region, None);
         assert_eq!(l.config.volume, 80);
         assert_eq!(l.config.display, DisplayMode::Fullscreen);
+        assert_eq!(l.config.feed.max_age, std::time::Duration::from_secs(7 * 86_400));
     }
 
     #[test]

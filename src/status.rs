@@ -23,6 +23,11 @@ pub struct SyncStatus {
     pub manifest_last_modified: Option<String>,
     /// The version being downloaded, if any.
     pub pending: Option<Pending>,
+    /// The server answered, but the newest manifest it has was built longer
+    /// ago than `[feed] max_age`: the feed is frozen (nobody renews it, or
+    /// someone replays an old one).
+    #[serde(default)]
+    pub frozen: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

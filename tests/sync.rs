@@ -1,6 +1,8 @@
 //! Sync against a real HTTP server on 127.0.0.1 that fails, delays, cuts,
 //! truncates and corrupts on demand; and the folder (USB stick) source.
-//! Whatever happens, the cache holds the last good version, whole.
+//! Whatever happens, the cache holds the last good version, whole. The
+//! cache's own damage (rot, a lost current.json, leftovers of a kill) is
+//! done to a real cache and healed by the real `estation` binary.
 
 mod common;
 
@@ -41,14 +43,19 @@ impl Fixture {
     }
 
     fn build(&self) -> u64 {
+        self.build_at(chrono::Utc::now(), Duration::from_secs(86_400))
+    }
+
+    /// A build as if made at `now`, accepted as new for `expires_in`.
+    fn build_at(&self, now: chrono::DateTime<chrono::Utc>, expires_in: Duration) -> u64 {
         let playlist = self.src.path().join("main.toml");
         build(&BuildOptions {
             playlists: &playlist,
             alerts: None,
             key: &self.key,
             out: self.feed.path(),
-            expires_in: Duration::from_secs(86_400),
-            now: chrono::Utc::now(),
+            expires_in,
+            now,
         })
         .unwrap()
         .version
@@ -61,8 +68,13 @@ impl Fixture {
 }
 
 fn noise(path: &Path, seed: u32) {
+    noise_sized(path, seed, 220);
+}
+
+/// A noisy picture `side` pixels square: about `side² × 4` bytes of PNG.
+fn noise_sized(path: &Path, seed: u32, side: u32) {
     let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    let img = image::RgbaImage::from_fn(220, 220, |_, _| {
+    let img = image::RgbaImage::from_fn(side, side, |_, _| {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
@@ -361,3 +373,205 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A kiosk config for the real binary in `dir`: syncing from `server`,
+/// trusting the fixture's key, its cache in `dir/cache`; `feed` adds lines
+/// under `[feed]`.
+fn kiosk(dir: &Path, server: &FeedServer, key: &SigningKey, feed: &str) -> PathBuf {
+    let key = estation::feed::keys::public_key_string(&key.verifying_key());
+    let cache = dir.join("cache");
+    common::write_config(dir, &format!("[feed]\nurl = \"{}\"\npublic_key = \"{key}\"\n{feed}[cache]\ndir = \"{}\"\n", server.url(), cache.display()))
+}
+
+/// `estation sync --once`, which must succeed; its stdout and stderr.
+fn sync_once(config: &Path) -> (String, String) {
+    let out = common::estation(config).args(["sync", "--once"]).output().unwrap();
+    let (o, e) = (common::stdout(&out), common::stderr(&out));
+    assert!(out.status.success(), "sync failed:\n{o}{e}");
+    (o, e)
+}
+
+/// `estation cache verify`: success, and what it printed.
+fn cache_verify(config: &Path) -> (bool, String) {
+    let out = common::estation(config).args(["cache", "verify"]).output().unwrap();
+    (out.status.success(), common::stdout(&out) + &common::stderr(&out))
+}
+
+/// Flips one bit in the middle of a file: same size, different content.
+fn rot(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_rotten_playlist_is_found_at_the_next_sync_start_fetched_again_and_the_cache_verifies() {
+    let fx = Fixture::new(2, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let kiosk_dir = tempfile::tempdir().unwrap();
+    let config = kiosk(kiosk_dir.path(), &server, &fx.key, "");
+    sync_once(&config);
+    let playlist = fx.manifest().manifest.playlists[0].sha256;
+    let blob = kiosk_dir.path().join("cache/blobs").join(playlist.hex());
+    rot(&blob);
+    assert!(!cache_verify(&config).0, "the damage is visible before the sync");
+
+    server.take_seen();
+    let (out, err) = sync_once(&config);
+    assert!(err.contains(&blob.display().to_string()) && err.contains("no longer matches its name"), "{err}");
+    assert!(out.contains("was missing 1 file(s); fetched them again"), "{out}");
+    // The manifest is unchanged (a 304): the sync noticed the current
+    // version was incomplete, and fetched just that file.
+    let seen = server.take_seen();
+    assert_eq!((seen[0].path.as_str(), seen[0].status), ("/manifest.json", 304), "{seen:?}");
+    let blobs: Vec<_> = seen.iter().filter(|s| s.path.starts_with("/blobs/")).collect();
+    assert_eq!(blobs.len(), 1, "{seen:?}");
+    assert!(blobs[0].path.contains(&playlist.hex()), "{seen:?}");
+    assert_cache_sound(&kiosk_dir.path().join("cache"));
+    let (ok, said) = cache_verify(&config);
+    assert!(ok && said.starts_with("ok: version"), "{said}");
+}
+
+#[test]
+fn a_rotten_large_picture_is_found_by_the_scrub_and_fetched_again_by_the_next_sync() {
+    let fx = Fixture::new(1, "甲");
+    // Bigger than the start check's limit: only the scrub looks at it.
+    noise_sized(&fx.src.path().join("big.png"), 77, 640);
+    let playlist = fx.src.path().join("main.toml");
+    let text = std::fs::read_to_string(&playlist).unwrap();
+    std::fs::write(&playlist, text + "[[items]]\nkind = \"image\"\npath = \"big.png\"\n").unwrap();
+    fx.build();
+    let big = fx.manifest().manifest.playlists[0].media["big.png"];
+    let size = fx.manifest().manifest.media.iter().find(|b| b.sha256 == big).unwrap().size;
+    assert!(size > estation::cache::START_CHECK_MAX_BYTES, "{size} bytes is not large");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let kiosk_dir = tempfile::tempdir().unwrap();
+    let config = kiosk(kiosk_dir.path(), &server, &fx.key, "");
+    sync_once(&config);
+    let blob = kiosk_dir.path().join("cache/blobs").join(big.hex());
+    rot(&blob);
+    let (ok, said) = cache_verify(&config);
+    assert!(!ok && said.contains(&blob.display().to_string()), "{said}");
+
+    let (_, err) = sync_once(&config);
+    assert!(err.contains(&blob.display().to_string()) && err.contains("no longer matches its name"), "{err}");
+    assert!(!blob.exists(), "the scrub removes it");
+    server.take_seen();
+    let (out, _) = sync_once(&config);
+    assert!(out.contains("was missing 1 file(s); fetched them again"), "{out}");
+    let seen = server.take_seen();
+    assert!(seen.iter().any(|s| s.path.contains(&big.hex()) && s.status == 200), "{seen:?}");
+    assert_cache_sound(&kiosk_dir.path().join("cache"));
+    let (ok, said) = cache_verify(&config);
+    assert!(ok, "{said}");
+}
+
+#[test]
+fn an_older_signed_manifest_is_refused_as_rollback_after_current_json_is_lost_or_damaged() {
+    let fx = Fixture::new(1, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let kiosk_dir = tempfile::tempdir().unwrap();
+    let config = kiosk(kiosk_dir.path(), &server, &fx.key, "");
+    let manifest = fx.feed.path().join("manifest.json");
+    sync_once(&config);
+    let old = std::fs::read(&manifest).unwrap();
+    fx.write(1, "乙", 2);
+    let newest = fx.build();
+    sync_once(&config);
+    let new = std::fs::read(&manifest).unwrap();
+    assert_eq!(common::operator::status_json(&config)["highest_version"].as_u64(), Some(newest));
+
+    let cache = kiosk_dir.path().join("cache");
+    let refused = |config: &Path| {
+        let out = common::estation(config).args(["sync", "--once"]).output().unwrap();
+        assert!(!out.status.success());
+        let err = common::stderr(&out);
+        assert!(err.contains("rollback refused"), "{err}");
+        let status = common::estation(config).arg("status").output().unwrap();
+        let text = common::stdout(&status);
+        assert!(text.lines().any(|l| l.starts_with("last error:") && l.contains("rollback refused")), "{text}");
+    };
+    // current.json lost, the old (validly signed) manifest served again.
+    std::fs::remove_file(cache.join("current.json")).unwrap();
+    std::fs::write(&manifest, &old).unwrap();
+    refused(&config);
+    assert!(!cache.join("current.json").exists());
+
+    // current.json damaged, and one of the two records of the highest too.
+    std::fs::write(cache.join("current.json"), b"{\"signed\": garbage").unwrap();
+    std::fs::write(cache.join("highest.json"), b"").unwrap();
+    refused(&config);
+
+    // The newest version itself is taken back, and plays again.
+    std::fs::write(&manifest, &new).unwrap();
+    sync_once(&config);
+    assert_eq!(current_version(&cache, &fx.key), Some(newest));
+}
+
+#[test]
+fn a_feed_built_longer_ago_than_max_age_but_not_expired_is_flagged_frozen() {
+    let fx = Fixture::new(1, "甲");
+    let ten_days = chrono::Duration::days(10);
+    fx.build_at(chrono::Utc::now() - ten_days, Duration::from_secs(30 * 86_400));
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    for (max_age, frozen) in [("7d", true), ("30d", false)] {
+        let kiosk_dir = tempfile::tempdir().unwrap();
+        let config = kiosk(kiosk_dir.path(), &server, &fx.key, &format!("max_age = \"{max_age}\"\n"));
+        sync_once(&config);
+        let st = common::operator::status_json(&config);
+        assert_eq!((st["frozen"].as_bool(), st["stale"].as_bool()), (Some(frozen), Some(false)), "max_age {max_age}: {st}");
+        assert_eq!(st["sync"]["frozen"].as_bool(), Some(frozen), "status.json, max_age {max_age}: {st}");
+        let text = common::stdout(&common::estation(&config).arg("status").output().unwrap());
+        assert_eq!(text.contains("FROZEN"), frozen, "max_age {max_age}:\n{text}");
+    }
+}
+
+#[test]
+fn leftovers_of_a_kill_9_are_cleaned_at_the_next_start_and_the_download_still_resumes() {
+    let fx = Fixture::new(1, "甲");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let kiosk_dir = tempfile::tempdir().unwrap();
+    let config = kiosk(kiosk_dir.path(), &server, &fx.key, "");
+    sync_once(&config);
+    fx.write(2, "乙", 2);
+    fx.build();
+
+    // Kill the kiosk's sync mid-file.
+    server.set(|k| k.rate = Some(60_000));
+    let mut child = common::estation(&config).args(["sync", "--once"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let cache = kiosk_dir.path().join("cache");
+    let start = std::time::Instant::now();
+    while !std::fs::read_dir(cache.join("partial")).unwrap().flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 50_000)) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the download never got going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partials = std::fs::read_dir(cache.join("partial")).unwrap().flatten().filter(|e| e.metadata().is_ok_and(|m| m.len() > 0)).count();
+
+    // What a kill inside an atomic write leaves, a while ago; and a partial
+    // download of a version long gone.
+    std::fs::create_dir_all(cache.join("alert-media")).unwrap();
+    let temps = [cache.join(".tmp-Ab12Cd"), cache.join("blobs/.tmp-Ef34Gh"), cache.join("alert-media/.tmp-Ij56Kl")];
+    for t in &temps {
+        std::fs::write(t, b"half a write").unwrap();
+        let back = std::time::SystemTime::now() - estation::cache::STALE_TEMP_AGE - Duration::from_secs(10);
+        std::fs::File::options().write(true).open(t).unwrap().set_modified(back).unwrap();
+    }
+    let orphan = cache.join("partial").join(Digest::of(b"a file of an old version").hex());
+    std::fs::write(&orphan, b"a file of").unwrap();
+
+    server.set(|k| k.rate = None);
+    server.take_seen();
+    let (out, _) = sync_once(&config);
+    assert!(out.contains("updated from version"), "{out}");
+    let resumed = server.take_seen().into_iter().filter(|s| s.range.is_some()).count();
+    assert_eq!(resumed, partials, "each download the kill cut resumes");
+    for t in temps.iter().chain([&orphan]) {
+        assert!(!t.exists(), "{} left", t.display());
+    }
+    assert_cache_sound(&cache);
+    assert!(cache_verify(&config).0);
+}
+

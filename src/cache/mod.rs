@@ -5,7 +5,10 @@
 //! CACHE/partial/<sha256>   downloads in progress (resumed with HTTP Range)
 //! CACHE/current.json       the signed manifest of the version on screen
 //! CACHE/previous.json      the version before it (its files are kept)
+//! CACHE/highest.json       the highest version ever accepted, and a copy
+//! CACHE/highest.json.bak   (refuses rollback even when current.json is lost)
 //! CACHE/status.json        what sync last did (see `crate::status`)
+//! CACHE/scrub.json         where the background scrub got to
 //! CACHE/lock               held by the one sync that may write
 //! ```
 //!
@@ -14,20 +17,44 @@
 //! rename of `current.json` only once every file it lists is in `blobs/`.
 //! So after a crash or power cut the cache holds the last good version,
 //! whole.
+//!
+//! What a crash cannot do, flash can: a blob may rot on the card, or be
+//! edited by hand. So the cache checks itself — the current version's
+//! playlists and alerts at every sync start ([`Cache::start`]), and every
+//! blob, a bounded number of bytes per poll, by [`Cache::scrub`]. A file
+//! that no longer matches its name is logged and removed, and the next sync
+//! fetches it again (it sees the current version incomplete).
 
 use std::collections::BTreeSet;
 use std::fs::File;
+use std::io::{Read as _, Seek as _};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
 
 use crate::feed::manifest::{verify_signature, ManifestError};
-use crate::feed::{Blob, Digest, Verified};
+use crate::feed::{Blob, Digest, Hashing, MediaType, Verified};
 use crate::playlist::{Library, MediaRoot};
 
 const CURRENT: &str = "current.json";
 const PREVIOUS: &str = "previous.json";
+const HIGHEST: &str = "highest.json";
+const HIGHEST_COPY: &str = "highest.json.bak";
+const SCRUB: &str = "scrub.json";
 pub const STATUS: &str = "status.json";
+
+/// Playlists and CAP alerts up to this size (1 MiB) are hashed again at every
+/// sync start: they are small and read as text, so it costs milliseconds.
+/// Bigger ones, and all media, wait for the background [`Cache::scrub`].
+pub const START_CHECK_MAX_BYTES: u64 = 1 << 20;
+
+/// A `.tmp-` file this old is a leftover of a write that was killed. Every
+/// atomic write here takes milliseconds; the margin covers fsync stalling on
+/// slow flash, and spares a live writer that does not hold the cache lock
+/// (the alert store is written under its own).
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -64,6 +91,54 @@ pub struct Cache {
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
+}
+
+/// The highest version this kiosk ever accepted, and the digest of its
+/// manifest: an older one is refused even when `current.json` is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Highest {
+    pub version: u64,
+    pub manifest_sha256: Digest,
+}
+
+/// What [`Cache::start`] cleaned and found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// Leftover `.tmp-` files removed.
+    pub temp_files: usize,
+    /// Partial downloads no version wants, removed.
+    pub partials: usize,
+    /// Blobs that did not match their name, removed.
+    pub bad: Vec<PathBuf>,
+}
+
+/// What one [`Cache::scrub`] pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Scrubbed {
+    /// Files whose check finished in this pass.
+    pub files: usize,
+    pub bytes: u64,
+    /// Blobs that did not match their name, removed.
+    pub bad: Vec<PathBuf>,
+}
+
+/// Where the scrub got to: the file it is in, how far, and the hash so far.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ScrubState {
+    next: Option<Digest>,
+    offset: u64,
+    /// Hex of [`Hashing::save`], when `offset` is inside `next`.
+    hash: Option<String>,
+}
+
+/// What [`Cache::verify`] found of the current version.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub version: Verified,
+    pub files: usize,
+    pub bytes: u64,
+    /// `path: what is wrong`, one per bad or missing file.
+    pub problems: Vec<String>,
 }
 
 /// What [`Cache::collect_garbage`] removed.
@@ -156,7 +231,252 @@ impl Cache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => return Err(CacheError::Io { path: current, source }),
         }
-        crate::atomic::write(&current, &new.bytes).map_err(io(&current))
+        crate::atomic::write(&current, &new.bytes).map_err(io(&current))?;
+        // The switch is done; a failure here only delays the record to the
+        // next start, which takes it from current.json.
+        if let Err(e) = self.record_highest(new) {
+            tracing::warn!("cache: {e}");
+        }
+        Ok(())
+    }
+
+    /// The highest version ever accepted: the larger of `highest.json` and
+    /// its copy, whichever can be read (None: neither).
+    pub fn highest(&self) -> Option<Highest> {
+        [HIGHEST, HIGHEST_COPY]
+            .iter()
+            .filter_map(|name| std::fs::read(self.root.join(name)).ok())
+            .filter_map(|bytes| serde_json::from_slice::<Highest>(&bytes).ok())
+            .max_by_key(|h| h.version)
+    }
+
+    /// Records `v` as the highest version accepted, unless a higher one is.
+    /// Two files, each written atomically one after the other, so a torn or
+    /// rotten one still leaves the other.
+    pub fn record_highest(&self, v: &Verified) -> Result<(), CacheError> {
+        let new = Highest { version: v.manifest.version, manifest_sha256: Digest::of(&v.bytes) };
+        if self.highest().is_some_and(|h| h.version >= new.version) {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec_pretty(&new).map_err(|e| CacheError::Io { path: self.root.join(HIGHEST), source: e.into() })?;
+        for name in [HIGHEST, HIGHEST_COPY] {
+            let path = self.root.join(name);
+            crate::atomic::write(&path, &bytes).map_err(io(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a manifest older than the highest version ever accepted, or
+    /// that version with other content, whatever `current.json` says (it may
+    /// be lost or damaged, and the check against it alone would let an old
+    /// signed manifest back in).
+    pub fn check_not_rolled_back(&self, new: &Verified) -> Result<(), ManifestError> {
+        let Some(h) = self.highest() else { return Ok(()) };
+        let version = new.manifest.version;
+        if version < h.version {
+            return Err(ManifestError::Rollback { new: version, current: h.version });
+        }
+        if version == h.version && Digest::of(&new.bytes) != h.manifest_sha256 {
+            return Err(ManifestError::SameVersionDifferent(version));
+        }
+        Ok(())
+    }
+
+    /// The files of `v` not (or no longer) in the cache.
+    pub fn missing(&self, v: &Verified) -> Vec<Blob> {
+        v.manifest.blobs().into_iter().filter(|b| !self.has(b)).collect()
+    }
+
+    /// What a sync does once when its process starts, under the lock: removes
+    /// leftover `.tmp-` files of killed writes (in the cache, `blobs/` and
+    /// `alert-media/`) and partial downloads that no version wants (those of
+    /// the download under way, as `status.json` records it, are kept to be
+    /// resumed); seeds `highest.json` from `current.json` (a cache from
+    /// before it existed); and hashes the current version's playlists and
+    /// alerts (up to [`START_CHECK_MAX_BYTES`] each), removing any that no
+    /// longer match their name. Problems are logged, never fatal: the sync
+    /// goes on.
+    pub fn start(&self, key: &VerifyingKey) -> Started {
+        let mut out = Started { temp_files: self.remove_stale_temps(SystemTime::now()), ..Started::default() };
+        let current = self.current(key).ok().flatten();
+        let mut keep: BTreeSet<Digest> = BTreeSet::new();
+        for v in [current.clone(), self.previous(key).ok().flatten()].into_iter().flatten() {
+            keep.extend(v.manifest.blobs().iter().map(|b| b.sha256));
+        }
+        if let Some(p) = crate::status::SyncStatus::load(&self.status_path()).pending {
+            keep.extend(p.files.iter().map(|f| f.sha256));
+        }
+        match self.remove_except(&["partial"], &keep) {
+            Ok(c) => out.partials = c.files,
+            Err(e) => tracing::warn!("cache: {e}"),
+        }
+        if out.temp_files + out.partials > 0 {
+            tracing::info!("cache: removed {} leftover temporary file(s) and {} unwanted partial download(s)", out.temp_files, out.partials);
+        }
+        let Some(current) = current else { return out };
+        if let Err(e) = self.record_highest(&current) {
+            tracing::warn!("cache: {e}");
+        }
+        for b in current.manifest.blobs() {
+            if matches!(b.media_type, MediaType::Playlist | MediaType::Cap) && b.size <= START_CHECK_MAX_BYTES && self.check_blob(&b.sha256) {
+                out.bad.push(self.blob_path(&b.sha256));
+            }
+        }
+        out
+    }
+
+    /// Hashes the blob named `d`; if it does not match (or cannot be read:
+    /// on flash that is rot too), logs it and removes it. True if removed.
+    fn check_blob(&self, d: &Digest) -> bool {
+        let path = self.blob_path(d);
+        let why = match Digest::of_file(&path) {
+            Ok((got, _)) if got == *d => return false,
+            Ok((got, len)) => format!("its content ({len} bytes, sha256 {got}) no longer matches its name"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            Err(e) => format!("cannot be read ({e})"),
+        };
+        self.remove_bad(&path, &why)
+    }
+
+    fn remove_bad(&self, path: &Path, why: &str) -> bool {
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                tracing::warn!("cache: {}: {why}; removed, the next sync fetches it again", path.display());
+                true
+            }
+            Err(e) => {
+                tracing::error!("cache: {}: {why}, and it cannot be removed: {e}", path.display());
+                false
+            }
+        }
+    }
+
+    /// Removes `.tmp-` files older than [`STALE_TEMP_AGE`] at `now`.
+    fn remove_stale_temps(&self, now: SystemTime) -> usize {
+        let mut n = 0;
+        for dir in [self.root.clone(), self.root.join("blobs"), self.root.join(crate::sync::alert_media::DIR)] {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                if !e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    continue;
+                }
+                let modified = e.metadata().and_then(|m| m.modified()).ok();
+                let stale = modified.and_then(|m| now.duration_since(m).ok()).is_some_and(|age| age >= STALE_TEMP_AGE);
+                if stale && std::fs::remove_file(e.path()).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// One pass of the background check: hashes the blobs in name order,
+    /// going on from where the last pass stopped (`scrub.json`, with the hash
+    /// state when it stopped inside a file), until `max_bytes` are read or
+    /// every blob has been seen once. So the pass's cost is bounded, and a
+    /// 4 GB cache is checked over hours, whole files included. A blob that
+    /// no longer matches its name is logged and removed. Call it under the
+    /// lock: it removes files.
+    pub fn scrub(&self, max_bytes: u64) -> Result<Scrubbed, CacheError> {
+        let state_path = self.root.join(SCRUB);
+        let state: ScrubState = std::fs::read(&state_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let dir = self.root.join("blobs");
+        let mut names: Vec<Digest> = std::fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect();
+        names.sort();
+        let mut out = Scrubbed::default();
+        if names.is_empty() {
+            return Ok(out);
+        }
+        let mut i = state.next.map_or(0, |d| names.partition_point(|n| *n < d)) % names.len();
+        // The saved hash counts only if the pass resumes the very file it was for.
+        let mut resume = match (state.next, state.hash.as_deref().and_then(|h| hex::decode(h).ok())) {
+            (Some(d), Some(bytes)) if names[i] == d && state.offset > 0 => Hashing::resume(&bytes).map(|h| (h, state.offset)),
+            _ => None,
+        };
+        let mut left = max_bytes;
+        let mut seen = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        let next = loop {
+            if seen == names.len() {
+                break ScrubState { next: Some(names[i]), offset: 0, hash: None };
+            }
+            let d = names[i];
+            let path = self.blob_path(&d);
+            let (mut hash, mut offset) = resume.take().unwrap_or_default();
+            let mut file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    i = (i + 1) % names.len();
+                    seen += 1;
+                    continue;
+                }
+                Err(e) => {
+                    if self.remove_bad(&path, &format!("cannot be read ({e})")) {
+                        out.bad.push(path);
+                    }
+                    i = (i + 1) % names.len();
+                    seen += 1;
+                    continue;
+                }
+            };
+            let read = file.seek(std::io::SeekFrom::Start(offset)).and_then(|_| loop {
+                if left == 0 {
+                    break Ok(false);
+                }
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = file.read(&mut buf[..want])?;
+                if n == 0 {
+                    break Ok(true);
+                }
+                hash.update(&buf[..n]);
+                offset += n as u64;
+                left -= n as u64;
+                out.bytes += n as u64;
+            });
+            match read {
+                Ok(false) => break ScrubState { next: Some(d), offset, hash: Some(hex::encode(hash.save())) },
+                Ok(true) => {
+                    out.files += 1;
+                    let got = hash.finish();
+                    if got != d && self.remove_bad(&path, &format!("its content ({offset} bytes, sha256 {got}) no longer matches its name")) {
+                        out.bad.push(path);
+                    }
+                }
+                Err(e) => {
+                    if self.remove_bad(&path, &format!("cannot be read ({e})")) {
+                        out.bad.push(path);
+                    }
+                }
+            }
+            i = (i + 1) % names.len();
+            seen += 1;
+        };
+        let bytes = serde_json::to_vec(&next).map_err(|e| CacheError::Io { path: state_path.clone(), source: e.into() })?;
+        crate::atomic::write(&state_path, &bytes).map_err(io(&state_path))?;
+        Ok(out)
+    }
+
+    /// Checks the current version as the player would trust it: the
+    /// signature of `current.json` and the digest of every file it lists.
+    /// Read-only (removes nothing); None when there is no version yet.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<Option<Checked>, CacheError> {
+        let Some(v) = self.current(key)? else { return Ok(None) };
+        let mut problems = Vec::new();
+        let blobs = v.manifest.blobs();
+        for b in &blobs {
+            let path = self.blob_path(&b.sha256);
+            match Digest::of_file(&path) {
+                Ok((d, n)) if d == b.sha256 && n == b.size => {}
+                Ok((d, n)) => problems.push(format!("{}: {n} bytes with digest {d}; the manifest says {} bytes, {}", path.display(), b.size, b.sha256)),
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+        let bytes = blobs.iter().map(|b| b.size).sum();
+        Ok(Some(Checked { files: blobs.len(), bytes, problems, version: v }))
     }
 
     /// Removes blobs that neither the current nor the previous version
@@ -176,8 +496,12 @@ impl Cache {
     /// Removes every file in `blobs/` and `partial/` not named by a digest
     /// in `keep` (a kept digest's partial download stays, to be resumed).
     pub fn collect_except(&self, keep: &BTreeSet<Digest>) -> Result<Collected, CacheError> {
+        self.remove_except(&["blobs", "partial"], keep)
+    }
+
+    fn remove_except(&self, subs: &[&str], keep: &BTreeSet<Digest>) -> Result<Collected, CacheError> {
         let mut out = Collected::default();
-        for sub in ["blobs", "partial"] {
+        for sub in subs {
             let dir = self.root.join(sub);
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
@@ -303,5 +627,156 @@ mod tests {
         let text = String::from_utf8(sign(&sample(5), &k)).unwrap().replace("\"version\": 5", "\"version\": 9");
         std::fs::write(dir.path().join(CURRENT), text).unwrap();
         assert!(matches!(cache.current(&k.verifying_key()), Err(CacheError::Manifest { .. })));
+    }
+
+    fn backdate(path: &Path, by: Duration) {
+        File::options().write(true).open(path).unwrap().set_modified(SystemTime::now() - by).unwrap();
+    }
+
+    fn flip_a_byte(path: &Path, at: usize) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[at] ^= 0x20;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_rotten_playlist_is_found_at_start_removed_and_listed_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let k = key(1);
+        let v5 = verify_signature(&sign(&sample(5), &k), &k.verifying_key()).unwrap();
+        put(&cache, b"toml");
+        put(&cache, b"png");
+        cache.commit(&v5).unwrap();
+        assert_eq!(cache.start(&k.verifying_key()).bad, Vec::<PathBuf>::new());
+
+        let playlist = cache.blob_path(&Digest::of(b"toml"));
+        flip_a_byte(&playlist, 1); // same size: `has` alone cannot tell
+        assert!(cache.missing(&v5).is_empty());
+        assert_eq!(cache.start(&k.verifying_key()).bad, vec![playlist.clone()]);
+        assert!(!playlist.exists());
+        assert_eq!(cache.missing(&v5).iter().map(|b| b.sha256).collect::<Vec<_>>(), vec![Digest::of(b"toml")]);
+        // Media are left to the scrub: a rotten picture survives the start.
+        let picture = cache.blob_path(&Digest::of(b"png"));
+        flip_a_byte(&picture, 0);
+        assert!(cache.start(&k.verifying_key()).bad.is_empty());
+        assert!(picture.exists());
+    }
+
+    #[test]
+    fn start_removes_leftover_temps_and_orphan_partials_but_keeps_a_resumable_download() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let k = key(1);
+        let media = dir.path().join(crate::sync::alert_media::DIR);
+        std::fs::create_dir_all(&media).unwrap();
+        let old: Vec<PathBuf> = [dir.path().join(".tmp-a1"), dir.path().join("blobs/.tmp-b2"), media.join(".tmp-c3")].into();
+        for p in &old {
+            std::fs::write(p, b"half a write").unwrap();
+            backdate(p, STALE_TEMP_AGE + Duration::from_secs(5));
+        }
+        // A write in progress right now (the alert store has its own lock).
+        let live = dir.path().join(".tmp-live");
+        std::fs::write(&live, b"being written").unwrap();
+        let resumable = cache.partial_path(&Digest::of(b"wanted"));
+        let orphan = cache.partial_path(&Digest::of(b"nobody"));
+        std::fs::write(&resumable, b"wan").unwrap();
+        std::fs::write(&orphan, b"nob").unwrap();
+        let pending = crate::status::Pending {
+            version: 9,
+            files: vec![crate::status::PendingFile { sha256: Digest::of(b"wanted"), size: 6, done: 3 }],
+        };
+        crate::status::SyncStatus { pending: Some(pending), ..Default::default() }.save(&cache.status_path()).unwrap();
+
+        let started = cache.start(&k.verifying_key());
+        assert_eq!((started.temp_files, started.partials), (3, 1));
+        assert!(old.iter().all(|p| !p.exists()));
+        assert!(live.exists() && resumable.exists() && !orphan.exists());
+    }
+
+    #[test]
+    fn the_scrub_reads_a_bounded_slice_per_pass_resumes_inside_a_file_and_removes_rot() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let big: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let small: &[&[u8]] = &[b"one", b"two", b"three"];
+        put(&cache, &big);
+        for s in small {
+            put(&cache, s);
+        }
+        let big_path = cache.blob_path(&Digest::of(&big));
+        flip_a_byte(&big_path, 900); // late in the file: found only by the pass that ends it
+        let total = 1000 + 3 + 3 + 5;
+        let mut read = 0;
+        let mut bad = Vec::new();
+        let mut passes = 0;
+        while bad.is_empty() {
+            // A fresh handle each pass: where it got to lives in scrub.json.
+            let s = Cache::at(dir.path()).scrub(128).unwrap();
+            assert!(s.bytes <= 128, "{s:?}");
+            read += s.bytes;
+            bad.extend(s.bad);
+            passes += 1;
+            assert!(passes < 20, "never found");
+        }
+        assert_eq!(bad, vec![big_path.clone()]);
+        assert!(!big_path.exists());
+        assert!(read <= total + 128, "read {read} bytes of {total} to get round once");
+        for s in small {
+            assert!(cache.blob_path(&Digest::of(s)).exists());
+        }
+        // A whole round in one generous pass, each file once, nothing else bad.
+        let round = cache.scrub(1 << 20).unwrap();
+        assert_eq!((round.files, round.bytes, round.bad.len()), (3, 11, 0));
+    }
+
+    #[test]
+    fn the_highest_version_outlives_a_lost_current_json_and_refuses_older_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let k = key(1);
+        let vk = k.verifying_key();
+        put(&cache, b"toml");
+        put(&cache, b"png");
+        let v = |n| verify_signature(&sign(&sample(n), &k), &vk).unwrap();
+        cache.commit(&v(5)).unwrap();
+        cache.commit(&v(6)).unwrap();
+        std::fs::remove_file(dir.path().join(CURRENT)).unwrap();
+        assert_eq!(cache.check_not_rolled_back(&v(5)), Err(ManifestError::Rollback { new: 5, current: 6 }));
+        // One of the two records torn: the other still holds.
+        std::fs::write(dir.path().join(HIGHEST), b"{\"vers").unwrap();
+        assert_eq!(cache.highest().map(|h| h.version), Some(6));
+        assert!(cache.check_not_rolled_back(&v(5)).is_err());
+        let mut other6 = sample(6);
+        other6.media[0].size = 9;
+        let other6 = verify_signature(&sign(&other6, &k), &vk).unwrap();
+        assert_eq!(cache.check_not_rolled_back(&other6), Err(ManifestError::SameVersionDifferent(6)));
+        assert_eq!(cache.check_not_rolled_back(&v(6)), Ok(()));
+        assert_eq!(cache.check_not_rolled_back(&v(7)), Ok(()));
+
+        // A cache from before highest.json: the start takes it from current.json.
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join(CURRENT), sign(&sample(8), &k)).unwrap();
+        assert_eq!(cache.highest(), None);
+        cache.start(&vk);
+        assert_eq!(cache.highest().map(|h| h.version), Some(8));
+    }
+
+    #[test]
+    fn verify_names_a_damaged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let k = key(1);
+        assert!(cache.verify(&k.verifying_key()).unwrap().is_none());
+        put(&cache, b"toml");
+        put(&cache, b"png");
+        cache.commit(&verify_signature(&sign(&sample(5), &k), &k.verifying_key()).unwrap()).unwrap();
+        assert!(cache.verify(&k.verifying_key()).unwrap().unwrap().problems.is_empty());
+        let picture = cache.blob_path(&Digest::of(b"png"));
+        flip_a_byte(&picture, 0);
+        let problems = cache.verify(&k.verifying_key()).unwrap().unwrap().problems;
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with(&picture.display().to_string()), "{problems:?}");
     }
 }

@@ -59,9 +59,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the offline cache as the player trusts it.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// What this machine can play: GStreamer plugins and decoders (hardware
     /// or software), the sound device; what to install for what is missing.
     Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Check the cached version: the signature of current.json, the digest of
+    /// every file it lists, and that its playlists load. Changes nothing.
+    /// Exit 0 when all is good (or no version is cached yet), 1 otherwise.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +334,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (config, loaded) = load_config(cli.config.as_deref())?;
             report_config(&loaded);
             sync_cmd::status(&config, loaded.fallback.as_deref(), json)
+        }
+        Command::Cache(CacheCommand::Verify) => {
+            init_cli_logging();
+            let (config, loaded) = load_config(cli.config.as_deref())?;
+            for p in &loaded.problems.0 {
+                eprintln!("warning: {p}");
+            }
+            sync_cmd::verify_cache(&config)
         }
         Command::Config(cmd) => {
             init_cli_logging();

@@ -28,6 +28,7 @@ pub fn options(config: &Config) -> anyhow::Result<Options> {
     })?;
     let mut opts = Options::new(keys::parse_public_key(text)?);
     opts.max_bytes_per_sec = config.feed.max_bytes_per_sec;
+    opts.max_age = config.feed.max_age;
     opts.budget = config.cache.budget;
     opts.alert_lifetimes = config.alert_policy().lifetimes;
     opts.alert_authority = config.alert_authority();
@@ -138,6 +139,13 @@ struct Report {
     feed_expires: Option<String>,
     /// The feed on screen is past its expiry (still played).
     stale: bool,
+    /// The feed on screen was built longer ago than `feed_max_age` and is not
+    /// yet expired: nobody renews it (still played).
+    frozen: bool,
+    feed_max_age: String,
+    /// The highest version this kiosk ever accepted: older ones are refused,
+    /// even if current.json is lost.
+    highest_version: Option<u64>,
     cache_bytes: u64,
     cache_budget: u64,
     /// Problem reading the cached feed, if any.
@@ -161,6 +169,9 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
         feed_created: None,
         feed_expires: None,
         stale: false,
+        frozen: false,
+        feed_max_age: humantime::format_duration(config.feed.max_age).to_string(),
+        highest_version: cache.highest().map(|h| h.version),
         cache_bytes: cache.used_bytes(),
         cache_budget: config.cache.budget,
         cache_error: None,
@@ -186,6 +197,7 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
                 report.feed_created = Some(local(v.manifest.created));
                 report.feed_expires = Some(local(v.manifest.expires));
                 report.stale = v.manifest.is_expired(Utc::now());
+                report.frozen = v.manifest.is_frozen(Utc::now(), config.feed.max_age);
             }
             Ok(None) => {}
             Err(e) => report.cache_error = Some(e.to_string()),
@@ -208,6 +220,12 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
             if report.stale { "  — STALE: past its expiry, still playing; the feed needs a new build" } else { "" }
         ),
         None => println!("feed:       none in the cache yet (the bundled demo plays)"),
+    }
+    if report.frozen {
+        println!(
+            "feed:       FROZEN: built more than [feed] max_age ({}) ago and not renewed; still playing — check that the feed is still rebuilt and published",
+            report.feed_max_age
+        );
     }
     if let Some(e) = &report.cache_error {
         println!("cache:      {e}");
@@ -258,5 +276,46 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
             if a.over_http { ", over plain HTTP: not authenticated" } else { "" }
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `estation cache verify`: the cached version as the player trusts it.
+pub fn verify_cache(config: &Config) -> anyhow::Result<ExitCode> {
+    let dir = cache_dir(config)?;
+    let key = options(config)?.key;
+    let cache = Cache::at(&dir);
+    let checked = match cache.verify(&key) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            println!("ok: no version in the cache yet ({})", dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => {
+            println!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut problems = checked.problems;
+    if problems.is_empty() {
+        // The files are whole; the playlists must also load from them.
+        match cache.library(&key) {
+            Ok(Some((_, library))) => problems.extend(library.problems.iter().map(ToString::to_string)),
+            Ok(None) => problems.push("current.json vanished while checking".into()),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    if !problems.is_empty() {
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "ok: version {}, {} file(s), {}, in {}",
+        checked.version.manifest.version,
+        checked.files,
+        bytesize::ByteSize(checked.bytes),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -89,6 +89,36 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
+
+/// A sha256 in progress that can be saved and resumed, so a file too big to
+/// hash in one go (the cache's background scrub of a 2 GB video) is hashed
+/// over several passes, across restarts.
+#[derive(Clone, Default)]
+pub struct Hashing(Sha256);
+
+impl Hashing {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> Digest {
+        Digest(self.0.finalize().into())
+    }
+
+    /// The hash state as bytes, for [`Hashing::resume`].
+    pub fn save(&self) -> Vec<u8> {
+        use sha2::digest::common::hazmat::SerializableState as _;
+        self.0.serialize().to_vec()
+    }
+
+    /// The state [`Hashing::save`] wrote; None if `bytes` is not one.
+    pub fn resume(bytes: &[u8]) -> Option<Hashing> {
+        use sha2::digest::common::hazmat::SerializableState;
+        let state = sha2::digest::common::array::Array::try_from(bytes).ok()?;
+        <Sha256 as SerializableState>::deserialize(&state).ok().map(Hashing)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +133,16 @@ mod tests {
         }
         let (d2, n) = Digest::of_reader(&mut &b"abc"[..]).unwrap();
         assert_eq!((d2, n), (d, 3));
+    }
+
+    #[test]
+    fn a_hash_saved_mid_file_resumes_to_the_same_digest() {
+        let mut h = Hashing::default();
+        h.update(b"ab");
+        let saved = h.save();
+        let mut resumed = Hashing::resume(&saved).unwrap();
+        resumed.update(b"c");
+        assert_eq!(resumed.finish(), Digest::of(b"abc"));
+        assert!(Hashing::resume(b"not a state").is_none());
     }
 }

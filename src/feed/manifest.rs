@@ -207,6 +207,14 @@ impl Manifest {
         self.expires <= now
     }
 
+    /// Built longer than `max_age` before `now` but not yet expired: a feed
+    /// that still verifies, yet has not been renewed (freeze protection
+    /// before expiry; an expired one is flagged stale instead).
+    pub fn is_frozen(&self, now: DateTime<Utc>, max_age: std::time::Duration) -> bool {
+        let age = now.signed_duration_since(self.created).to_std().unwrap_or_default();
+        !self.is_expired(now) && age > max_age
+    }
+
     /// Rules the JSON shape cannot express. Names the field at fault. The
     /// kiosk runs it on every manifest it reads; `feed build` and `alert
     /// publish` run it before signing, so they never ship one kiosks refuse.
@@ -451,6 +459,18 @@ pub(crate) mod tests {
         let tampered = text.replace("\"size\": 3", "\"size\": 4");
         assert_ne!(tampered, text);
         assert_eq!(verify_new(tampered.as_bytes(), &k.verifying_key(), now(), None).unwrap_err(), ManifestError::BadSignature);
+    }
+
+    #[test]
+    fn an_old_build_not_yet_expired_is_frozen() {
+        let m = sample(5); // built 2026-11-23 08:00 +08:00, expires 14 days later
+        let day = std::time::Duration::from_secs(86_400);
+        assert!(!m.is_frozen(now(), 7 * day), "a day old");
+        let later: DateTime<Utc> = "2026-12-01T01:00:00Z".parse().unwrap();
+        assert!(m.is_frozen(later, 7 * day), "eight days old");
+        assert!(!m.is_frozen(later, 10 * day), "within a longer max_age");
+        let expired: DateTime<Utc> = "2026-12-08T00:00:00Z".parse().unwrap();
+        assert!(!m.is_frozen(expired, 7 * day), "expired is stale, not frozen");
     }
 
     #[test]

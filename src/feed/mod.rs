@@ -18,5 +18,5 @@ pub mod manifest;
 pub mod publish;
 pub mod serve;
 
-pub use digest::Digest;
+pub use digest::{Digest, Hashing};
 pub use manifest::{Blob, Manifest, MediaType, PlaylistEntry, Verified};

@@ -17,6 +17,7 @@ pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,6 +87,12 @@ pub struct Options {
     pub alert_authority: crate::alert::authority::Authority,
     /// How alerts' linked audio may be fetched.
     pub alert_media: alert_media::Rules,
+    /// A feed whose newest manifest was built longer ago than this is
+    /// flagged frozen (its server answers, but nobody renews it).
+    pub max_age: Duration,
+    /// Bytes of the cache the background scrub hashes after each poll
+    /// (see [`Cache::scrub`]).
+    pub scrub_bytes_per_poll: u64,
 }
 
 impl Options {
@@ -103,6 +110,10 @@ impl Options {
             alert_lifetimes: Default::default(),
             alert_authority: Default::default(),
             alert_media: alert_media::Rules { http_sources: Vec::new(), budget: 4_000_000_000 },
+            max_age: Duration::from_secs(7 * 86_400),
+            // At the default 60 s poll about 0.5 MiB/s: a full 4 GB cache is
+            // checked every two hours or so, each pass a second of reading.
+            scrub_bytes_per_poll: 32 << 20,
         }
     }
 }
@@ -113,6 +124,9 @@ pub enum Outcome {
     /// The feed has nothing newer (`version` is current; None: none yet).
     Unchanged { version: Option<u64> },
     Updated { from: Option<u64>, to: u64, files: usize, bytes: u64 },
+    /// Nothing newer, but the current version had lost files (found damaged
+    /// and removed by the cache's checks); they were fetched again.
+    Repaired { version: u64, files: usize, bytes: u64 },
 }
 
 impl std::fmt::Display for Outcome {
@@ -123,6 +137,9 @@ impl std::fmt::Display for Outcome {
             Outcome::Updated { from, to, files, bytes } => {
                 let from = from.map_or("nothing".to_string(), |v| format!("version {v}"));
                 write!(f, "updated from {from} to version {to}: fetched {files} file(s), {}", bytesize::ByteSize(*bytes))
+            }
+            Outcome::Repaired { version, files, bytes } => {
+                write!(f, "version {version} was missing {files} file(s); fetched them again, {}", bytesize::ByteSize(*bytes))
             }
         }
     }
@@ -147,6 +164,8 @@ pub struct Syncer {
     opts: Options,
     client: reqwest::Client,
     throttle: throttle::Throttle,
+    /// Whether this process has run [`Cache::start`] yet.
+    started: AtomicBool,
 }
 
 /// An HTTP client builder with rustls' ring provider installed (reqwest is
@@ -192,7 +211,7 @@ impl Syncer {
             .build()
             .map_err(|e| SyncError::Fetch { what: "HTTP client".into(), why: e.to_string() })?;
         let throttle = throttle::Throttle::new(opts.max_bytes_per_sec);
-        Ok(Syncer { cache, source, opts, client, throttle })
+        Ok(Syncer { cache, source, opts, client, throttle, started: AtomicBool::new(false) })
     }
 
     pub fn cache(&self) -> &Cache {
@@ -202,6 +221,9 @@ impl Syncer {
     /// One sync, recorded in the cache's status file.
     pub async fn once(&self) -> Result<Outcome, SyncError> {
         let _lock = self.cache.lock()?;
+        if !self.started.swap(true, Ordering::Relaxed) {
+            self.cache.start(&self.opts.key);
+        }
         let status_path = self.cache.status_path();
         let status = Arc::new(Mutex::new(SyncStatus::load(&status_path)));
         update(&status, &status_path, |s| {
@@ -209,6 +231,7 @@ impl Syncer {
             s.source = Some(self.source.to_string());
         });
         let result = self.run(&status, &status_path).await;
+        self.after_poll(result.is_ok(), &status, &status_path).await;
         // The current version's alerts go to the alert store whatever this
         // sync did: a first start after an upgrade, or a store lost, is
         // filled from what the cache already holds.
@@ -257,17 +280,34 @@ impl Syncer {
         });
         let validators = status.lock().map(|s| (s.manifest_etag.clone(), s.manifest_last_modified.clone())).unwrap_or_default();
         let fetched = self.fetch_manifest(current.is_some(), validators).await?;
-        let Some((bytes, etag, last_modified)) = fetched else {
-            return Ok(Outcome::Unchanged { version: current.map(|c| c.manifest.version) });
+        let refused = |error| SyncError::Manifest { source_name: self.source.to_string(), error };
+        let (new, mut validators) = match fetched {
+            None => (None, None),
+            Some((bytes, etag, last_modified)) => {
+                let new = verify_new(&bytes, key, Utc::now(), current.as_ref()).map_err(refused)?;
+                if let Some(n) = &new {
+                    self.cache.check_not_rolled_back(n).map_err(refused)?;
+                }
+                (new, Some((etag, last_modified)))
+            }
         };
-        let new = verify_new(&bytes, key, Utc::now(), current.as_ref())
-            .map_err(|error| SyncError::Manifest { source_name: self.source.to_string(), error })?;
-        let Some(new) = new else {
-            update(status, status_path, |s| {
-                s.manifest_etag = etag;
-                s.manifest_last_modified = last_modified;
-            });
-            return Ok(Outcome::Unchanged { version: current.map(|c| c.manifest.version) });
+        // Nothing newer: the current version may still have lost files
+        // (removed as damaged by the cache's checks); fetch those again.
+        let repair = new.is_none();
+        let new = match new {
+            Some(new) => new,
+            None => {
+                if let Some((etag, last_modified)) = validators.take() {
+                    update(status, status_path, |s| {
+                        s.manifest_etag = etag;
+                        s.manifest_last_modified = last_modified;
+                    });
+                }
+                match current.clone().filter(|c| !self.cache.missing(c).is_empty()) {
+                    Some(c) => c,
+                    None => return Ok(Outcome::Unchanged { version: current.map(|c| c.manifest.version) }),
+                }
+            }
         };
 
         let mut p = plan::plan(&new.manifest, |b| self.cache.has(b));
@@ -332,11 +372,17 @@ impl Syncer {
             });
         }
 
+        if repair {
+            update(status, status_path, |s| s.pending = None);
+            return Ok(Outcome::Repaired { version: new.manifest.version, files: p.fetch.len(), bytes });
+        }
         self.cache.commit(&new)?;
         update(status, status_path, |s| {
             s.pending = None;
-            s.manifest_etag = etag;
-            s.manifest_last_modified = last_modified;
+            if let Some((etag, last_modified)) = validators {
+                s.manifest_etag = etag;
+                s.manifest_last_modified = last_modified;
+            }
         });
         match self.cache.collect_garbage(key) {
             Ok(c) if c.files > 0 => tracing::info!("cache: removed {} unused file(s), {}", c.files, bytesize::ByteSize(c.bytes)),
@@ -349,6 +395,24 @@ impl Syncer {
             files: p.fetch.len(),
             bytes,
         })
+    }
+
+    /// After each poll: flags a frozen feed when the server answered, and
+    /// scrubs a bounded slice of the cache (off the async thread).
+    async fn after_poll(&self, answered: bool, status: &Arc<Mutex<SyncStatus>>, status_path: &Path) {
+        if answered {
+            let current = self.cache.current(&self.opts.key).ok().flatten();
+            let frozen = current.is_some_and(|v| v.manifest.is_frozen(Utc::now(), self.opts.max_age));
+            update(status, status_path, |s| s.frozen = frozen);
+        }
+        let cache = self.cache.clone();
+        let max = self.opts.scrub_bytes_per_poll;
+        match tokio::task::spawn_blocking(move || cache.scrub(max)).await {
+            Ok(Ok(s)) if !s.bad.is_empty() => tracing::warn!("cache: the scrub removed {} damaged file(s); the next sync fetches them again", s.bad.len()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("cache: scrub: {e}"),
+            Err(e) => tracing::warn!("cache: scrub: {e}"),
+        }
     }
 
     /// The manifest's bytes and validators, or None when unchanged (304).
