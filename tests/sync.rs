@@ -575,3 +575,43 @@ fn leftovers_of_a_kill_9_are_cleaned_at_the_next_start_and_the_download_still_re
     assert!(cache_verify(&config).0);
 }
 
+
+/// A slow host must not stop a USB import: while a throttled background
+/// download runs (holding only the download lock), `sync --from` brings a
+/// newer version in, and the background sync then never goes back to its
+/// older one.
+#[test]
+fn a_usb_import_proceeds_while_a_throttled_background_download_runs() {
+    let fx = Fixture::new(2, "网");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let dir = tempfile::tempdir().unwrap();
+    let config = kiosk(dir.path(), &server, &fx.key, "max_bytes_per_sec = 20000\ninterval = \"5s\"\n");
+    let mut background = common::estation(&config).arg("sync").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // The download is under way (≈ 380 KB at 20 KB/s).
+    let status = dir.path().join("cache/status.json");
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"pending\": {")) {
+        assert!(start.elapsed() < Duration::from_secs(20), "the background download never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A newer build, on a stick.
+    let stick = Fixture { src: tempfile::tempdir().unwrap(), feed: tempfile::tempdir().unwrap(), key: SigningKey::from_bytes(&[9; 32]) };
+    stick.write(1, "优盘", 7);
+    let usb_version = stick.build_at(chrono::Utc::now() + chrono::Duration::seconds(5), Duration::from_secs(86_400));
+    let began = std::time::Instant::now();
+    let out = common::estation(&config).args(["sync", "--from"]).arg(stick.feed.path()).output().unwrap();
+    let took = began.elapsed();
+    assert!(out.status.success(), "{}{}", common::stdout(&out), common::stderr(&out));
+    assert!(took < Duration::from_secs(10), "the USB import waited {took:?} for the download");
+    assert_eq!(current_version(&dir.path().join("cache"), &fx.key), Some(usb_version));
+    // The background download finishes and does not roll the screen back.
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"pending\": {")) && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = background.kill();
+    let _ = background.wait();
+    assert_eq!(current_version(&dir.path().join("cache"), &fx.key), Some(usb_version));
+    let (ok, report) = cache_verify(&config);
+    assert!(ok, "{report}");
+}

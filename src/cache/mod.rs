@@ -9,7 +9,8 @@
 //! CACHE/highest.json.bak   (refuses rollback even when current.json is lost)
 //! CACHE/status.json        what sync last did (see `crate::status`)
 //! CACHE/scrub.json         where the background scrub got to
-//! CACHE/lock               held by the one sync that may write
+//! CACHE/lock               held by the one sync that may write, for short steps
+//! CACHE/download.lock      held by the one HTTP sync downloading into partial/
 //! ```
 //!
 //! Sync is the only writer. A file enters `blobs/` only by an atomic rename
@@ -188,7 +189,36 @@ impl Cache {
 
     /// Takes the writer's lock, or says another sync holds it.
     pub fn lock(&self) -> Result<Lock, CacheError> {
+        self.try_lock_file("lock")
+    }
+
+    /// Waits for the writer's lock. Writers hold it only for short steps
+    /// (planning, commit, garbage collection, a USB copy), never while they
+    /// wait on the network, so this does not wait on a slow server.
+    pub async fn lock_wait(&self) -> Result<Lock, CacheError> {
         let path = self.root.join("lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+        let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await;
+        match locked {
+            Ok(Ok(file)) => Ok(Lock { _file: file }),
+            Ok(Err(e)) => Err(CacheError::Io { path, source: e }),
+            Err(e) => Err(CacheError::Io { path, source: std::io::Error::other(e) }),
+        }
+    }
+
+    /// Held by the one HTTP sync that downloads into `partial/` (without
+    /// the writer's lock, so a USB import can go on meanwhile).
+    pub fn download_lock(&self) -> Result<Lock, CacheError> {
+        self.try_lock_file("download.lock")
+    }
+
+    /// Whether some process is downloading into `partial/` now.
+    pub fn downloading(&self) -> bool {
+        matches!(self.download_lock(), Err(CacheError::Busy(_)))
+    }
+
+    fn try_lock_file(&self, name: &str) -> Result<Lock, CacheError> {
+        let path = self.root.join(name);
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
         match file.try_lock() {
             Ok(()) => Ok(Lock { _file: file }),

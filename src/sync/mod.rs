@@ -179,6 +179,14 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder().redirect(redirect_policy())
 }
 
+/// Longest the manifest request may take, however slowly it trickles.
+const MANIFEST_DEADLINE: Duration = Duration::from_secs(60);
+/// A file's download gets this long, plus its size at [`SLOWEST_RATE`].
+const BLOB_DEADLINE_BASE: Duration = Duration::from_secs(60);
+/// The slowest link a download is given time for (bytes per second); a
+/// slower one resumes where it stopped at the next try.
+const SLOWEST_RATE: u64 = 8 * 1024;
+
 /// Most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -219,9 +227,22 @@ impl Syncer {
     }
 
     /// One sync, recorded in the cache's status file.
+    ///
+    /// An HTTP sync holds the writer's lock only for its short steps and
+    /// lets go of it while it waits on the network (fetching the manifest,
+    /// downloading), holding the download lock instead; so a USB import
+    /// (`sync --from`) goes on while a throttled background download runs,
+    /// and a slow server never holds up another writer. Alert audio is
+    /// fetched after every lock is let go.
     pub async fn once(&self) -> Result<Outcome, SyncError> {
-        let _lock = self.cache.lock()?;
-        if !self.started.swap(true, Ordering::Relaxed) {
+        let _downloading = match &self.source {
+            Source::Http(_) => Some(self.cache.download_lock()?),
+            Source::Dir(_) => None,
+        };
+        let mut writer = Writer { cache: &self.cache, lock: Some(self.cache.lock_wait().await?) };
+        // The start step clears stray partial downloads: not while another
+        // process is downloading into them.
+        if (_downloading.is_some() || !self.cache.downloading()) && !self.started.swap(true, Ordering::Relaxed) {
             self.cache.start(&self.opts.key);
         }
         let status_path = self.cache.status_path();
@@ -230,18 +251,21 @@ impl Syncer {
             s.last_attempt = Some(Utc::now());
             s.source = Some(self.source.to_string());
         });
-        let result = self.run(&status, &status_path).await;
+        let result = self.run(&status, &status_path, &mut writer).await;
+        let result = match writer.hold().await {
+            Ok(()) => result,
+            Err(e) => Err(e),
+        };
         self.after_poll(result.is_ok(), &status, &status_path).await;
+        let trusted = crate::trusted_time::load(self.cache.root());
+        let now = crate::trusted_time::now(trusted.as_ref(), Utc::now());
         // The current version's alerts go to the alert store whatever this
         // sync did: a first start after an upgrade, or a store lost, is
         // filled from what the cache already holds.
         let messages = crate::alert::inbox::feed_messages(&self.cache, &self.opts.key);
         let inbox = crate::alert::inbox::Inbox::new(self.cache.root());
-        if let Err(e) = inbox.receive(messages, crate::alert::authority::FEED, Utc::now(), &self.opts.alert_lifetimes, &self.opts.alert_authority) {
+        if let Err(e) = inbox.receive(messages, crate::alert::authority::FEED, now, &self.opts.alert_lifetimes, &self.opts.alert_authority) {
             tracing::error!("alerts: {e}");
-        }
-        if let Ok(store) = inbox.load() {
-            alert_media::sync(&self.client, self.cache.root(), &store, &self.opts.alert_media).await;
         }
         update(&status, &status_path, |s| match &result {
             Ok(_) => {
@@ -254,6 +278,11 @@ impl Syncer {
                 s.last_error_at = Some(Utc::now());
             }
         });
+        drop(writer);
+        drop(_downloading);
+        if let Ok(store) = inbox.load() {
+            alert_media::sync(&self.client, self.cache.root(), &store, &self.opts.alert_media).await;
+        }
         result
     }
 
@@ -270,16 +299,27 @@ impl Syncer {
         }
     }
 
-    async fn run(&self, status: &Arc<Mutex<SyncStatus>>, status_path: &Path) -> Result<Outcome, SyncError> {
+    async fn run(&self, status: &Arc<Mutex<SyncStatus>>, status_path: &Path, writer: &mut Writer<'_>) -> Result<Outcome, SyncError> {
         let key = &self.opts.key;
         // A current.json that no longer verifies is as good as none: the
         // feed will replace it.
-        let current = self.cache.current(key).unwrap_or_else(|e| {
-            tracing::warn!("cache: {e}; syncing as if empty");
-            None
-        });
+        let read_current = || {
+            self.cache.current(key).unwrap_or_else(|e| {
+                tracing::warn!("cache: {e}; syncing as if empty");
+                None
+            })
+        };
+        let had_current = self.cache.current(key).ok().flatten().is_some();
         let validators = status.lock().map(|s| (s.manifest_etag.clone(), s.manifest_last_modified.clone())).unwrap_or_default();
-        let fetched = self.fetch_manifest(current.is_some(), validators).await?;
+        let http = matches!(self.source, Source::Http(_));
+        if http {
+            writer.release();
+        }
+        let fetched = self.fetch_manifest(had_current, validators).await;
+        writer.hold().await?;
+        let (fetched, date) = fetched?;
+        // Read after the wait: a USB import may have moved it meanwhile.
+        let current = read_current();
         let refused = |error| SyncError::Manifest { source_name: self.source.to_string(), error };
         let (new, mut validators) = match fetched {
             None => (None, None),
@@ -291,6 +331,9 @@ impl Syncer {
                 (new, Some((etag, last_modified)))
             }
         };
+        if let Some(v) = new.as_ref().or(current.as_ref()) {
+            self.learn_time(v, date);
+        }
         // Nothing newer: the current version may still have lost files
         // (removed as damaged by the cache's checks); fetch those again.
         let repair = new.is_none();
@@ -336,6 +379,9 @@ impl Syncer {
                 .collect(),
         };
         update(status, status_path, |s| s.pending = Some(pending(&BTreeMap::new())));
+        if http {
+            writer.release();
+        }
 
         let downloads = futures_util::stream::iter(p.fetch.iter().cloned())
             .map(|b| {
@@ -357,6 +403,7 @@ impl Syncer {
         };
         let snapshot = progress.lock().map(|m| m.clone()).unwrap_or_default();
         update(status, status_path, |s| s.pending = Some(pending(&snapshot)));
+        writer.hold().await?;
         let mut bytes = 0;
         let mut failures = Vec::new();
         for r in results {
@@ -376,6 +423,12 @@ impl Syncer {
             update(status, status_path, |s| s.pending = None);
             return Ok(Outcome::Repaired { version: new.manifest.version, files: p.fetch.len(), bytes });
         }
+        // A USB import may have brought this version, or a newer one, while
+        // the files downloaded: never go back.
+        if let Some(now_current) = read_current().filter(|c| c.manifest.version >= new.manifest.version) {
+            update(status, status_path, |s| s.pending = None);
+            return Ok(Outcome::Unchanged { version: Some(now_current.manifest.version) });
+        }
         self.cache.commit(&new)?;
         update(status, status_path, |s| {
             s.pending = None;
@@ -384,10 +437,14 @@ impl Syncer {
                 s.manifest_last_modified = last_modified;
             }
         });
-        match self.cache.collect_garbage(key) {
-            Ok(c) if c.files > 0 => tracing::info!("cache: removed {} unused file(s), {}", c.files, bytesize::ByteSize(c.bytes)),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("cache: {e}"),
+        // While an HTTP sync downloads (a USB import meanwhile), its files
+        // are not ours to collect: it collects after its own commit.
+        if http || !self.cache.downloading() {
+            match self.cache.collect_garbage(key) {
+                Ok(c) if c.files > 0 => tracing::info!("cache: removed {} unused file(s), {}", c.files, bytesize::ByteSize(c.bytes)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cache: {e}"),
+            }
         }
         Ok(Outcome::Updated {
             from: current.map(|c| c.manifest.version),
@@ -415,12 +472,25 @@ impl Syncer {
         }
     }
 
-    /// The manifest's bytes and validators, or None when unchanged (304).
+    /// Records the trusted time this sync learnt (see `crate::trusted_time`):
+    /// the signed manifest's `created`, and the server's `Date` up to the
+    /// manifest's `expires`.
+    fn learn_time(&self, v: &crate::feed::Verified, date: Option<chrono::DateTime<Utc>>) {
+        let m = &v.manifest;
+        let at = crate::trusted_time::candidate(m.created.with_timezone(&Utc), m.expires.with_timezone(&Utc), date);
+        if let Err(e) = crate::trusted_time::observe(self.cache.root(), at, Utc::now()) {
+            tracing::warn!("cache: {}: {e}", crate::trusted_time::FILE);
+        }
+    }
+
+    /// The manifest's bytes and validators, or None when unchanged (304),
+    /// and the server's `Date`.
+    #[allow(clippy::type_complexity)] // private: the three parts of one answer
     async fn fetch_manifest(
         &self,
         conditional: bool,
         (etag, last_modified): (Option<String>, Option<String>),
-    ) -> Result<Option<(Vec<u8>, Option<String>, Option<String>)>, SyncError> {
+    ) -> Result<(Option<(Vec<u8>, Option<String>, Option<String>)>, Option<chrono::DateTime<Utc>>), SyncError> {
         match &self.source {
             Source::Dir(dir) => {
                 let path = dir.join(MANIFEST_FILE);
@@ -430,14 +500,14 @@ impl Syncer {
                     return Err(SyncError::Manifest { source_name: self.source.to_string(), error: ManifestError::TooLarge(len) });
                 }
                 let bytes = std::fs::read(&path).map_err(|e| fail(e.to_string()))?;
-                Ok(Some((bytes, None, None)))
+                Ok((Some((bytes, None, None)), None))
             }
             Source::Http(base) => {
                 let url = base.join(MANIFEST_FILE).map_err(|e| SyncError::Fetch { what: base.to_string(), why: e.to_string() })?;
                 let fail = |why: String| SyncError::Fetch { what: url.to_string(), why };
                 let mut attempt = 0;
                 loop {
-                    let mut req = self.client.get(url.clone());
+                    let mut req = self.client.get(url.clone()).timeout(MANIFEST_DEADLINE);
                     if conditional {
                         if let Some(e) = &etag {
                             req = req.header(reqwest::header::IF_NONE_MATCH, e);
@@ -448,16 +518,17 @@ impl Syncer {
                     let result = async {
                         let resp = req.send().await.map_err(|e| describe(&e))?;
                         let code = resp.status();
+                        let header = |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
+                        let date = header(reqwest::header::DATE).and_then(|d| httpdate::parse_http_date(&d).ok()).map(chrono::DateTime::<Utc>::from);
                         if code == reqwest::StatusCode::NOT_MODIFIED {
-                            return Ok(None);
+                            return Ok((None, date));
                         }
                         if !code.is_success() {
                             return Err(format!("HTTP {code}"));
                         }
-                        let header = |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
                         let (etag, lm) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
                         let bytes = read_limited(resp, MAX_MANIFEST_BYTES).await?;
-                        Ok(Some((bytes, etag, lm)))
+                        Ok((Some((bytes, etag, lm)), date))
                     }
                     .await;
                     match result {
@@ -512,7 +583,11 @@ impl Syncer {
             have = 0;
         }
         if have < blob.size || blob.size == 0 {
-            let mut req = self.client.get(url);
+            // An overall deadline: a server that trickles forever must not
+            // hold the download (and its slot) for ever.
+            let rate = self.opts.max_bytes_per_sec.map_or(SLOWEST_RATE, |r| (r / 2).clamp(1, SLOWEST_RATE));
+            let deadline = BLOB_DEADLINE_BASE + Duration::from_secs((blob.size - have) / rate);
+            let mut req = self.client.get(url).timeout(deadline.min(Duration::from_secs(6 * 3600)));
             if have > 0 {
                 req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
             }
@@ -583,23 +658,28 @@ impl Syncer {
         self.install(blob).await
     }
 
+    /// Copies a file of a feed folder (a USB stick) into `blobs/`, hashing
+    /// as it copies into a temp file there: it lands under its name only if
+    /// its digest checks out. It never touches `partial/`, which an HTTP
+    /// download may be writing meanwhile.
     async fn copy_from_dir(&self, dir: &Path, blob: &Blob) -> Result<(), String> {
         let from = dir.join(blob.feed_path());
-        let partial = self.cache.partial_path(&blob.sha256);
-        let size = blob.size;
+        let dest = self.cache.blob_path(&blob.sha256);
+        let (size, expected) = (blob.size, blob.sha256);
         tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let mut src = std::fs::File::open(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+            let src = std::fs::File::open(&from).map_err(|e| format!("{}: {e}", from.display()))?;
             let len = src.metadata().map_err(|e| e.to_string())?.len();
             if len != size {
                 return Err(format!("{}: {len} bytes, the manifest says {size}", from.display()));
             }
-            let mut dst = std::fs::File::create(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
-            std::io::copy(&mut src, &mut dst).map_err(|e| format!("{}: {e}", from.display()))?;
-            dst.sync_all().map_err(|e| e.to_string())
+            let (got, n) = crate::atomic::copy_verified(&mut std::io::Read::take(src, size), &dest, &expected).map_err(|e| format!("{}: {e}", from.display()))?;
+            if got != expected {
+                return Err(format!("{}: content does not match its digest (got {got}, {n} bytes)", from.display()));
+            }
+            Ok(())
         })
         .await
-        .map_err(|e| e.to_string())??;
-        self.install(blob).await
+        .map_err(|e| e.to_string())?
     }
 
     /// Checks a complete partial file's digest and moves it into `blobs/`.
@@ -620,6 +700,25 @@ impl Syncer {
         })
         .await
         .map_err(|e| e.to_string())?
+    }
+}
+
+/// The writer's lock of one sync, let go while it waits on the network.
+struct Writer<'a> {
+    cache: &'a Cache,
+    lock: Option<crate::cache::Lock>,
+}
+
+impl Writer<'_> {
+    fn release(&mut self) {
+        self.lock = None;
+    }
+
+    async fn hold(&mut self) -> Result<(), SyncError> {
+        if self.lock.is_none() {
+            self.lock = Some(self.cache.lock_wait().await?);
+        }
+        Ok(())
     }
 }
 
