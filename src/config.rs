@@ -109,6 +109,10 @@ pub struct FeedConfig {
     /// `estation status` (the server answers, but nobody renews the feed).
     #[serde(with = "humantime_serde_secs")]
     pub max_age: std::time::Duration,
+    /// `estation status` warns when the local clock and the last trusted
+    /// time (see `crate::trusted_time`) disagree by more than this.
+    #[serde(with = "humantime_serde_secs")]
+    pub clock_skew: std::time::Duration,
 }
 
 impl Default for FeedConfig {
@@ -119,6 +123,7 @@ impl Default for FeedConfig {
             interval: std::time::Duration::from_secs(60),
             max_bytes_per_sec: None,
             max_age: std::time::Duration::from_secs(7 * 86_400),
+            clock_skew: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -547,6 +552,7 @@ struct RawFeed {
     interval: Option<Spanned<toml::Value>>,
     max_bytes_per_sec: Option<Spanned<toml::Value>>,
     max_age: Option<Spanned<toml::Value>>,
+    clock_skew: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -754,6 +760,12 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         match duration_value(age.get_ref()) {
             Some(d) if d >= std::time::Duration::from_secs(3600) && d <= std::time::Duration::from_secs(366 * 86_400) => config.feed.max_age = d,
             _ => bad(age.span().start, "feed.max_age", "must be a duration from 1h to 366d, e.g. \"7d\"".into()),
+        }
+    }
+    if let Some(skew) = f.clock_skew {
+        match duration_value(skew.get_ref()) {
+            Some(d) if d >= std::time::Duration::from_secs(10) && d <= std::time::Duration::from_secs(86_400) => config.feed.clock_skew = d,
+            _ => bad(skew.span().start, "feed.clock_skew", "must be a duration from 10s to 1d, e.g. \"5m\"".into()),
         }
     }
     if let Some(dir) = raw.cache.dir.filter(|d| !d.trim().is_empty()) {

@@ -83,15 +83,16 @@ pub fn candidate(created: DateTime<Utc>, expires: DateTime<Utc>, date: Option<Da
 fn worth_writing(old: Option<&Record>, new: &Record) -> bool {
     match old {
         None => true,
-        Some(old) => new.at > old.at && (new.at - old.at > Duration::minutes(10) || (new.behind() - old.behind()).abs() > Duration::seconds(2)),
+        Some(old) => new.at >= old.at && (new.at - old.at > Duration::minutes(10) || (new.behind() - old.behind()).abs() > Duration::seconds(2)),
     }
 }
 
 /// Records that `at` was trusted when the local clock read `local`. The
-/// trusted time never goes back: an older `at` changes nothing.
+/// trusted time never goes back: an older `at` changes nothing (the same
+/// one, read on a clock that has moved, updates the offset).
 pub fn observe(cache_root: &Path, at: DateTime<Utc>, local: DateTime<Utc>) -> std::io::Result<Option<Record>> {
     let old = load(cache_root);
-    if old.is_some_and(|o| at <= o.at) {
+    if old.is_some_and(|o| at < o.at) {
         return Ok(old);
     }
     let new = Record { at, local };
@@ -110,7 +111,10 @@ pub fn disagreement(record: Option<&Record>, skew: Duration) -> Option<String> {
     if behind.abs() <= skew {
         return None;
     }
-    let by = humantime::format_duration(behind.abs().to_std().unwrap_or_default()).to_string();
+    // `Date` has whole seconds; past an hour, whole minutes say enough.
+    let secs = behind.num_seconds().unsigned_abs();
+    let secs = if secs >= 3600 { (secs + 30) / 60 * 60 } else { secs };
+    let by = humantime::format_duration(std::time::Duration::from_secs(secs)).to_string();
     Some(if behind > Duration::zero() {
         format!("the local clock was {by} behind the feed's time (at {}); warnings and schedules use the feed's time", r.at.format("%Y-%m-%d %H:%M:%S UTC"))
     } else {

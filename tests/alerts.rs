@@ -383,6 +383,67 @@ fn an_index_entry_that_failed_to_fetch_is_fetched_again_at_the_next_poll() {
     assert_eq!(index[..2], [200, 200], "the index is not taken as seen while an entry is missing: {seen:?}");
 }
 
+/// The kiosk's clock set wrong (libfaketime on the real binary): set back
+/// (2 days, 3 years) it must not bring an expired warning back; running a
+/// day slow it must not hold a new warning back; `status` says so.
+#[test]
+fn a_clock_set_back_or_running_slow_neither_brings_back_nor_hides_a_warning() {
+    let op = operator();
+    // A warning that ended a day and a half ago (written two days ago), and a new one.
+    let old = common::estation_at("-2d", &op.path("config.toml"))
+        .current_dir(op.dir.path())
+        .args(["alert", "new", "--sender", "changxing-qxt", "--event", "暴雨", "--level", "orange", "--area", "330522", "--expires", "6h", "--out", "old.xml"])
+        .output()
+        .unwrap();
+    assert!(old.status.success(), "{}", stderr(&old));
+    op.run(&["alert", "publish", "old.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    new_alert(&op, "new.xml", &[]);
+    op.run(&["alert", "publish", "new.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    let feed = FeedServer::start(op.path("feed"));
+    let titles = |st: &serde_json::Value| st["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let status_at = |offset: &str, config: &Path| {
+        let out = common::estation_at(offset, config).args(["status", "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
+    };
+
+    // Synced with a good clock, then the clock is set back: the expired
+    // orange warning stays away, the red one stays up.
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = kiosk_config(&op, kiosk.path(), Some(&feed.url()), "");
+    let out = estation(&config).args(["sync", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(titles(&status_json(&config)), ["暴雨红色预警"]);
+    for back in ["-2d", "-3y"] {
+        assert_eq!(titles(&status_at(back, &config)), ["暴雨红色预警"], "clock set {back}");
+    }
+    // Syncing on the wrong clock does not bring it back either, and says
+    // how far off the clock is.
+    let out = common::estation_at("-2d", &config).args(["sync", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = status_at("-2d", &config);
+    assert_eq!(titles(&st), ["暴雨红色预警"], "{st:#}");
+    assert!(st["clock_problem"].as_str().is_some_and(|c| c.contains("behind")), "{st:#}");
+
+    // A kiosk whose clock has always run a day slow still shows the new
+    // warning (its <effective> is tomorrow by that clock).
+    let slow = tempfile::tempdir().unwrap();
+    let config = kiosk_config(&op, slow.path(), Some(&feed.url()), "");
+    let out = common::estation_at("-1d", &config).args(["sync", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = status_at("-1d", &config);
+    assert_eq!(titles(&st), ["暴雨红色预警"], "{st:#}");
+    let text = stdout(&common::estation_at("-1d", &config).arg("status").output().unwrap());
+    assert!(text.contains("clock:") && text.contains("1day behind"), "{text}");
+
+    // A day fast: warned about, not corrected backwards.
+    let fast = tempfile::tempdir().unwrap();
+    let config = kiosk_config(&op, fast.path(), Some(&feed.url()), "");
+    let out = common::estation_at("+1d", &config).args(["sync", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(status_at("+1d", &config)["clock_problem"].as_str().is_some_and(|c| c.contains("ahead")));
+}
+
 /// Plays the kiosk's cache in a real window; the closure runs once the
 /// first frame is on screen (`player.json` written) and gets that instant.
 /// Sound goes to the ALSA device `pcm` (`null`: a device that discards

@@ -129,6 +129,10 @@ pub fn sync(config: &Config, once: bool, from: Option<&Path>) -> anyhow::Result<
 
 #[derive(Debug, Serialize)]
 struct Report {
+    /// The local clock disagrees with the last trusted time (see `crate::trusted_time`).
+    clock_problem: Option<String>,
+    /// The last trusted time sync learnt.
+    trusted_time: Option<chrono::DateTime<Utc>>,
     /// The config file cannot be used, and what is used instead (its last
     /// good copy, or defaults): found by loading it the way the player and
     /// sync do when they start.
@@ -162,7 +166,11 @@ struct Report {
 pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let dir = cache_dir(config)?;
     let cache = Cache::at(&dir);
+    let trusted = crate::trusted_time::load(&dir);
+    let skew = chrono::Duration::from_std(config.feed.clock_skew).unwrap_or(chrono::Duration::minutes(5));
     let mut report = Report {
+        clock_problem: crate::trusted_time::disagreement(trusted.as_ref(), skew),
+        trusted_time: trusted.map(|t| t.at),
         config_problem: config_problem.map(str::to_string),
         cache: dir.clone(),
         feed_version: None,
@@ -184,7 +192,7 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
     match crate::alert::inbox::Inbox::new(&dir).load() {
         Ok(store) => {
             report.alert_messages = store.entries().len();
-            report.alerts = crate::alert::policy::present(&store, &config.alert_policy(), Utc::now()).all;
+            report.alerts = crate::alert::policy::present(&store, &config.alert_policy(), crate::trusted_time::now(trusted.as_ref(), Utc::now())).all;
         }
         Err(e) => report.alert_error = Some(e.to_string()),
     }
@@ -209,6 +217,9 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
         return Ok(ExitCode::SUCCESS);
     }
     let when = |t: Option<chrono::DateTime<Utc>>| t.map_or("never".to_string(), |t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string());
+    if let Some(c) = &report.clock_problem {
+        println!("clock:      {c}");
+    }
     if let Some(p) = &report.config_problem {
         println!("config:     {p}");
     }

@@ -237,7 +237,7 @@ impl Upstream {
     pub async fn deliver(&mut self, inbox: &Inbox, life: &Lifetimes, authority: &Authority) -> Result<usize, String> {
         let msgs = self.poll().await?;
         let n = msgs.len();
-        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), Utc::now(), life, authority).map(drop).map_err(|e| e.to_string()) };
+        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::trusted_time::now(crate::trusted_time::load(inbox.dir()).as_ref(), Utc::now()), life, authority).map(drop).map_err(|e| e.to_string()) };
         if stored.is_ok() {
             self.commit();
         }

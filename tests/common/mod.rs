@@ -31,6 +31,16 @@ pub fn estation(config: &Path) -> Command {
     c
 }
 
+/// [`estation`] with its clock moved by `offset` (libfaketime's format:
+/// `-2d`, `+1d`, `-3y`), as a kiosk whose clock was set wrong sees it.
+/// Monotonic time is left alone, so timers and timeouts still work.
+pub fn estation_at(offset: &str, config: &Path) -> Command {
+    let mut c = Command::new("faketime");
+    c.args(["-f", offset]).arg(env!("CARGO_BIN_EXE_estation")).arg("--config").arg(config);
+    c.env_remove("ESTATION_CONFIG").env("ESTATION_DATA_DIR", root()).env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    c
+}
+
 /// A config file in `dir`: Shanghai time, zh-CN, windowed only if asked.
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("config.toml");
