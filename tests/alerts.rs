@@ -444,6 +444,66 @@ fn a_clock_set_back_or_running_slow_neither_brings_back_nor_hides_a_warning() {
     assert!(status_at("+1d", &config)["clock_problem"].as_str().is_some_and(|c| c.contains("ahead")));
 }
 
+/// A slow host must never hold up a Cancel: the warning's linked audio sits
+/// on a server that answers after minutes, and the source's Cancel still
+/// takes the warning off within a poll or two.
+#[test]
+fn a_slow_audio_host_does_not_hold_up_the_cancel() {
+    let op = operator();
+    let slow_dir = tempfile::tempdir().unwrap();
+    std::fs::write(slow_dir.path().join("speech.wav"), b"RIFF").unwrap();
+    let slow = FeedServer::start(slow_dir.path().to_path_buf());
+    slow.set(|k| k.delay = Duration::from_secs(300));
+    let upstream = tempfile::tempdir().unwrap();
+    let id = new_alert(&op, upstream.path().join("red.xml").to_str().unwrap(), &[]);
+    let red = std::fs::read_to_string(upstream.path().join("red.xml")).unwrap();
+    let audio = format!("<resource><resourceDesc>语音</resourceDesc><mimeType>audio/wav</mimeType><uri>{}speech.wav</uri><digest>{}</digest></resource>", slow.url(), "0".repeat(40));
+    std::fs::write(upstream.path().join("red.xml"), red.replacen("<area>", &format!("{audio}<area>"), 1)).unwrap();
+    write_index(upstream.path(), &["red.xml"]);
+    let server = FeedServer::start(upstream.path().to_path_buf());
+    let kiosk = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        kiosk.path(),
+        &format!(
+            "region = \"330522\"\n[cache]\ndir = \"{}\"\n[[alerts.source]]\nurl = \"{}index.atom\"\ninterval = \"5s\"\nallow_http = true\n",
+            kiosk.path().join("cache").display(),
+            server.url()
+        ),
+    );
+    let mut child = estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let wait_for = |want: bool, limit: Duration| {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if status_json(&config)["alerts"].as_array().is_some_and(|a| a.is_empty() != want) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    };
+    assert!(wait_for(true, Duration::from_secs(20)), "the warning never came");
+    // The source cancels it (its own message) while the audio still hangs.
+    let w = std::fs::read_to_string(upstream.path().join("red.xml")).unwrap();
+    let field = |n: &str| w.split(&format!("<{n}>")).nth(1).unwrap().split('<').next().unwrap().to_string();
+    let later = (chrono::DateTime::parse_from_rfc3339(&field("sent")).unwrap() + chrono::Duration::minutes(1)).to_rfc3339();
+    std::fs::write(
+        upstream.path().join("cancel.xml"),
+        format!(
+            "<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>c-{id}</identifier><sender>{}</sender><sent>{later}</sent>\
+             <status>Actual</status><msgType>Cancel</msgType><scope>Public</scope><references>{},{id},{}</references></alert>",
+            field("sender"),
+            field("sender"),
+            field("sent")
+        ),
+    )
+    .unwrap();
+    write_index(upstream.path(), &["red.xml", "cancel.xml"]);
+    let cleared = wait_for(false, Duration::from_secs(25));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(cleared, "the Cancel waited on the slow audio host");
+}
+
 /// Plays the kiosk's cache in a real window; the closure runs once the
 /// first frame is on screen (`player.json` written) and gets that instant.
 /// Sound goes to the ALSA device `pcm` (`null`: a device that discards

@@ -196,18 +196,27 @@ pub const MAX_REDIRECTS: usize = 5;
 fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         let Some(from) = attempt.previous().last().cloned() else { return attempt.follow() };
-        if attempt.previous().len() > MAX_REDIRECTS {
-            tracing::warn!("{from}: more than {MAX_REDIRECTS} redirects; not followed");
-            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+        match redirect_refusal(attempt.previous(), attempt.url()) {
+            Some(why) => {
+                tracing::warn!("{from}: {why}");
+                attempt.error(why)
+            }
+            None => {
+                tracing::info!("{from}: redirected ({}) to {}", attempt.status(), attempt.url());
+                attempt.follow()
+            }
         }
-        if attempt.previous().iter().any(|u| u.scheme() == "https") && attempt.url().scheme() != "https" {
-            let to = attempt.url().clone();
-            tracing::warn!("{from}: redirect to {to} refused: https is never followed down to {}", to.scheme());
-            return attempt.error(format!("redirect from https to {to} refused"));
-        }
-        tracing::info!("{from}: redirected ({}) to {}", attempt.status(), attempt.url());
-        attempt.follow()
     })
+}
+
+/// Why a redirect to `next` after `previous` (the URLs so far, first the
+/// one asked for) is not followed.
+fn redirect_refusal(previous: &[reqwest::Url], next: &reqwest::Url) -> Option<String> {
+    if previous.len() > MAX_REDIRECTS {
+        return Some(format!("more than {MAX_REDIRECTS} redirects; not followed"));
+    }
+    (previous.iter().any(|u| u.scheme() == "https") && next.scheme() != "https")
+        .then(|| format!("redirect to {next} refused: https is never followed down to {}", next.scheme()))
 }
 
 impl Syncer {
@@ -235,6 +244,20 @@ impl Syncer {
     /// and a slow server never holds up another writer. Alert audio is
     /// fetched after every lock is let go.
     pub async fn once(&self) -> Result<Outcome, SyncError> {
+        let result = self.poll().await;
+        self.fetch_alert_media().await;
+        result
+    }
+
+    /// The audio that the alerts in the store link to (see `alert_media`).
+    async fn fetch_alert_media(&self) {
+        if let Ok(store) = crate::alert::inbox::Inbox::new(self.cache.root()).load() {
+            alert_media::sync(&self.client, self.cache.root(), &store, &self.opts.alert_media).await;
+        }
+    }
+
+    /// [`Syncer::once`] without the alert audio.
+    async fn poll(&self) -> Result<Outcome, SyncError> {
         let _downloading = match &self.source {
             Source::Http(_) => Some(self.cache.download_lock()?),
             Source::Dir(_) => None,
@@ -278,25 +301,33 @@ impl Syncer {
                 s.last_error_at = Some(Utc::now());
             }
         });
-        drop(writer);
-        drop(_downloading);
-        if let Ok(store) = inbox.load() {
-            alert_media::sync(&self.client, self.cache.root(), &store, &self.opts.alert_media).await;
-        }
         result
     }
 
     /// Syncs every `interval` until the process ends, logging each outcome.
+    /// Alert audio is fetched beside the polls, never in their way: a slow
+    /// audio host cannot hold up the next feed poll (nor the Cancel in it).
     pub async fn forever(&self, interval: Duration) {
-        loop {
-            match self.once().await {
-                Ok(Outcome::Unchanged { .. }) => tracing::debug!("sync: no change"),
-                Ok(o) => tracing::info!("sync: {o}"),
-                Err(e) => tracing::warn!("sync: {e}"),
+        let fetched = tokio::sync::Notify::new();
+        let polls = async {
+            loop {
+                match self.poll().await {
+                    Ok(Outcome::Unchanged { .. }) => tracing::debug!("sync: no change"),
+                    Ok(o) => tracing::info!("sync: {o}"),
+                    Err(e) => tracing::warn!("sync: {e}"),
+                }
+                fetched.notify_one();
+                // A little jitter keeps a fleet from polling in lockstep.
+                tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
             }
-            // A little jitter keeps a fleet from polling in lockstep.
-            tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
-        }
+        };
+        let media = async {
+            loop {
+                fetched.notified().await;
+                self.fetch_alert_media().await;
+            }
+        };
+        tokio::join!(polls, media);
     }
 
     async fn run(&self, status: &Arc<Mutex<SyncStatus>>, status_path: &Path, writer: &mut Writer<'_>) -> Result<Outcome, SyncError> {
@@ -773,6 +804,18 @@ fn free_space(path: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_are_limited_and_never_leave_https() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert_eq!(redirect_refusal(&[u("http://a/")], &u("http://b/")), None);
+        assert_eq!(redirect_refusal(&[u("http://a/")], &u("https://b/")), None);
+        assert!(redirect_refusal(&[u("https://a/")], &u("http://a/")).unwrap().contains("https is never followed down"));
+        assert!(redirect_refusal(&[u("https://a/"), u("https://b/")], &u("http://c/")).is_some(), "anywhere in the chain");
+        let six: Vec<_> = (0..=MAX_REDIRECTS).map(|i| u(&format!("http://a/{i}"))).collect();
+        assert!(redirect_refusal(&six, &u("http://a/x")).unwrap().contains("more than 5 redirects"));
+        assert_eq!(redirect_refusal(&six[..MAX_REDIRECTS], &u("http://a/x")), None);
+    }
 
     #[test]
     fn urls_and_ranges() {

@@ -186,9 +186,9 @@ impl Upstream {
     }
 
     /// Fetches the audio the store's messages link to (see `alert_media`).
-    async fn fetch_media(&self, inbox: &Inbox) {
+    async fn fetch_media(client: &reqwest::Client, media: &super::alert_media::Rules, inbox: &Inbox) {
         if let Ok(store) = inbox.load() {
-            super::alert_media::sync(&self.client, inbox.dir(), &store, &self.media).await;
+            super::alert_media::sync(client, inbox.dir(), &store, media).await;
         }
     }
 
@@ -218,16 +218,30 @@ impl Upstream {
 
     /// Polls every `interval` (with a little jitter) until the process ends,
     /// delivering what it finds to `inbox`.
+    /// Audio is fetched beside the polls, so a slow audio host never holds
+    /// up the next poll (nor a Cancel in it).
     pub async fn forever(mut self, interval: Duration, inbox: Inbox, life: Lifetimes, authority: Authority) {
         let name = self.url.to_string();
-        loop {
-            match self.deliver(&inbox, &life, &authority).await {
-                Ok(0) => tracing::debug!("alerts: {name}: nothing new"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("alerts: {e}"),
+        let (client, media) = (self.client.clone(), self.media.clone());
+        let polled = tokio::sync::Notify::new();
+        let polls = async {
+            loop {
+                match self.take(&inbox, &life, &authority).await {
+                    Ok(0) => tracing::debug!("alerts: {name}: nothing new"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("alerts: {e}"),
+                }
+                polled.notify_one();
+                tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
             }
-            tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
-        }
+        };
+        let audio = async {
+            loop {
+                polled.notified().await;
+                Self::fetch_media(&client, &media, &inbox).await;
+            }
+        };
+        tokio::join!(polls, audio);
     }
 
     /// One poll delivered to `inbox`: new messages are stored (and only then
@@ -235,13 +249,19 @@ impl Upstream {
     /// the audio they link to is fetched, retrying what failed before.
     /// Returns how many new messages the source had.
     pub async fn deliver(&mut self, inbox: &Inbox, life: &Lifetimes, authority: &Authority) -> Result<usize, String> {
+        let taken = self.take(inbox, life, authority).await;
+        Self::fetch_media(&self.client, &self.media, inbox).await;
+        taken
+    }
+
+    /// [`Upstream::deliver`] without the audio.
+    async fn take(&mut self, inbox: &Inbox, life: &Lifetimes, authority: &Authority) -> Result<usize, String> {
         let msgs = self.poll().await?;
         let n = msgs.len();
         let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::trusted_time::now(crate::trusted_time::load(inbox.dir()).as_ref(), Utc::now()), life, authority).map(drop).map_err(|e| e.to_string()) };
         if stored.is_ok() {
             self.commit();
         }
-        self.fetch_media(inbox).await;
         stored.map(|()| n)
     }
 }
