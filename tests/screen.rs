@@ -516,3 +516,35 @@ path = "b.webm"
     }
     assert!(card && a && b, "the shots did not span card → a → b (card={card}, a={a}, b={b})\n{}", run.stderr);
 }
+
+/// A config saved as GBK by a Windows editor: the player runs on the last
+/// config that loaded, and says so discreetly in the top-right corner while
+/// the programme plays (the log and `estation status` have the details).
+#[test]
+fn a_broken_config_is_noted_in_a_corner_while_the_last_good_one_plays() {
+    let dir = tempdir();
+    let playlist = write(dir.path(), "card.toml", "[[items]]\nkind = \"text\"\ntitle = \"科普\"\nbackground = \"#12372a\"\nduration = \"60s\"\n");
+    let cache = dir.path().join("cache");
+    let good = format!("[cache]\ndir = \"{}\"\n", cache.display());
+    let play = |shot: &Path| {
+        let x = Xvfb::start(1280, 720);
+        let mut cmd = estation(&dir.path().join("config.toml"));
+        cmd.env("DISPLAY", &x.display).env_remove("WAYLAND_DISPLAY").arg("play").arg("--playlist").arg(&playlist);
+        cmd.arg("--screenshot").arg(shot).arg("--screenshot-at").arg("1s");
+        let run = run_with_limit(&mut cmd, LIMIT);
+        assert!(run.success, "estation play failed:\n{}", run.stderr);
+        (run, image::open(shot).expect("screenshot").to_rgb8())
+    };
+    write_config(dir.path(), &good);
+    let (_, first) = play(&dir.path().join("good.png"));
+    let corner = |img: &RgbImage| ink(img, 900, 0, 1280, 40);
+    assert_eq!(corner(&first), 0, "a good config shows no notice");
+    // The same file saved as GBK, with a name that is not ASCII.
+    let mut bytes = std::fs::read(dir.path().join("config.toml")).unwrap();
+    bytes.extend_from_slice(b"[player]\n# \xb2\xe2\xca\xd4\n");
+    std::fs::write(dir.path().join("config.toml"), bytes).unwrap();
+    let (run, broken) = play(&dir.path().join("broken.png"));
+    assert!(run.stderr.contains("not UTF-8"), "{}", run.stderr);
+    assert!(corner(&broken) > 50, "no notice in the corner");
+    assert_near(&broken, 640, 700, [0x12, 0x37, 0x2a], "the programme still plays");
+}

@@ -6,6 +6,7 @@
 //! take screenshots, and keep the frame rate near zero when nothing moves.
 
 mod alerts;
+mod notice;
 mod capture;
 mod clock;
 mod display;
@@ -164,6 +165,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         capture::plugin,
         display::plugin,
         alerts::plugin,
+        notice::plugin,
         sound::plugin,
         video::plugin,
     ))
