@@ -45,6 +45,9 @@ const MAX_TOMBSTONES_PER_SOURCE: usize = 4096;
 pub const MAX_PER_SOURCE: usize = 256;
 /// Most messages in the store, all sources together.
 pub const MAX_ENTRIES: usize = 2048;
+/// Most bytes of message text one source may hold in the store (the text is
+/// kept, so the store file is bounded whatever the messages weigh).
+pub const MAX_SOURCE_BYTES: usize = 16 << 20;
 /// How far ahead of the kiosk's clock a `sent` is believed.
 pub const FUTURE_SKEW: Duration = Duration::minutes(15);
 
@@ -212,8 +215,12 @@ impl Store {
             return Outcome::Ignored("an all-clear that references nothing");
         }
         if !ends {
-            if self.entries.iter().filter(|e| e.source == source).count() >= MAX_PER_SOURCE {
+            let (count, bytes) = self.entries.iter().filter(|e| e.source == source).fold((0, 0), |(n, b), e| (n + 1, b + e.xml.len()));
+            if count >= MAX_PER_SOURCE {
                 return Outcome::Refused("this source already has the most messages in force one source may have");
+            }
+            if bytes + xml.len() > MAX_SOURCE_BYTES {
+                return Outcome::Refused("this source's messages in force already weigh the most one source may hold");
             }
             if self.entries.len() >= MAX_ENTRIES {
                 return Outcome::Refused("the alert store is full");
@@ -593,6 +600,16 @@ mod tests {
         assert_eq!(s.entries().len(), MAX_PER_SOURCE + 1);
         assert!(s.entries().iter().any(|e| e.alert.identifier == "feed-1"), "what was in force stays");
         assert!(matches!(from(&mut s, FEED, msg("feed-2", T1, "Alert", "", ""), &none), Outcome::Added { .. }), "other sources still get through");
+        // Heavy messages are bounded by weight too.
+        let mut s = Store::default();
+        let heavy = |id: &str| {
+            let (a, xml) = msg(id, T0, "Alert", "", "");
+            (a, format!("{xml}{}", " ".repeat(MAX_SOURCE_BYTES / 4)))
+        };
+        for id in ["h1", "h2", "h3"] {
+            assert!(matches!(from(&mut s, UP_B, heavy(id), &none), Outcome::Added { .. }), "{id}");
+        }
+        assert!(matches!(from(&mut s, UP_B, heavy("h4"), &none), Outcome::Refused(_)));
         // Tombstones are capped per source too.
         let mut s = Store::default();
         for i in 0..MAX_TOMBSTONES_PER_SOURCE + 10 {

@@ -640,6 +640,17 @@ mod tests {
     }
 
     #[test]
+    fn the_alert_store_and_its_audio_count_against_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        put(&cache, b"12345");
+        std::fs::write(dir.path().join(crate::alert::store::FILE), b"0123456789").unwrap();
+        std::fs::create_dir_all(dir.path().join(crate::sync::alert_media::DIR)).unwrap();
+        std::fs::write(dir.path().join(crate::sync::alert_media::DIR).join("a"), b"abc").unwrap();
+        assert_eq!(cache.used_bytes(), 5 + 10 + 3);
+    }
+
+    #[test]
     fn one_writer_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
