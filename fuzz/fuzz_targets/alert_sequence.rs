@@ -15,9 +15,9 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Duration, Utc};
 use estation::alert::authority::{Authority, FEED};
 use estation::alert::policy::{self, Policy};
-use estation::alert::store::{self, Outcome, MAX_ENTRIES, MAX_PER_SOURCE};
+use estation::alert::store::{self, MAX_ENTRIES, MAX_PER_SOURCE, Outcome};
 use estation::alert::target::Place;
-use estation::alert::{cap, xml, Store};
+use estation::alert::{Store, cap, xml};
 use libfuzzer_sys::fuzz_target;
 
 /// Between messages (see fuzz/seeds/alert_sequence/README.md).
@@ -29,11 +29,17 @@ const UPSTREAM_B: &str = "https://b.example/cap.xml";
 /// The sender the config names `UPSTREAM_A` the authority for.
 const GRANTED: &str = "Changxing_Meteorological_Observatory";
 
-static AUTHORITY: LazyLock<Authority> = LazyLock::new(|| Authority::none().grant(UPSTREAM_A, [GRANTED.to_string()]));
+static AUTHORITY: LazyLock<Authority> =
+    LazyLock::new(|| Authority::none().grant(UPSTREAM_A, [GRANTED.to_string()]));
 
 /// One store file for the whole run (in memory where /dev/shm exists).
-static DIR: LazyLock<tempfile::TempDir> =
-    LazyLock::new(|| tempfile::Builder::new().prefix("estation-fuzz-").tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).expect("a temp folder"));
+static DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
+    tempfile::Builder::new()
+        .prefix("estation-fuzz-")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("a temp folder")
+});
 
 fn split(data: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
@@ -48,10 +54,28 @@ fn split(data: &[u8]) -> Vec<&[u8]> {
 }
 
 fn policies() -> [Policy; 2] {
-    let village = Place { region: Some("330522".into()), point: Some(cap::Point { lat: 31.0, lon: 119.9 }), everywhere: false };
+    let village = Place {
+        region: Some("330522".into()),
+        point: Some(cap::Point {
+            lat: 31.0,
+            lon: 119.9,
+        }),
+        everywhere: false,
+    };
     [
-        Policy { place: village, show_exercise: true, show_test: true, ..Policy::default() },
-        Policy { place: Place { everywhere: true, ..Place::default() }, ..Policy::default() },
+        Policy {
+            place: village,
+            show_exercise: true,
+            show_test: true,
+            ..Policy::default()
+        },
+        Policy {
+            place: Place {
+                everywhere: true,
+                ..Place::default()
+            },
+            ..Policy::default()
+        },
     ]
 }
 
@@ -62,7 +86,9 @@ fuzz_target!(|data: &[u8]| {
     let policies = policies();
     let mut s = Store::default();
     for chunk in split(data) {
-        let Some((&control, bytes)) = chunk.split_first() else { continue };
+        let Some((&control, bytes)) = chunk.split_first() else {
+            continue;
+        };
         let source = match control & 3 {
             1 => UPSTREAM_A,
             2 => UPSTREAM_B,
@@ -71,12 +97,22 @@ fuzz_target!(|data: &[u8]| {
         // Up to a day on from the base, in 20-minute steps, in any order.
         let now = base + Duration::minutes(20 * i64::from(control >> 2)) - Duration::hours(1);
         // As sync reads them: the feed's strictly, upstream leniently.
-        let mode = if source == FEED { cap::Mode::Strict } else { cap::Mode::Lenient };
-        let Ok(parsed) = cap::parse_with(Path::new(source), bytes, mode) else { continue };
+        let mode = if source == FEED {
+            cap::Mode::Strict
+        } else {
+            cap::Mode::Lenient
+        };
+        let Ok(parsed) = cap::parse_with(Path::new(source), bytes, mode) else {
+            continue;
+        };
         let before = s.clone();
         let outcome = s.apply(parsed.alert, xml::utf8_text(bytes), source, now, &AUTHORITY);
 
-        let gone: Vec<_> = before.entries().iter().filter(|e| !s.entries().iter().any(|n| n.key() == e.key())).collect();
+        let gone: Vec<_> = before
+            .entries()
+            .iter()
+            .filter(|e| !s.entries().iter().any(|n| n.key() == e.key()))
+            .collect();
         for e in &gone {
             assert!(
                 AUTHORITY.may_act(source, &e.source, &e.alert.sender),
@@ -111,6 +147,9 @@ fuzz_target!(|data: &[u8]| {
         }
         let mut pruned = s.clone();
         pruned.prune(now, &policies[0].lifetimes);
-        assert!(pruned.entries().iter().all(|e| s.entries().contains(e)), "prune only drops");
+        assert!(
+            pruned.entries().iter().all(|e| s.entries().contains(e)),
+            "prune only drops"
+        );
     }
 });

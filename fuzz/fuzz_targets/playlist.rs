@@ -18,14 +18,21 @@ use libfuzzer_sys::fuzz_target;
 /// (in memory where /dev/shm exists), under the names the seed playlists
 /// and short ones use. The names are only keys; the text never makes a path.
 static ROOT: LazyLock<(tempfile::TempDir, MediaRoot)> = LazyLock::new(|| {
-    let dir = tempfile::Builder::new().prefix("estation-fuzz-").tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).expect("a temp folder");
+    let dir = tempfile::Builder::new()
+        .prefix("estation-fuzz-")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .expect("a temp folder");
     let png = base64::engine::general_purpose::STANDARD
         .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
         .expect("a PNG");
     let files: [(&str, &[u8]); 6] = [
         ("pic.png", &png),
         ("clip.mp4", b"\0\0\0\x1cftypisom\0\0\x02\0isomiso2"),
-        ("clip.webm", b"\x1a\x45\xdf\xa3\x01\0\0\0\0\0\0\x1fB\x82\x84webm"),
+        (
+            "clip.webm",
+            b"\x1a\x45\xdf\xa3\x01\0\0\0\0\0\0\x1fB\x82\x84webm",
+        ),
         ("talk.ogg", b"OggS\0\x02\0\0\0\0\0\0"),
         ("song.mp3", b"ID3\x04\0\0\0\0\0\0"),
         ("fake.png", b"<html>not found</html>"),
@@ -65,15 +72,25 @@ fuzz_target!(|data: &[u8]| {
     let one = playlist::parse_playlist_in(Path::new("fuzz.toml"), &text, root);
     for p in &one.problems {
         let _ = p.to_string();
-        assert!(p.line <= lines, "a problem on line {} of a {lines}-line text: {p}", p.line);
+        assert!(
+            p.line <= lines,
+            "a problem on line {} of a {lines}-line text: {p}",
+            p.line
+        );
     }
     if let Some(p) = &one.playlist {
         for (written, file) in &p.media {
-            assert!(root_has(root, written, file), "media `{written}` resolved to {file:?}, not through the lookup");
+            assert!(
+                root_has(root, written, file),
+                "media `{written}` resolved to {file:?}, not through the lookup"
+            );
         }
     }
     // Twice under two names: the cross-playlist rules (ids, fallback).
-    let lib = Library::from_texts([(PathBuf::from("a.toml"), &*text, root), (PathBuf::from("b.toml"), &*text, root)]);
+    let lib = Library::from_texts([
+        (PathBuf::from("a.toml"), &*text, root),
+        (PathBuf::from("b.toml"), &*text, root),
+    ]);
     let _ = lib.problems.iter().map(ToString::to_string).count();
     let scheduler = Scheduler::new(&lib, estation::config::Config::default().timezone);
     for secs in [1_782_864_000, 1_783_000_000] {
@@ -81,7 +98,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = scheduler.choose(t);
         let _ = scheduler.next_playlist_change(t);
         if let Some(slot) = scheduler.slot_at(t) {
-            assert!(slot.start <= t && t < slot.end, "slot {slot:?} is not on screen at {t}");
+            assert!(
+                slot.start <= t && t < slot.end,
+                "slot {slot:?} is not on screen at {t}"
+            );
         }
     }
 });
