@@ -224,6 +224,18 @@ fn exercises_show_only_where_the_config_allows_them() {
     assert_eq!(st["alerts"][0]["mark"], "演练", "{st:#}");
 }
 
+/// A kiosk in 330522 with no feed, polling `server`'s `index.atom` every 5 s.
+fn upstream_kiosk(dir: &Path, server: &FeedServer) -> PathBuf {
+    common::write_config(
+        dir,
+        &format!(
+            "region = \"330522\"\n[cache]\ndir = \"{}\"\n[[alerts.source]]\nurl = \"{}index.atom\"\ninterval = \"5s\"\nallow_http = true\n",
+            dir.join("cache").display(),
+            server.url()
+        ),
+    )
+}
+
 /// An Atom index of CAP files, as a national service publishes it.
 fn write_index(dir: &Path, files: &[&str]) {
     let entries: String = files
@@ -260,14 +272,7 @@ fn upstream_atom_sources_are_polled_with_conditional_gets() {
 
     // A screen with upstream sources and no feed at all.
     let kiosk = tempfile::tempdir().unwrap();
-    let config = common::write_config(
-        kiosk.path(),
-        &format!(
-            "region = \"330522\"\n[cache]\ndir = \"{}\"\n[[alerts.source]]\nurl = \"{}/index.atom\"\ninterval = \"5s\"\nallow_http = true\n",
-            kiosk.path().join("cache").display(),
-            server.url().trim_end_matches('/')
-        ),
-    );
+    let config = upstream_kiosk(kiosk.path(), &server);
     let out = estation(&config).args(["sync", "--once"]).output().unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains("broken.xml"), "the bad entry is named: {}", stderr(&out));
@@ -358,14 +363,7 @@ fn an_index_entry_that_failed_to_fetch_is_fetched_again_at_the_next_poll() {
     let server = FeedServer::start(upstream.path().to_path_buf());
     server.set(|k| k.fail_path = Some(("/red.xml".into(), 503, 1)));
     let kiosk = tempfile::tempdir().unwrap();
-    let config = common::write_config(
-        kiosk.path(),
-        &format!(
-            "region = \"330522\"\n[cache]\ndir = \"{}\"\n[[alerts.source]]\nurl = \"{}index.atom\"\ninterval = \"5s\"\nallow_http = true\n",
-            kiosk.path().join("cache").display(),
-            server.url()
-        ),
-    );
+    let config = upstream_kiosk(kiosk.path(), &server);
     let mut child = estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let start = Instant::now();
     let mut shown = false;
@@ -462,14 +460,7 @@ fn a_slow_audio_host_does_not_hold_up_the_cancel() {
     write_index(upstream.path(), &["red.xml"]);
     let server = FeedServer::start(upstream.path().to_path_buf());
     let kiosk = tempfile::tempdir().unwrap();
-    let config = common::write_config(
-        kiosk.path(),
-        &format!(
-            "region = \"330522\"\n[cache]\ndir = \"{}\"\n[[alerts.source]]\nurl = \"{}index.atom\"\ninterval = \"5s\"\nallow_http = true\n",
-            kiosk.path().join("cache").display(),
-            server.url()
-        ),
-    );
+    let config = upstream_kiosk(kiosk.path(), &server);
     let mut child = estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let wait_for = |want: bool, limit: Duration| {
         let start = Instant::now();
