@@ -218,6 +218,13 @@ impl Config {
         }
     }
 
+    /// What a delivery of alerts may do: their lives, who may change what,
+    /// and where the screen is.
+    pub fn alert_rules(&self) -> crate::alert::inbox::Rules {
+        let policy = self.alert_policy();
+        crate::alert::inbox::Rules { lifetimes: policy.lifetimes, authority: self.alert_authority(), place: policy.place }
+    }
+
     /// Which source may change which messages (`authority_for` of each
     /// upstream source).
     pub fn alert_authority(&self) -> crate::alert::authority::Authority {
@@ -792,11 +799,15 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
     };
     for (i, src) in a.source.into_iter().enumerate() {
         let field = |f: &str| format!("alerts.source[{}].{f}", i + 1);
-        let url = src.url.get_ref().trim();
+        let written = src.url.get_ref().trim();
+        // Kept as the store names the source (`HTTPS://A.example:443` is
+        // `https://a.example/`), so grants and rules keyed on it apply.
+        let url = reqwest::Url::parse(written).map_or_else(|_| written.to_string(), |u| u.to_string());
+        let url = url.as_str();
         let https = url.starts_with("https://");
         let http_ok = src.allow_http.unwrap_or(false) && url.starts_with("http://");
         if crate::sync::Source::http(url).is_err() || !(https || http_ok) {
-            bad(src.url.span().start, &field("url"), format!("`{url}` is not an https:// URL (set allow_http = true for a plain http server you trust)"));
+            bad(src.url.span().start, &field("url"), format!("`{written}` is not an https:// URL (set allow_http = true for a plain http server you trust)"));
             continue;
         }
         let interval = span(src.interval, &field("interval"), secs(5), secs(86_400), "\"15s\"", &mut bad).unwrap_or(secs(15));
@@ -1030,6 +1041,13 @@ budget = "8GB"
         assert!(l.note.contains("using defaults"));
         let e = load(&Location::Explicit(missing)).unwrap_err();
         assert_eq!(e.to_string(), format!("cannot read config file {}", dir.path().join("nope.toml").display()));
+    }
+
+    #[test]
+    fn source_urls_are_kept_as_the_store_names_them() {
+        let c = parse(Path::new("c.toml"), "[[alerts.source]]\nurl = \"HTTPS://CMA.example:443\"\nauthority_for = [\"cma\"]\n").config;
+        assert_eq!(c.alerts.sources[0].url, "https://cma.example/");
+        assert!(c.alert_authority().may_act("https://cma.example/", crate::alert::authority::FEED, "cma"), "the grant names the source as the store does");
     }
 
     #[test]

@@ -19,6 +19,18 @@ use crate::cache::Cache;
 /// A message as received: parsed, with its text.
 pub type Message = (Alert, String);
 
+/// What decides what a delivery may do (from the config).
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub lifetimes: Lifetimes,
+    pub authority: Authority,
+    /// Where the screen is: a warning for elsewhere is not kept (so a
+    /// national source's hundreds of warnings never crowd out this
+    /// screen's own under the per-source cap). Cancels and updates are
+    /// kept whatever their area: they end what they reference.
+    pub place: super::target::Place,
+}
+
 /// The alert store of one cache folder.
 #[derive(Debug, Clone)]
 pub struct Inbox {
@@ -45,9 +57,10 @@ impl Inbox {
     }
 
     /// Applies `messages` from `source` (oldest first), acting only where
-    /// `authority` lets the source, and drops what ended by `now`. Returns
-    /// each message's outcome; what was refused is logged once per call.
-    pub fn receive(&self, mut messages: Vec<Message>, source: &str, now: DateTime<Utc>, life: &Lifetimes, authority: &Authority) -> Result<Vec<Outcome>, StoreError> {
+    /// the rules' authority lets the source, keeping only what is for this
+    /// screen, and drops what ended by `now`. Returns each message's
+    /// outcome; what was refused is logged once per call.
+    pub fn receive(&self, mut messages: Vec<Message>, source: &str, now: DateTime<Utc>, rules: &Rules) -> Result<Vec<Outcome>, StoreError> {
         let io = |source| StoreError::Io { path: self.dir.join("alerts.lock"), source };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
         let lock = File::options().create(true).truncate(false).write(true).open(self.dir.join("alerts.lock")).map_err(io)?;
@@ -70,7 +83,8 @@ impl Inbox {
         let (mut flood, mut not_allowed) = (None, 0);
         for (alert, xml) in messages {
             let key = store::key(&alert);
-            let o = store.apply(alert, xml, source, now, authority);
+            let elsewhere = !alert.ends_others() && !alert.infos.is_empty() && !alert.infos.iter().any(|i| rules.place.is_targeted_by(i));
+            let o = if elsewhere { Outcome::Ignored("not for this screen's area") } else { store.apply(alert, xml, source, now, &rules.authority) };
             match &o {
                 Outcome::Duplicate => {}
                 Outcome::Refused(why) => {
@@ -90,7 +104,7 @@ impl Inbox {
         if not_allowed > 0 {
             tracing::warn!("alerts: {source}: {not_allowed} reference(s) to messages of another source ignored (a source may only update or cancel its own messages; see [[alerts.source]] authority_for)");
         }
-        store.prune(now, life);
+        store.prune(now, &rules.lifetimes);
         if store != before {
             store.save(&path)?;
         }
@@ -149,20 +163,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inbox = Inbox::new(dir.path());
         let now = DateTime::parse_from_rfc3339("2026-07-01T10:00:00+08:00").unwrap().with_timezone(&Utc);
-        let life = Lifetimes::default();
+        let rules = Rules::default();
         // The cancel arrives first in the list; sent order puts it after.
-        let out = inbox.receive(vec![msg("c", "Cancel", "s,a,2026-07-01T08:00:00+08:00"), msg("a", "Alert", "")], "feed", now, &life, &Authority::none()).unwrap();
+        let out = inbox.receive(vec![msg("c", "Cancel", "s,a,2026-07-01T08:00:00+08:00"), msg("a", "Alert", "")], "feed", now, &rules).unwrap();
         assert_eq!(out, [Outcome::Added { replaced: 0, refused: 0 }, Outcome::Ended { ended: 1, refused: 0 }]);
         assert!(inbox.load().unwrap().entries().is_empty());
         let mtime = std::fs::metadata(inbox.path()).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        inbox.receive(vec![msg("c", "Cancel", "s,a,2026-07-01T08:00:00+08:00")], "feed", now, &life, &Authority::none()).unwrap();
-        inbox.receive(vec![msg("a", "Alert", "")], "feed", now, &life, &Authority::none()).unwrap();
+        inbox.receive(vec![msg("c", "Cancel", "s,a,2026-07-01T08:00:00+08:00")], "feed", now, &rules).unwrap();
+        inbox.receive(vec![msg("a", "Alert", "")], "feed", now, &rules).unwrap();
         assert_eq!(std::fs::metadata(inbox.path()).unwrap().modified().unwrap(), mtime, "nothing new: not rewritten");
         // A damaged store is set aside, not fatal.
         std::fs::write(inbox.path(), b"{").unwrap();
-        inbox.receive(vec![msg("b", "Alert", "")], "feed", now, &life, &Authority::none()).unwrap();
+        inbox.receive(vec![msg("b", "Alert", "")], "feed", now, &rules).unwrap();
         assert_eq!(inbox.load().unwrap().entries().len(), 1);
         assert!(dir.path().join("alerts.json.bad").exists());
+    }
+
+    #[test]
+    fn warnings_for_elsewhere_are_not_kept_but_their_cancels_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Inbox::new(dir.path());
+        let now = DateTime::parse_from_rfc3339("2026-07-01T10:00:00+08:00").unwrap().with_timezone(&Utc);
+        let rules = Rules { place: crate::alert::target::Place { region: Some("110101".into()), ..Default::default() }, ..Rules::default() };
+        let (a, xml) = msg("a", "Alert", "");
+        let xml = xml.replace("</info>", "<area><areaDesc>长兴</areaDesc><geocode><valueName>CPEAS Geographic Code</valueName><value>330522000000</value></geocode></area></info>");
+        let a = cap::parse(Path::new("t"), xml.as_bytes()).map(|p| p.alert).unwrap_or(a);
+        let out = inbox.receive(vec![(a, xml), msg("c", "Cancel", "s,z,2026-07-01T08:00:00+08:00")], "https://up.example/", now, &rules).unwrap();
+        assert_eq!(out[0], Outcome::Ignored("not for this screen's area"));
+        assert_eq!(out[1], Outcome::Ended { ended: 0, refused: 0 }, "a Cancel is kept whatever its area");
+        assert!(inbox.load().unwrap().entries().is_empty());
     }
 }

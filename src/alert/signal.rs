@@ -81,7 +81,7 @@ impl Level {
 /// The hazards with a national signal, then the common provincial ones.
 /// Order matters when matching text: longer names that contain shorter
 /// ones (雷雨大风 ⊃ 大风, 沙尘暴 ⊃ 暴) come first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Hazard {
     Typhoon,

@@ -98,6 +98,10 @@ pub struct Ended {
     /// (the feed, which carries whole chains, ends them again).
     #[serde(default = "unknown_source")]
     pub by: String,
+    /// A Chinese lift ends only the hazards it names (see [`lift_fits`]):
+    /// a late copy of a warning of another hazard is not kept off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifts: Vec<signal::Hazard>,
 }
 
 fn unknown_source() -> String {
@@ -168,12 +172,20 @@ fn same_sender(entry: &Alert, reference: &Reference, referrer: &Alert) -> bool {
 /// signal (`解除暴雨红色预警`) and ends only a warning of that hazard. A
 /// Cancel, or a `responseType` AllClear, ends whatever it references.
 fn lift_fits(by: &Alert, target: &Alert) -> bool {
-    if by.msg_type == MsgType::Cancel || by.infos.iter().any(|i| i.response_types.contains(&cap::ResponseType::AllClear)) {
-        return true;
+    hazard_fits(&lifted_hazards(by), target)
+}
+
+/// The hazards a message lifts when it ends others only by a Chinese lift
+/// (empty: it ends whatever it references).
+fn lifted_hazards(by: &Alert) -> Vec<signal::Hazard> {
+    if by.msg_type == MsgType::Cancel || by.infos.iter().any(|i| i.response_types.contains(&cap::ResponseType::AllClear)) || !by.ends_others() {
+        return Vec::new();
     }
-    let lifted: Vec<_> = by.infos.iter().filter_map(signal::lifted).filter_map(|l| l.hazard).collect();
-    let target = signal::of_alert(target).and_then(|s| s.hazard);
-    match target {
+    by.infos.iter().filter_map(signal::lifted).filter_map(|l| l.hazard).collect()
+}
+
+fn hazard_fits(lifted: &[signal::Hazard], target: &Alert) -> bool {
+    match signal::of_alert(target).and_then(|s| s.hazard) {
         Some(h) if !lifted.is_empty() => lifted.contains(&h),
         _ => true,
     }
@@ -196,8 +208,11 @@ impl Store {
             Status::Draft => return Outcome::Ignored("status Draft is not actionable"),
             _ => {}
         }
+        // The same message again, from a source whose copy counts for this
+        // one (an upstream copy of a feed message, edited after the fact,
+        // must not make the feed's own copy a "duplicate").
         let k = key(&alert);
-        if self.entries.iter().any(|e| e.key() == k) {
+        if self.entries.iter().any(|e| e.key() == k && authority.may_act(&e.source, source, &alert.sender)) {
             return Outcome::Duplicate;
         }
         let sent = believed_sent(alert.sent, now);
@@ -222,7 +237,8 @@ impl Store {
             if bytes + xml.len() > MAX_SOURCE_BYTES {
                 return Outcome::Refused("this source's messages in force already weigh the most one source may hold");
             }
-            if self.entries.len() >= MAX_ENTRIES {
+            // The office's own feed is never crowded out by upstream floods.
+            if source != super::authority::FEED && self.entries.len() >= MAX_ENTRIES {
                 return Outcome::Refused("the alert store is full");
             }
         }
@@ -233,7 +249,7 @@ impl Store {
         let mut removed_sent = Vec::new();
         self.entries.retain(|e| {
             let referenced = alert.references.iter().any(|r| e.alert.identifier == r.identifier && same_sender(&e.alert, r, &alert));
-            if !(referenced || same_id(e) && e.sent() <= sent) {
+            if !(referenced || same_id(e) && (e.sent() < sent || e.key() == k)) {
                 return true;
             }
             if !authority.may_act(source, &e.source, &e.alert.sender) || (referenced && ends && !lift_fits(&alert, &e.alert)) {
@@ -250,8 +266,9 @@ impl Store {
             .into_iter()
             .chain(alert.references.iter().filter_map(|r| DateTime::parse_from_rfc3339(&r.sent).ok()).map(latest))
             .fold(sent, Ord::max);
+        let lifts = lifted_hazards(&alert);
         for r in &alert.references {
-            let tomb = Ended { sender: r.sender.clone(), identifier: r.identifier.clone(), by_sent, at: now, by: source.to_string() };
+            let tomb = Ended { sender: r.sender.clone(), identifier: r.identifier.clone(), by_sent, at: now, by: source.to_string(), lifts: lifts.clone() };
             // Remember under both spellings of the sender.
             let own = Ended { sender: alert.sender.clone(), ..tomb.clone() };
             for t in [tomb, own] {
@@ -276,7 +293,7 @@ impl Store {
     fn is_ended(&self, a: &Alert, sent: DateTime<FixedOffset>, source: &str, authority: &Authority) -> bool {
         self.ended
             .iter()
-            .any(|t| t.identifier == a.identifier && t.sender == a.sender && sent <= t.by_sent && authority.may_act(&t.by, source, &a.sender))
+            .any(|t| t.identifier == a.identifier && t.sender == a.sender && sent <= t.by_sent && authority.may_act(&t.by, source, &a.sender) && hazard_fits(&t.lifts, a))
     }
 
     /// Keeps the newest [`MAX_TOMBSTONES_PER_SOURCE`] tombstones of `source`.
@@ -586,6 +603,50 @@ mod tests {
         let both = msg("b", T1, "Update", &format!("qxt,a,{T0}"), "<headline>长兴县气象台发布暴雨红色预警，解除暴雨黄色预警</headline>");
         assert_eq!(from(&mut s, FEED, both, &none), Outcome::Added { replaced: 1, refused: 0 });
         assert_eq!(s.entries().len(), 1);
+    }
+
+    #[test]
+    fn an_upstream_copy_with_the_feeds_key_does_not_make_the_feed_warning_a_duplicate() {
+        let none = Authority::none();
+        let mut s = Store::default();
+        // The attacker copies a public feed message, edits it (another area,
+        // a lower severity) and gets it in first.
+        let (mut fake, xml) = msg("a", T0, "Alert", "", "");
+        fake.infos[0].severity = cap::Severity::Minor;
+        assert!(matches!(from(&mut s, UP_A, (fake, xml), &none), Outcome::Added { .. }));
+        assert_eq!(from(&mut s, FEED, msg("a", T0, "Alert", "", ""), &none), Outcome::Added { replaced: 1, refused: 0 }, "the feed's copy replaces it");
+        assert_eq!(severity(&s), [cap::Severity::Extreme]);
+        assert_eq!(s.entries()[0].source, FEED);
+        // The same copy from upstream again is the duplicate now.
+        assert_eq!(from(&mut s, UP_A, msg("a", T0, "Alert", "", ""), &none), Outcome::Duplicate);
+    }
+
+    #[test]
+    fn a_lift_that_arrives_first_keeps_off_only_its_own_hazard() {
+        let none = Authority::none();
+        let mut s = Store::default();
+        let gale_lift = msg("b", T1, "Update", &format!("qxt,a,{T0}"), "<headline>长兴县气象台解除大风蓝色预警</headline>");
+        from(&mut s, FEED, gale_lift, &none);
+        let rain = msg("a", T0, "Alert", "", "<headline>长兴县气象台发布暴雨红色预警</headline>");
+        assert!(matches!(from(&mut s, FEED, rain, &none), Outcome::Added { .. }), "a gale lift does not keep a rainstorm warning off");
+        let mut s = Store::default();
+        from(&mut s, FEED, msg("b", T1, "Update", &format!("qxt,a,{T0}"), "<headline>长兴县气象台解除暴雨红色预警</headline>"), &none);
+        assert_eq!(from(&mut s, FEED, msg("a", T0, "Alert", "", "<headline>长兴县气象台发布暴雨红色预警</headline>"), &none), Outcome::Superseded);
+    }
+
+    #[test]
+    fn the_feed_is_never_crowded_out_of_a_full_store() {
+        let none = Authority::none();
+        let mut s = Store::default();
+        let sources: Vec<String> = (0..MAX_ENTRIES / MAX_PER_SOURCE).map(|i| format!("https://up{i}.example/")).collect();
+        for src in &sources {
+            for i in 0..MAX_PER_SOURCE {
+                from(&mut s, src, msg(&format!("{src}-{i}").replace([':', '/', '.'], ""), T0, "Alert", "", ""), &none);
+            }
+        }
+        assert_eq!(s.entries().len(), MAX_ENTRIES);
+        assert!(matches!(from(&mut s, "https://more.example/", msg("m", T0, "Alert", "", ""), &none), Outcome::Refused(_)));
+        assert!(matches!(from(&mut s, FEED, msg("f", T0, "Alert", "", ""), &none), Outcome::Added { .. }));
     }
 
     #[test]

@@ -381,17 +381,22 @@ impl Cache {
         }
     }
 
-    /// Removes `.tmp-` files older than [`STALE_TEMP_AGE`] at `now`.
+    /// Removes `.tmp-` files of killed writes: in `blobs/` all of them (only
+    /// a writer holding the writer's lock writes there, and the caller holds
+    /// it, so none belongs to a live writer however young), elsewhere those
+    /// older than [`STALE_TEMP_AGE`] at `now` (the alert store and its audio
+    /// are written under other locks).
     fn remove_stale_temps(&self, now: SystemTime) -> usize {
         let mut n = 0;
         for dir in [self.root.clone(), self.root.join("blobs"), self.root.join(crate::sync::alert_media::DIR)] {
+            let any_age = dir.ends_with("blobs");
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for e in entries.flatten() {
                 if !e.file_name().to_string_lossy().starts_with(".tmp-") {
                     continue;
                 }
                 let modified = e.metadata().and_then(|m| m.modified()).ok();
-                let stale = modified.and_then(|m| now.duration_since(m).ok()).is_some_and(|age| age >= STALE_TEMP_AGE);
+                let stale = any_age || modified.and_then(|m| now.duration_since(m).ok()).is_some_and(|age| age >= STALE_TEMP_AGE);
                 if stale && std::fs::remove_file(e.path()).is_ok() {
                     n += 1;
                 }

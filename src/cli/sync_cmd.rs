@@ -30,8 +30,7 @@ pub fn options(config: &Config) -> anyhow::Result<Options> {
     opts.max_bytes_per_sec = config.feed.max_bytes_per_sec;
     opts.max_age = config.feed.max_age;
     opts.budget = config.cache.budget;
-    opts.alert_lifetimes = config.alert_policy().lifetimes;
-    opts.alert_authority = config.alert_authority();
+    opts.alert_rules = config.alert_rules();
     opts.alert_media = alert_media_rules(config);
     Ok(opts)
 }
@@ -48,11 +47,10 @@ fn alert_media_rules(config: &Config) -> crate::sync::alert_media::Rules {
 /// until the process ends (each on its own interval).
 pub async fn poll_alert_sources(config: &Config, cache_dir: &Path) {
     let inbox = crate::alert::inbox::Inbox::new(cache_dir);
-    let life = config.alert_policy().lifetimes;
     let mut tasks = Vec::new();
     for src in &config.alerts.sources {
         match crate::sync::upstream::Upstream::new(&src.url, alert_media_rules(config)) {
-            Ok(up) => tasks.push(up.forever(src.interval, inbox.clone(), life, config.alert_authority())),
+            Ok(up) => tasks.push(up.forever(src.interval, inbox.clone(), config.alert_rules())),
             Err(e) => tracing::error!("alerts: source {}: {e}", src.url),
         }
     }
@@ -62,7 +60,6 @@ pub async fn poll_alert_sources(config: &Config, cache_dir: &Path) {
 /// One poll of each upstream alert source (for `sync --once`).
 async fn poll_alert_sources_once(config: &Config, cache_dir: &Path) -> bool {
     let inbox = crate::alert::inbox::Inbox::new(cache_dir);
-    let life = config.alert_policy().lifetimes;
     let mut ok = true;
     for src in &config.alerts.sources {
         let mut up = match crate::sync::upstream::Upstream::new(&src.url, alert_media_rules(config)) {
@@ -73,7 +70,7 @@ async fn poll_alert_sources_once(config: &Config, cache_dir: &Path) -> bool {
                 continue;
             }
         };
-        match up.deliver(&inbox, &life, &config.alert_authority()).await {
+        match up.deliver(&inbox, &config.alert_rules()).await {
             Ok(n) => println!("alerts from {}: {n} new message(s)", src.url),
             Err(e) => {
                 eprintln!("alerts from {}: {e}", src.url);

@@ -81,10 +81,9 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Longest silence inside a response before it counts as cut.
     pub read_timeout: Duration,
-    /// Lives of the alerts the feed carries (see `alert::store`).
-    pub alert_lifetimes: crate::alert::store::Lifetimes,
-    /// Which source may change which alerts (see `alert::authority`).
-    pub alert_authority: crate::alert::authority::Authority,
+    /// Lives, authority and place for the alerts the feed carries (see
+    /// `alert::inbox::Rules`).
+    pub alert_rules: crate::alert::inbox::Rules,
     /// How alerts' linked audio may be fetched.
     pub alert_media: alert_media::Rules,
     /// A feed whose newest manifest was built longer ago than this is
@@ -107,8 +106,7 @@ impl Options {
             backoff_max: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
-            alert_lifetimes: Default::default(),
-            alert_authority: Default::default(),
+            alert_rules: Default::default(),
             alert_media: alert_media::Rules { http_sources: Vec::new(), budget: 4_000_000_000 },
             max_age: Duration::from_secs(7 * 86_400),
             // At the default 60 s poll about 0.5 MiB/s: a full 4 GB cache is
@@ -287,7 +285,7 @@ impl Syncer {
         // filled from what the cache already holds.
         let messages = crate::alert::inbox::feed_messages(&self.cache, &self.opts.key);
         let inbox = crate::alert::inbox::Inbox::new(self.cache.root());
-        if let Err(e) = inbox.receive(messages, crate::alert::authority::FEED, now, &self.opts.alert_lifetimes, &self.opts.alert_authority) {
+        if let Err(e) = inbox.receive(messages, crate::alert::authority::FEED, now, &self.opts.alert_rules) {
             tracing::error!("alerts: {e}");
         }
         update(&status, &status_path, |s| match &result {

@@ -18,10 +18,8 @@ use chrono::Utc;
 use reqwest::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::StatusCode;
 
-use crate::alert::authority::Authority;
 use crate::alert::index::{self, Content, Document};
-use crate::alert::inbox::{Inbox, Message};
-use crate::alert::store::Lifetimes;
+use crate::alert::inbox::{Inbox, Message, Rules};
 use crate::alert::{cap, xml};
 
 /// Servers that negotiate the format (api.weather.gov answers GeoJSON by
@@ -120,13 +118,22 @@ impl Upstream {
                         break;
                     }
                     match e.content {
-                        Content::Embedded(emb) => match emb.result {
-                            Ok(p) => {
-                                held += emb.xml.len();
-                                out.push((p.alert, emb.xml));
+                        Content::Embedded(emb) => {
+                            // Taken once, like a link: a poll goes on past
+                            // the entries the last one took.
+                            let seen_key = format!("{} {}", e.id, e.updated.as_deref().unwrap_or_default());
+                            if self.fetched.contains(&seen_key) {
+                                continue;
                             }
-                            Err(d) => tracing::warn!("alerts: {name}: entry {} skipped: {d}", e.id),
-                        },
+                            seen_links.push(seen_key);
+                            match emb.result {
+                                Ok(p) => {
+                                    held += emb.xml.len();
+                                    out.push((p.alert, emb.xml));
+                                }
+                                Err(d) => tracing::warn!("alerts: {name}: entry {} skipped: {d}", e.id),
+                            }
+                        }
                         Content::Link(link) => {
                             let Ok(url) = self.url.join(&link) else {
                                 tracing::warn!("alerts: {name}: entry {}: bad link `{link}`", e.id);
@@ -212,7 +219,12 @@ impl Upstream {
             return Err(Skip::Again(format!("{url}: HTTP {}", resp.status())));
         }
         let bytes = super::read_limited(resp, MAX_MESSAGE_BYTES).await.map_err(|e| Skip::Again(format!("{url}: {e}")))?;
-        let p = cap::parse_with(Path::new(url.as_str()), &bytes, cap::Mode::Lenient).map_err(|e| Skip::For(e.to_string()))?;
+        // A CAP message that does not read will not read better later; any
+        // other answer (a captive portal's page, a proxy's error) may be a
+        // passing fault in front of the real message: fetched again.
+        let is_alert = xml::parse(&bytes).is_ok_and(|root| root.name == "alert");
+        let p = cap::parse_with(Path::new(url.as_str()), &bytes, cap::Mode::Lenient)
+            .map_err(|e| if is_alert { Skip::For(e.to_string()) } else { Skip::Again(format!("{url}: not a CAP message ({e})")) })?;
         Ok((p.alert, xml::utf8_text(&bytes)))
     }
 
@@ -220,13 +232,13 @@ impl Upstream {
     /// delivering what it finds to `inbox`.
     /// Audio is fetched beside the polls, so a slow audio host never holds
     /// up the next poll (nor a Cancel in it).
-    pub async fn forever(mut self, interval: Duration, inbox: Inbox, life: Lifetimes, authority: Authority) {
+    pub async fn forever(mut self, interval: Duration, inbox: Inbox, rules: Rules) {
         let name = self.url.to_string();
         let (client, media) = (self.client.clone(), self.media.clone());
         let polled = tokio::sync::Notify::new();
         let polls = async {
             loop {
-                match self.take(&inbox, &life, &authority).await {
+                match self.take(&inbox, &rules).await {
                     Ok(0) => tracing::debug!("alerts: {name}: nothing new"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!("alerts: {e}"),
@@ -248,17 +260,17 @@ impl Upstream {
     /// committed, so a failed store sees them again at the next poll), and
     /// the audio they link to is fetched, retrying what failed before.
     /// Returns how many new messages the source had.
-    pub async fn deliver(&mut self, inbox: &Inbox, life: &Lifetimes, authority: &Authority) -> Result<usize, String> {
-        let taken = self.take(inbox, life, authority).await;
+    pub async fn deliver(&mut self, inbox: &Inbox, rules: &Rules) -> Result<usize, String> {
+        let taken = self.take(inbox, rules).await;
         Self::fetch_media(&self.client, &self.media, inbox).await;
         taken
     }
 
     /// [`Upstream::deliver`] without the audio.
-    async fn take(&mut self, inbox: &Inbox, life: &Lifetimes, authority: &Authority) -> Result<usize, String> {
+    async fn take(&mut self, inbox: &Inbox, rules: &Rules) -> Result<usize, String> {
         let msgs = self.poll().await?;
         let n = msgs.len();
-        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::trusted_time::now(crate::trusted_time::load(inbox.dir()).as_ref(), Utc::now()), life, authority).map(drop).map_err(|e| e.to_string()) };
+        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::trusted_time::now(crate::trusted_time::load(inbox.dir()).as_ref(), Utc::now()), rules).map(drop).map_err(|e| e.to_string()) };
         if stored.is_ok() {
             self.commit();
         }
