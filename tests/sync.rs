@@ -607,10 +607,13 @@ fn a_usb_import_proceeds_while_a_throttled_background_download_runs() {
     assert!(took < Duration::from_secs(10), "the USB import waited {took:?} for the download");
     assert_eq!(current_version(&dir.path().join("cache"), &fx.key), Some(usb_version));
     // The background download finishes and does not roll the screen back.
+    let http_cache = Cache::at(&dir.path().join("cache"));
     let start = std::time::Instant::now();
-    while std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"pending\": {")) && start.elapsed() < Duration::from_secs(60) {
+    while !fx.manifest().manifest.blobs().iter().all(|b| http_cache.has(b)) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the background download did not finish (its files were taken?)");
         std::thread::sleep(Duration::from_millis(200));
     }
+    std::thread::sleep(Duration::from_secs(2));
     let _ = background.kill();
     let _ = background.wait();
     assert_eq!(current_version(&dir.path().join("cache"), &fx.key), Some(usb_version));

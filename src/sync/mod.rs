@@ -390,7 +390,11 @@ impl Syncer {
         {
             // Room may be held by files of older versions: let them go
             // (the player only reads the current one), then look again.
-            let keep = [current.as_ref(), Some(&new)].into_iter().flatten().flat_map(|v| v.manifest.blobs()).map(|b| b.sha256).collect();
+            let mut keep: std::collections::BTreeSet<Digest> = [current.as_ref(), Some(&new)].into_iter().flatten().flat_map(|v| v.manifest.blobs()).map(|b| b.sha256).collect();
+            // A USB import while an HTTP sync downloads: its files are not ours to take.
+            if !http && self.cache.downloading() {
+                keep.extend(SyncStatus::load(status_path).pending.iter().flat_map(|p| p.files.iter().map(|f| f.sha256)));
+            }
             if let Err(e) = self.cache.collect_except(&keep) {
                 tracing::warn!("cache: {e}");
             }
@@ -407,7 +411,14 @@ impl Syncer {
                 .map(|b| PendingFile { sha256: b.sha256, size: b.size, done: progress.get(&b.sha256).copied().unwrap_or(0) })
                 .collect(),
         };
-        update(status, status_path, |s| s.pending = Some(pending(&BTreeMap::new())));
+        // `pending` is the HTTP download's (a USB copy is quick, and must
+        // not write over the record of a download going on beside it).
+        let show_pending = |snapshot: &BTreeMap<Digest, u64>| {
+            if http {
+                update(status, status_path, |s| s.pending = Some(pending(snapshot)));
+            }
+        };
+        show_pending(&BTreeMap::new());
         if http {
             writer.release();
         }
@@ -426,12 +437,12 @@ impl Syncer {
                 r = &mut downloads => break r,
                 _ = tick.tick() => {
                     let snapshot = progress.lock().map(|m| m.clone()).unwrap_or_default();
-                    update(status, status_path, |s| s.pending = Some(pending(&snapshot)));
+                    show_pending(&snapshot);
                 }
             }
         };
         let snapshot = progress.lock().map(|m| m.clone()).unwrap_or_default();
-        update(status, status_path, |s| s.pending = Some(pending(&snapshot)));
+        show_pending(&snapshot);
         writer.hold().await?;
         let mut bytes = 0;
         let mut failures = Vec::new();
@@ -449,18 +460,24 @@ impl Syncer {
         }
 
         if repair {
-            update(status, status_path, |s| s.pending = None);
+            if http {
+                update(status, status_path, |s| s.pending = None);
+            }
             return Ok(Outcome::Repaired { version: new.manifest.version, files: p.fetch.len(), bytes });
         }
         // A USB import may have brought this version, or a newer one, while
         // the files downloaded: never go back.
         if let Some(now_current) = read_current().filter(|c| c.manifest.version >= new.manifest.version) {
-            update(status, status_path, |s| s.pending = None);
+            if http {
+                update(status, status_path, |s| s.pending = None);
+            }
             return Ok(Outcome::Unchanged { version: Some(now_current.manifest.version) });
         }
         self.cache.commit(&new)?;
         update(status, status_path, |s| {
-            s.pending = None;
+            if http {
+                s.pending = None;
+            }
             if let Some((etag, last_modified)) = validators {
                 s.manifest_etag = etag;
                 s.manifest_last_modified = last_modified;
@@ -751,8 +768,13 @@ impl Writer<'_> {
     }
 }
 
+/// Changes the status file: read again first, since a USB import and a
+/// background download may both be at work (each changes only its fields).
 fn update(status: &Mutex<SyncStatus>, path: &Path, f: impl FnOnce(&mut SyncStatus)) {
     if let Ok(mut s) = status.lock() {
+        if std::fs::metadata(path).is_ok() {
+            *s = SyncStatus::load(path);
+        }
         f(&mut s);
         if let Err(e) = s.save(path) {
             tracing::warn!("{}: {e}", path.display());
