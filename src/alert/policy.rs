@@ -14,6 +14,7 @@ use super::cap::{Alert, Info, Scope, Severity, Status, Urgency};
 use super::signal::{self, Signal};
 use super::store::{Entry, Lifetimes, Store};
 use super::target::Place;
+pub use crate::trusted_time::Times;
 
 /// How loudly an alert is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -172,8 +173,12 @@ fn addressees(list: &str) -> impl Iterator<Item = &str> {
     list.split('"').enumerate().flat_map(|(i, part)| if i % 2 == 1 { vec![part.trim()] } else { part.split_whitespace().collect() }).filter(|a| !a.is_empty())
 }
 
-/// Works out what to show at `now` from the store.
-pub fn present(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Presentation {
+/// Works out what to show at `now` from the store. `now` is one instant,
+/// or [`Times`] that judge starts and ends apart (see `crate::trusted_time`:
+/// a warning is never held back by a slow clock, nor ended early on the word
+/// of an unsigned header).
+pub fn present(store: &Store, policy: &Policy, now: impl Into<Times>) -> Presentation {
+    let times: Times = now.into();
     let mut all: Vec<(Shown, DateTime<Utc>)> = Vec::new();
     for entry in store.entries() {
         let alert = &entry.alert;
@@ -194,7 +199,7 @@ pub fn present(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Presentati
                 continue;
             }
             let (start, end) = policy.lifetimes.window(alert, info, entry.received);
-            if now < start || now >= end {
+            if times.starts < start || times.ends >= end {
                 continue;
             }
             let shown = shown(entry, info, signal, mark, end, policy);
@@ -217,7 +222,12 @@ pub fn present(store: &Store, policy: &Policy, now: DateTime<Utc>) -> Presentati
 /// from `shown` (its answer at `now`) with no new message: a block starting
 /// or ending, or the takeover's turn passing to the next alert. The player
 /// sleeps until then.
-pub fn next_change(store: &Store, policy: &Policy, shown: &Presentation, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+///
+/// With [`Times`], the answer is in the time base of `ends` (the one the
+/// player keeps its clock in): a start `s` comes when `starts` reaches it.
+pub fn next_change(store: &Store, policy: &Policy, shown: &Presentation, now: impl Into<Times>) -> Option<DateTime<Utc>> {
+    let times: Times = now.into();
+    let now = times.ends;
     let mut next: Option<DateTime<Utc>> = None;
     let mut consider = |t: DateTime<Utc>| {
         if t > now {
@@ -227,7 +237,9 @@ pub fn next_change(store: &Store, policy: &Policy, shown: &Presentation, now: Da
     for entry in store.entries() {
         for info in &entry.alert.infos {
             let (start, end) = policy.lifetimes.window(&entry.alert, info, entry.received);
-            consider(start);
+            if start > times.starts {
+                consider(now + (start - times.starts));
+            }
             consider(end);
         }
     }

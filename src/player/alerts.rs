@@ -45,7 +45,13 @@ pub(crate) struct TrustedClock {
 }
 
 impl TrustedClock {
+    /// The time for schedules, the screen's hours and the clock on screen
+    /// (and for whether a warning has ended).
     pub(crate) fn now(&self) -> chrono::DateTime<Utc> {
+        self.times().ends
+    }
+
+    fn times(&self) -> crate::trusted_time::Times {
         crate::trusted_time::now(self.record.as_ref(), Utc::now())
     }
 
@@ -170,8 +176,9 @@ fn check(
             }
         }
     }
-    let utc = clock.now();
-    let p: Presentation = crate::alert::policy::present(&watch.store, &watch.policy, utc);
+    let times = clock.times();
+    let utc = times.ends;
+    let p: Presentation = crate::alert::policy::present(&watch.store, &watch.policy, times);
     let top = p.takeover(&watch.policy, utc).cloned();
     let count = p.takeover_count(&watch.policy);
     let index = top.as_ref().and_then(|t| p.all.iter().position(|s| s.key == t.key)).map_or(0, |i| i + 1);
@@ -188,7 +195,7 @@ fn check(
     takeover.set_if_neq(Takeover(drawn.takeover.is_some()));
     ticker.set_if_neq(AlertTicker(p.ticker()));
     // Sleep until the answer can change by the clock alone.
-    let until = [crate::alert::policy::next_change(&watch.store, &watch.policy, &p, utc), watch.chime.next_due(interval)];
+    let until = [crate::alert::policy::next_change(&watch.store, &watch.policy, &p, times), watch.chime.next_due(interval)];
     if let Some(t) = until.into_iter().flatten().min() {
         wake.at(now + (t - utc).to_std().unwrap_or_default() + Duration::from_millis(5));
     }

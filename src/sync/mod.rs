@@ -279,7 +279,7 @@ impl Syncer {
         };
         self.after_poll(result.is_ok(), &status, &status_path).await;
         let trusted = crate::trusted_time::load(self.cache.root());
-        let now = crate::trusted_time::now(trusted.as_ref(), Utc::now());
+        let now = crate::trusted_time::now(trusted.as_ref(), Utc::now()).ends;
         // The current version's alerts go to the alert store whatever this
         // sync did: a first start after an upgrade, or a store lost, is
         // filled from what the cache already holds.
@@ -523,8 +523,8 @@ impl Syncer {
     /// manifest's `expires`.
     fn learn_time(&self, v: &crate::feed::Verified, date: Option<chrono::DateTime<Utc>>) {
         let m = &v.manifest;
-        let at = crate::trusted_time::candidate(m.created.with_timezone(&Utc), m.expires.with_timezone(&Utc), date);
-        if let Err(e) = crate::trusted_time::observe(self.cache.root(), at, Utc::now()) {
+        let seen = crate::trusted_time::Observation { created: m.created.with_timezone(&Utc), expires: m.expires.with_timezone(&Utc), date };
+        if let Err(e) = crate::trusted_time::observe(self.cache.root(), seen, Utc::now()) {
             tracing::warn!("cache: {}: {e}", crate::trusted_time::FILE);
         }
     }

@@ -222,7 +222,7 @@ impl Upstream {
         // A CAP message that does not read will not read better later; any
         // other answer (a captive portal's page, a proxy's error) may be a
         // passing fault in front of the real message: fetched again.
-        let is_alert = xml::parse(&bytes).is_ok_and(|root| root.name == "alert");
+        let is_alert = [&b"<alert"[..], b":alert", b"urn:oasis:names:tc:emergency:cap"].iter().any(|m| bytes.windows(m.len()).any(|w| w == *m));
         let p = cap::parse_with(Path::new(url.as_str()), &bytes, cap::Mode::Lenient)
             .map_err(|e| if is_alert { Skip::For(e.to_string()) } else { Skip::Again(format!("{url}: not a CAP message ({e})")) })?;
         Ok((p.alert, xml::utf8_text(&bytes)))
@@ -270,7 +270,7 @@ impl Upstream {
     async fn take(&mut self, inbox: &Inbox, rules: &Rules) -> Result<usize, String> {
         let msgs = self.poll().await?;
         let n = msgs.len();
-        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::trusted_time::now(crate::trusted_time::load(inbox.dir()).as_ref(), Utc::now()), rules).map(drop).map_err(|e| e.to_string()) };
+        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::trusted_time::now(crate::trusted_time::load(inbox.dir()).as_ref(), Utc::now()).ends, rules).map(drop).map_err(|e| e.to_string()) };
         if stored.is_ok() {
             self.commit();
         }
