@@ -85,6 +85,9 @@ fuzz_target!(|data: &[u8]| {
     let path = DIR.path().join(store::FILE);
     let policies = policies();
     let mut s = Store::default();
+    // The feed's messages alone: what upstream sources send must never
+    // change what a feed message does (unless a grant lets it).
+    let mut feed_only = Store::default();
     for chunk in split(data) {
         let Some((&control, bytes)) = chunk.split_first() else {
             continue;
@@ -106,7 +109,17 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let before = s.clone();
-        let outcome = s.apply(parsed.alert, xml::utf8_text(bytes), source, now, &AUTHORITY);
+        let text = xml::utf8_text(bytes);
+        let shadow = (source == FEED && parsed.alert.sender != GRANTED)
+            .then(|| feed_only.apply(parsed.alert.clone(), text.clone(), source, now, &AUTHORITY));
+        let outcome = s.apply(parsed.alert, text, source, now, &AUTHORITY);
+        if let Some(alone) = &shadow {
+            assert_eq!(
+                std::mem::discriminant(alone),
+                std::mem::discriminant(&outcome),
+                "upstream messages changed what a feed message does: {alone:?} alone, {outcome:?} with them"
+            );
+        }
 
         let gone: Vec<_> = before
             .entries()
