@@ -835,8 +835,18 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         }
     }
 
-    let note = format!("config from {}", path.display());
     problems.sort_by_key(|d| d.line);
+    // Without its feed's URL or key a kiosk plays the bundled demo: a typo
+    // there must not cost the screen its programme (and its warnings), so it
+    // makes the whole file unusable, and the last config that loaded is used.
+    if let Some(i) = problems.iter().position(|d| d.field == "feed.url" || d.field == "feed.public_key") {
+        let mut vital = problems.remove(i);
+        vital.message = format!("{}; without it the screen would lose its feed, so this file is not used", vital.message);
+        let mut l = unusable(path, vital);
+        l.problems = Diagnostics(problems);
+        return l;
+    }
+    let note = format!("config from {}", path.display());
     Loaded {
         config,
         problems: Diagnostics(problems),
@@ -953,8 +963,9 @@ budget = "8GB"
         let text = "[screen]\nregion = \"3305\"\nlatitude = 123.0\nlanguage = \"fr\"\n[display]\nmode = \"tv\"\nwidth = 5\n[audio]\nvolume = 300\n[[display.on]]\nhours = \"7-22\"\n[feed]\nurl = \"ftp://x/\"\npublic_key = \"AAAA\"\ninterval = \"1s\"\nmax_age = \"10m\"\n[cache]\nbudget = \"lots\"\n";
         let l = parse(Path::new("c.toml"), text);
         assert_eq!(
-            l.problems.to_string().lines().collect::<Vec<_>>(),
+            l.diagnostics().to_string().lines().collect::<Vec<_>>(),
             vec![
+                "c.toml:13: feed.url: `ftp://x/`: only http and https feeds are supported; without it the screen would lose its feed, so this file is not used",
                 "c.toml:2: screen.region: `3305` is not a 行政区划代码; write 6 digits (e.g. 330522) or 12 digits",
                 "c.toml:3: screen.latitude: must be between -90 and 90",
                 "c.toml:4: screen.language: `fr` is not a supported language; use zh-CN or en",
@@ -962,7 +973,6 @@ budget = "8GB"
                 "c.toml:7: display.width: must be between 160 and 7680 pixels",
                 "c.toml:9: audio.volume: must be between 0 and 100",
                 "c.toml:11: display.on[1].hours: `7` is not a time; write HH:MM, e.g. 07:30",
-                "c.toml:13: feed.url: `ftp://x/`: only http and https feeds are supported",
                 "c.toml:14: feed.public_key: `AAAA` is not a public key; write ed25519:<base64>, as `estation feed keygen` prints it",
                 "c.toml:15: feed.interval: must be a duration from 5s to 24h, e.g. \"60s\" or \"5m\"",
                 "c.toml:16: feed.max_age: must be a duration from 1h to 366d, e.g. \"7d\"",

@@ -215,7 +215,10 @@ mod tests {
         assert!(l.problems.0.is_empty() && l.unusable.is_none(), "{}", l.diagnostics());
         assert_eq!(kept(&path), Some(dir.path().join("cache").join(FILE)));
 
-        for broken in [&b"[screen]\nname = \"\xb2\xe2\xca\xd4\"\n[cache]\ndir = \"cache\"\n"[..], b"[screen\n[cache]\ndir = \"cache\"\n"] {
+        // GBK, a syntax error, and a typo in the feed's key (which alone
+        // would leave the screen playing the demo).
+        let typo = "[screen]\nid = \"typo\"\n[feed]\nurl = \"https://feed.example/\"\npublic_key = \"ed25519:typo\"\n[cache]\ndir = \"cache\"\n";
+        for broken in [&b"[screen]\nname = \"\xb2\xe2\xca\xd4\"\n[cache]\ndir = \"cache\"\n"[..], b"[screen\n[cache]\ndir = \"cache\"\n", typo.as_bytes()] {
             std::fs::write(&path, broken).unwrap();
             let l = load_or_last_good(&Location::Explicit(path.clone())).unwrap();
             assert_eq!(l.config.feed.public_key.as_deref(), Some(key().as_str()));
