@@ -739,7 +739,7 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
     }
     let f = raw.feed;
     if let Some(url) = f.url {
-        match crate::sync::Source::http(url.get_ref()) {
+        match crate::feed::folder_url(url.get_ref()) {
             Ok(_) => config.feed.url = Some(url.get_ref().trim().to_string()),
             Err(e) => bad(url.span().start, "feed.url", e),
         }
@@ -802,11 +802,11 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         let written = src.url.get_ref().trim();
         // Kept as the store names the source (`HTTPS://A.example:443` is
         // `https://a.example/`), so grants and rules keyed on it apply.
-        let url = reqwest::Url::parse(written).map_or_else(|_| written.to_string(), |u| u.to_string());
+        let url = url::Url::parse(written).map_or_else(|_| written.to_string(), |u| u.to_string());
         let url = url.as_str();
         let https = url.starts_with("https://");
         let http_ok = src.allow_http.unwrap_or(false) && url.starts_with("http://");
-        if crate::sync::Source::http(url).is_err() || !(https || http_ok) {
+        if crate::feed::folder_url(url).is_err() || !(https || http_ok) {
             bad(src.url.span().start, &field("url"), format!("`{written}` is not an https:// URL (set allow_http = true for a plain http server you trust)"));
             continue;
         }

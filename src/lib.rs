@@ -21,6 +21,7 @@ pub mod playlist;
 pub mod qr;
 pub mod schedule;
 pub mod status;
+#[cfg(feature = "net")]
 pub mod sync;
 pub mod trusted_time;
 pub mod validity;

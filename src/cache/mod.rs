@@ -195,6 +195,7 @@ impl Cache {
     /// Waits for the writer's lock. Writers hold it only for short steps
     /// (planning, commit, garbage collection, a USB copy), never while they
     /// wait on the network, so this does not wait on a slow server.
+    #[cfg(feature = "net")]
     pub async fn lock_wait(&self) -> Result<Lock, CacheError> {
         let path = self.root.join("lock");
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
@@ -388,7 +389,7 @@ impl Cache {
     /// are written under other locks).
     fn remove_stale_temps(&self, now: SystemTime) -> usize {
         let mut n = 0;
-        for dir in [self.root.clone(), self.root.join("blobs"), self.root.join(crate::sync::alert_media::DIR)] {
+        for dir in [self.root.clone(), self.root.join("blobs"), self.root.join(ALERT_MEDIA)] {
             let any_age = dir.ends_with("blobs");
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for e in entries.flatten() {
@@ -562,7 +563,7 @@ impl Cache {
     /// (all of which count against the budget).
     pub fn used_bytes(&self) -> u64 {
         let alerts = std::fs::metadata(self.root.join(crate::alert::store::FILE)).map_or(0, |m| m.len());
-        ["blobs", "partial", crate::sync::alert_media::DIR]
+        ["blobs", "partial", ALERT_MEDIA]
             .iter()
             .filter_map(|sub| std::fs::read_dir(self.root.join(sub)).ok())
             .flat_map(|rd| rd.flatten())
@@ -594,6 +595,14 @@ impl Cache {
         library.problems.extend(problems);
         Ok(Some((v, library)))
     }
+}
+
+/// Where sync keeps the audio that alerts link to (see `sync::alert_media`).
+pub const ALERT_MEDIA: &str = "alert-media";
+
+/// Where the audio linked at `uri` is kept.
+pub fn alert_media_path(cache_root: &Path, uri: &str) -> PathBuf {
+    cache_root.join(ALERT_MEDIA).join(Digest::of(uri.as_bytes()).hex())
 }
 
 /// The default cache folder: the user's data dir (`~/.local/share/estation/cache`).
@@ -650,8 +659,8 @@ mod tests {
         let cache = Cache::open(dir.path()).unwrap();
         put(&cache, b"12345");
         std::fs::write(dir.path().join(crate::alert::store::FILE), b"0123456789").unwrap();
-        std::fs::create_dir_all(dir.path().join(crate::sync::alert_media::DIR)).unwrap();
-        std::fs::write(dir.path().join(crate::sync::alert_media::DIR).join("a"), b"abc").unwrap();
+        std::fs::create_dir_all(dir.path().join(ALERT_MEDIA)).unwrap();
+        std::fs::write(dir.path().join(ALERT_MEDIA).join("a"), b"abc").unwrap();
         assert_eq!(cache.used_bytes(), 5 + 10 + 3);
     }
 
@@ -714,7 +723,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
         let k = key(1);
-        let media = dir.path().join(crate::sync::alert_media::DIR);
+        let media = dir.path().join(ALERT_MEDIA);
         std::fs::create_dir_all(&media).unwrap();
         let old: Vec<PathBuf> = [dir.path().join(".tmp-a1"), dir.path().join("blobs/.tmp-b2"), media.join(".tmp-c3")].into();
         for p in &old {

@@ -1,6 +1,5 @@
 //! `estation feed …`: keys, build, verify, serve.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -109,7 +108,8 @@ pub fn verify(feed: &Path, public_key: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn serve(feed: &Path, listen: SocketAddr, limits: crate::feed::serve::Limits) -> anyhow::Result<ExitCode> {
+#[cfg(feature = "net")]
+pub fn serve(feed: &Path, listen: std::net::SocketAddr, limits: crate::feed::serve::Limits) -> anyhow::Result<ExitCode> {
     if !feed.join(MANIFEST_FILE).is_file() {
         anyhow::bail!("{}: no {MANIFEST_FILE} here; build a feed first (estation feed build)", feed.display());
     }

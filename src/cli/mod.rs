@@ -4,6 +4,8 @@ mod alert_cmd;
 mod doctor;
 mod feed_cmd;
 mod playlist_cmd;
+mod status_cmd;
+#[cfg(feature = "net")]
 mod sync_cmd;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +47,7 @@ pub enum Command {
     #[command(subcommand)]
     Alert(alert_cmd::AlertCommand),
     /// Bring the offline cache up to the feed's newest version.
+    #[cfg(feature = "net")]
     Sync {
         /// One sync, then exit (default: keep syncing every feed.interval).
         #[arg(long)]
@@ -109,6 +112,7 @@ pub enum FeedCommand {
         public_key: String,
     },
     /// Serve a feed folder over HTTP (ETag/304, ranges, access log).
+    #[cfg(feature = "net")]
     Serve {
         feed: PathBuf,
         #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
@@ -271,7 +275,8 @@ fn report_config(loaded: &config::Loaded) {
 }
 
 /// Keeps a config that loaded as its last good copy; says what happened, for
-/// the log.
+/// the log. (Only the kiosk's own runs keep it: the player and sync.)
+#[cfg(feature = "net")]
 fn keep_last_good(loaded: &config::Loaded) -> Result<Option<String>, String> {
     match config::last_good::keep(loaded, chrono::Utc::now()) {
         Ok(Some(path)) => Ok(Some(format!("kept a copy of the config as {} (used if the file ever cannot be read)", path.display()))),
@@ -305,6 +310,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     feed_cmd::build_cmd(&playlists, alerts.as_deref(), &key, &out, expires)
                 }
                 FeedCommand::Verify { feed, public_key } => feed_cmd::verify(&feed, &public_key),
+                #[cfg(feature = "net")]
                 FeedCommand::Serve { feed, listen, header_timeout, max_connections } => {
                     let limits = crate::feed::serve::Limits { header_timeout, max_connections: max_connections as usize };
                     feed_cmd::serve(&feed, listen, limits)
@@ -317,6 +323,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report_config(&loaded);
             alert_cmd::run(cmd, &config)
         }
+        #[cfg(feature = "net")]
         Command::Sync { once, from } => {
             init_cli_logging_at("info");
             let (config, loaded) = load_config(cli.config.as_deref())?;
@@ -333,7 +340,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_cli_logging();
             let (config, loaded) = load_config(cli.config.as_deref())?;
             report_config(&loaded);
-            sync_cmd::status(&config, loaded.fallback.as_deref(), json)
+            status_cmd::status(&config, loaded.fallback.as_deref(), json)
         }
         Command::Cache(CacheCommand::Verify) => {
             init_cli_logging();
@@ -341,7 +348,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for p in &loaded.problems.0 {
                 eprintln!("warning: {p}");
             }
-            sync_cmd::verify_cache(&config)
+            status_cmd::verify_cache(&config)
         }
         Command::Config(cmd) => {
             init_cli_logging();
@@ -423,8 +430,7 @@ fn play(config: Config, loaded: config::Loaded, args: PlayArgs) -> anyhow::Resul
     // its cache (and syncs it in the background when a feed URL is set).
     let source = match (&args.playlist, &config.feed.public_key, &cache_dir) {
         (None, Some(_), Some(dir)) => {
-            let opts = sync_cmd::options(&config)?;
-            ContentSource::Feed { cache: crate::cache::Cache::at(dir), key: opts.key, fallback: local }
+            ContentSource::Feed { cache: crate::cache::Cache::at(dir), key: status_cmd::feed_key(&config)?, fallback: local }
         }
         _ => ContentSource::Files(local.context("no playlist given and the bundled demo was not found; pass --playlist PATH")?),
     };

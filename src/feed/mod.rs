@@ -16,7 +16,28 @@ pub mod keys;
 pub mod lock;
 pub mod manifest;
 pub mod publish;
+#[cfg(feature = "net")]
 pub mod serve;
 
 pub use digest::{Digest, Hashing};
+
+/// A feed folder's URL: http or https, with the trailing slash that makes
+/// file names join under it.
+///
+/// ```
+/// let u = estation::feed::folder_url("https://feed.example/county").unwrap();
+/// assert_eq!(u.join("manifest.json").unwrap().as_str(), "https://feed.example/county/manifest.json");
+/// assert!(estation::feed::folder_url("ftp://x/").is_err());
+/// ```
+pub fn folder_url(url: &str) -> Result<url::Url, String> {
+    let mut u = url::Url::parse(url.trim()).map_err(|e| format!("`{url}` is not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("`{url}`: only http and https feeds are supported"));
+    }
+    if !u.path().ends_with('/') {
+        let p = format!("{}/", u.path());
+        u.set_path(&p);
+    }
+    Ok(u)
+}
 pub use manifest::{Blob, Manifest, MediaType, PlaylistEntry, Verified};

@@ -16,9 +16,8 @@ use std::path::{Path, PathBuf};
 use sha1::Digest as _;
 
 use crate::alert::store::Store;
-use crate::feed::Digest;
 
-pub const DIR: &str = "alert-media";
+pub use crate::cache::{alert_media_path as path_for, ALERT_MEDIA as DIR};
 /// Largest audio file fetched (a few minutes of speech in MP3).
 const MAX_BYTES: u64 = 8 * 1024 * 1024;
 /// Longest one audio fetch may take.
@@ -49,9 +48,6 @@ impl Rules {
 }
 
 /// Where the audio linked at `uri` is kept.
-pub fn path_for(cache_root: &Path, uri: &str) -> PathBuf {
-    cache_root.join(DIR).join(Digest::of(uri.as_bytes()).hex())
-}
 
 /// The linked audio of every message in the store that the rules allow:
 /// (uri, SHA-1 digest). What they refuse is logged.

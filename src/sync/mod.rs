@@ -53,15 +53,7 @@ impl Source {
     /// Parses a feed URL; the folder URL gets its trailing slash so that
     /// file names join under it.
     pub fn http(url: &str) -> Result<Source, String> {
-        let mut u = reqwest::Url::parse(url.trim()).map_err(|e| format!("`{url}` is not a URL ({e})"))?;
-        if !matches!(u.scheme(), "http" | "https") {
-            return Err(format!("`{url}`: only http and https feeds are supported"));
-        }
-        if !u.path().ends_with('/') {
-            let p = format!("{}/", u.path());
-            u.set_path(&p);
-        }
-        Ok(Source::Http(u))
+        crate::feed::folder_url(url).map(Source::Http)
     }
 }
 
