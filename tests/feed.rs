@@ -3,6 +3,8 @@
 //! starting from (and switching between) verified versions, and the same
 //! feed folder served by a real nginx.
 
+#![cfg(feature = "net")]
+
 mod common;
 
 use std::path::{Path, PathBuf};
