@@ -153,13 +153,6 @@ pub struct Info {
     pub areas: Vec<Area>,
 }
 
-impl Info {
-    /// Whether this block declares the end of what it refers to:
-    /// `responseType` AllClear, or a Chinese lift (`解除…预警`).
-    pub fn is_all_clear(&self) -> bool {
-        self.response_types.contains(&ResponseType::AllClear) || super::signal::is_lift(self)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
@@ -184,12 +177,6 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// Whether the message only ends what it references (a Cancel, or an
-    /// all-clear in every block) rather than being a warning itself.
-    pub fn ends_others(&self) -> bool {
-        self.msg_type == MsgType::Cancel || (!self.infos.is_empty() && self.infos.iter().all(Info::is_all_clear))
-    }
-
     /// The info blocks to show for a screen whose language is `lang`: all
     /// blocks in the best language present: `lang` itself, then its base
     /// language, then Chinese, then English, then the first block's language.

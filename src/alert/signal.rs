@@ -11,7 +11,26 @@
 
 use serde::Serialize;
 
-use super::cap::{Alert, Info, Severity};
+use super::cap::{Alert, Info, MsgType, ResponseType, Severity};
+
+// What ends a warning is read from its text as much as from CAP's fields,
+// so it is decided here, above the CAP model (which knows nothing of
+// Chinese signals).
+impl Info {
+    /// Whether this block declares the end of what it refers to:
+    /// `responseType` AllClear, or a Chinese lift (`解除…预警`, see [`lifted`]).
+    pub fn is_all_clear(&self) -> bool {
+        self.response_types.contains(&ResponseType::AllClear) || is_lift(self)
+    }
+}
+
+impl Alert {
+    /// Whether the message only ends what it references (a Cancel, or an
+    /// all-clear in every block) rather than being a warning itself.
+    pub fn ends_others(&self) -> bool {
+        self.msg_type == MsgType::Cancel || (!self.infos.is_empty() && self.infos.iter().all(Info::is_all_clear))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -6,6 +6,7 @@
 
 pub mod mix;
 pub mod sniff;
+pub mod spec;
 pub mod timing;
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use std::path::Path;
 use image::imageops::FilterType;
 use image::{ImageReader, RgbaImage};
 
-use crate::playlist::Fit;
+use spec::Fit;
 
 /// Why a picture cannot be shown.
 #[derive(Debug, thiserror::Error)]

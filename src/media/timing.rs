@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::playlist::{Length, Video};
+use super::spec::{Length, Video};
 
 /// Start preparing the next item this long before the current one ends: a
 /// picture is decoded, a video prerolled (its first frame decoded and on the
@@ -79,7 +79,7 @@ pub fn at_clip_end(video: &Video, left: Duration) -> AtEnd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::playlist::Fit;
+    use crate::media::spec::Fit;
 
     fn video(start: u64, looped: bool) -> Video {
         Video {
