@@ -1,6 +1,6 @@
 //! The operator commands, run as a user runs them: the real binary.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

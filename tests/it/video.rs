@@ -1,9 +1,7 @@
 //! GStreamer decoding on generated clips: frames, timing, scaling, start
 //! offsets, loops, and bad files refused with a clear message.
 
-#![cfg(feature = "player")]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,9 +4,7 @@
 //! cache's own damage (rot, a lost current.json, leftovers of a kill) is
 //! done to a real cache and healed by the real `estation` binary.
 
-#![cfg(feature = "net")]
-
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

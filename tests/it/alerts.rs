@@ -4,7 +4,7 @@
 //! real window taken over by a published red rainstorm warning that goes
 //! away after its Cancel.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! sound card: ALSA's null device stands in for speakers (CI has none), and
 //! a card that does not exist stands in for unplugged ones.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,9 +3,7 @@
 //! starting from (and switching between) verified versions, and the same
 //! feed folder served by a real nginx.
 
-#![cfg(feature = "net")]
-
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

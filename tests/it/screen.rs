@@ -5,7 +5,7 @@
 //! (software rendering costs CPU per pixel) but the layout code is the same at
 //! any size.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,20 @@
+//! The whole flows, through the real `estation` binary, in one test binary
+//! (one link of the crate instead of one per file): the CLI, the feed and
+//! sync against real servers on 127.0.0.1 (our own, nginx), warnings from
+//! CAP files to a real window, the real player under Xvfb with Mesa's
+//! software renderer, GStreamer on generated clips, sound without a sound
+//! card. Shared helpers are in `common`.
+
+mod common;
+
+mod alerts;
+mod cli;
+#[cfg(feature = "net")]
+mod feed;
+mod fonts;
+mod screen;
+mod sound;
+#[cfg(feature = "net")]
+mod sync;
+#[cfg(feature = "player")]
+mod video;
