@@ -16,7 +16,7 @@ use estation::feed::build::{build, BuildOptions};
 use estation::sync::{Options, Source, Syncer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[path = "../tests/common/nginx.rs"]
+#[path = "../tests/it/common/nginx.rs"]
 #[allow(dead_code)] // the tests use more of it
 mod nginx;
 

@@ -47,8 +47,6 @@ impl Rules {
     }
 }
 
-/// Where the audio linked at `uri` is kept.
-
 /// The linked audio of every message in the store that the rules allow:
 /// (uri, SHA-1 digest). What they refuse is logged.
 fn wanted(store: &Store, rules: &Rules) -> Vec<(String, Option<String>)> {

@@ -240,6 +240,7 @@ fn config_check_names_a_utf16_file_and_accepts_a_utf8_bom() {
 }
 
 /// The paths the feed server saw since last asked.
+#[cfg(feature = "net")] // sync
 fn paths(server: &common::feedsrv::FeedServer) -> Vec<String> {
     server.take_seen().into_iter().map(|s| s.path).collect()
 }
@@ -250,6 +251,7 @@ fn paths(server: &common::feedsrv::FeedServer) -> Vec<String> {
 /// Checks that `sync --once` still talks to the good feed URL and alert
 /// source with the good key, that it logs why, and returns the `status
 /// --json` of the kiosk.
+#[cfg(feature = "net")] // sync
 fn broken_after_good(cache: &str, broken: impl Fn(&str) -> Vec<u8>) -> (tempfile::TempDir, serde_json::Value) {
     let op = common::operator::Operator::new();
     op.card("测试", "#0d47a1");
@@ -296,6 +298,7 @@ fn broken_after_good(cache: &str, broken: impl Fn(&str) -> Vec<u8>) -> (tempfile
     (kiosk_dir, status)
 }
 
+#[cfg(feature = "net")] // sync
 #[test]
 fn a_gbk_saved_config_keeps_the_last_good_feed_key_and_alert_sources() {
     let (dir, status) = broken_after_good("[cache]\ndir = \"cache\"\n", |good| {
@@ -311,6 +314,7 @@ fn a_gbk_saved_config_keeps_the_last_good_feed_key_and_alert_sources() {
 
 /// With no `[cache] dir` the copy is in the default cache folder, which a
 /// broken file does not need to name.
+#[cfg(feature = "net")] // sync
 #[test]
 fn a_config_with_a_syntax_error_keeps_the_last_good_one_from_the_default_cache() {
     let (dir, status) = broken_after_good("", |good| good.replacen("[feed]", "[feed", 1).into_bytes());

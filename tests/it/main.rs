@@ -7,6 +7,7 @@
 
 mod common;
 
+#[cfg(feature = "net")]
 mod alerts;
 mod cli;
 #[cfg(feature = "net")]

@@ -3,7 +3,9 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod clips;
+#[cfg(feature = "net")]
 pub mod feedsrv;
+#[cfg(feature = "net")]
 pub mod nginx;
 pub mod operator;
 
