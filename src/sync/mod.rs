@@ -248,14 +248,15 @@ impl Syncer {
 
     /// [`Syncer::once`] without the alert audio.
     async fn poll(&self) -> Result<Outcome, SyncError> {
-        let _downloading = match &self.source {
+        // Held until this poll returns.
+        let downloading = match &self.source {
             Source::Http(_) => Some(self.cache.download_lock()?),
             Source::Dir(_) => None,
         };
         let mut writer = Writer { cache: &self.cache, lock: Some(self.cache.lock_wait().await?) };
         // The start step clears stray partial downloads: not while another
         // process is downloading into them.
-        if (_downloading.is_some() || !self.cache.downloading()) && !self.started.swap(true, Ordering::Relaxed) {
+        if (downloading.is_some() || !self.cache.downloading()) && !self.started.swap(true, Ordering::Relaxed) {
             self.cache.start(&self.opts.key);
         }
         let status_path = self.cache.status_path();
@@ -265,10 +266,7 @@ impl Syncer {
             s.source = Some(self.source.to_string());
         });
         let result = self.run(&status, &status_path, &mut writer).await;
-        let result = match writer.hold().await {
-            Ok(()) => result,
-            Err(e) => Err(e),
-        };
+        let result = writer.hold().await.and(result);
         self.after_poll(result.is_ok(), &status, &status_path).await;
         let trusted = crate::trusted_time::load(self.cache.root());
         let now = crate::trusted_time::now(trusted.as_ref(), Utc::now()).ends;
