@@ -23,9 +23,8 @@ use super::slides::TextSize;
 use super::{Phase, Settings};
 use crate::alert::cap::Severity;
 use crate::alert::signal::{Level, Signal};
-use crate::alert::policy::{Chime, Treatment};
+use crate::alert::policy::{AudioRef, Chime, Treatment};
 use crate::alert::{Policy, Presentation, Shown, Store};
-use super::sound::ChimeRequest;
 
 /// How often the watcher thread looks at the store file (one `stat`).
 const CHECK: Duration = Duration::from_secs(1);
@@ -69,6 +68,12 @@ impl TrustedClock {
     }
 }
 
+/// Something to sound now: the chime, then these resources (the sound
+/// plugin plays it). Declared here, by the plugin that asks, so the alert
+/// layer needs nothing from the sound plugin.
+#[derive(Resource, Default)]
+pub(crate) struct ChimeRequest(pub Option<Vec<AudioRef>>);
+
 /// Whether a takeover is on screen (the rotation pauses while it is).
 #[derive(Resource, Default, PartialEq, Eq)]
 pub(crate) struct Takeover(pub bool);
@@ -99,6 +104,7 @@ struct AlertLayer;
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Takeover>()
+        .init_resource::<ChimeRequest>()
         .init_resource::<TrustedClock>()
         .init_resource::<AlertTicker>()
         .init_resource::<Drawn>()

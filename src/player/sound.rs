@@ -25,7 +25,7 @@ use rodio::source::SineWave;
 use rodio::{CpalErrorKind, DeviceSinkBuilder, MixerDeviceSink, Player, Source};
 
 use super::power::Wake;
-use super::video::ClipGain;
+use super::alerts::ChimeRequest;
 use super::Settings;
 use crate::alert::policy::AudioRef;
 use crate::media::mix::{self, Fade, Sounding, TrackOrder, Volumes};
@@ -42,9 +42,10 @@ const UNKNOWN_AUDIO: Duration = Duration::from_secs(20);
 /// How often to look for the end of a music track of unknown length.
 const TRACK_POLL: Duration = Duration::from_secs(5);
 
-/// Something to sound now: the chime, then these resources.
+/// The gain video sound should have now (this plugin's mix; the video
+/// plugin applies it to the clip on screen).
 #[derive(Resource, Default)]
-pub(crate) struct ChimeRequest(pub Option<Vec<AudioRef>>);
+pub(crate) struct ClipGain(pub f32);
 
 /// What the programme on screen wants heard; the rotation sets it.
 #[derive(Resource, Default)]
@@ -108,7 +109,7 @@ struct Speaker {
 
 pub(super) fn plugin(app: &mut App) {
     let now = Instant::now();
-    app.init_resource::<ChimeRequest>()
+    app.init_resource::<ClipGain>()
         .init_resource::<ProgrammeSound>()
         .insert_non_send(Speaker {
             sink: None,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 
 use super::power::{Wake, Waker};
+use super::sound::ClipGain;
 use super::Phase;
 use crate::media::timing::{self, AtEnd};
 use crate::playlist::Video;
@@ -108,13 +109,8 @@ pub(crate) struct ClipSignals {
     pub ended: Vec<Entity>,
 }
 
-/// The gain video sound should have now (the sound plugin's mix).
-#[derive(Resource, Default)]
-pub(crate) struct ClipGain(pub f32);
-
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<ClipSignals>()
-        .init_resource::<ClipGain>()
         .add_systems(Update, show_frames.in_set(Phase::Animate));
 }
 
