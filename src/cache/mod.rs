@@ -187,11 +187,6 @@ impl Cache {
         std::fs::metadata(self.blob_path(&b.sha256)).is_ok_and(|m| m.is_file() && m.len() == b.size)
     }
 
-    /// Takes the writer's lock, or says another sync holds it.
-    pub fn lock(&self) -> Result<Lock, CacheError> {
-        self.try_lock_file("lock")
-    }
-
     /// Waits for the writer's lock. Writers hold it only for short steps
     /// (planning, commit, garbage collection, a USB copy), never while they
     /// wait on the network, so this does not wait on a slow server.
@@ -665,13 +660,15 @@ mod tests {
     }
 
     #[test]
-    fn one_writer_at_a_time() {
+    fn one_download_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
-        let held = cache.lock().unwrap();
-        assert!(matches!(cache.lock(), Err(CacheError::Busy(_))));
+        let held = cache.download_lock().unwrap();
+        assert!(matches!(cache.download_lock(), Err(CacheError::Busy(_))));
+        assert!(cache.downloading());
         drop(held);
-        cache.lock().unwrap();
+        assert!(!cache.downloading());
+        cache.download_lock().unwrap();
     }
 
     #[test]

@@ -11,6 +11,12 @@ pub fn delay(attempt: u32, base: Duration, max: Duration, unit: f64) -> Duration
     ceiling.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
 }
 
+/// A poll period with ±10 % jitter, so a fleet does not poll in lockstep.
+/// `unit` is a random number in [0, 1).
+pub fn poll_period(interval: Duration, unit: f64) -> Duration {
+    interval.mul_f64(0.9 + 0.2 * unit.clamp(0.0, 1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -23,5 +29,13 @@ mod tests {
         assert_eq!(delay(3, s(1), s(60), 1.0), s(8));
         assert_eq!(delay(30, s(1), s(60), 1.0), s(60));
         assert_eq!(delay(30, s(1), s(60), 0.0), s(30));
+    }
+
+    #[test]
+    fn poll_periods_stay_within_ten_percent() {
+        let s = Duration::from_secs;
+        assert_eq!(poll_period(s(60), 0.0), s(54));
+        assert_eq!(poll_period(s(60), 0.5), s(60));
+        assert_eq!(poll_period(s(60), 1.0), s(66));
     }
 }

@@ -305,8 +305,7 @@ impl Syncer {
                     Err(e) => tracing::warn!("sync: {e}"),
                 }
                 fetched.notify_one();
-                // A little jitter keeps a fleet from polling in lockstep.
-                tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
+                tokio::time::sleep(backoff::poll_period(interval, fastrand::f64())).await;
             }
         };
         let media = async {

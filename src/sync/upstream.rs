@@ -244,7 +244,7 @@ impl Upstream {
                     Err(e) => tracing::warn!("alerts: {e}"),
                 }
                 polled.notify_one();
-                tokio::time::sleep(interval.mul_f64(0.9 + 0.2 * fastrand::f64())).await;
+                tokio::time::sleep(super::backoff::poll_period(interval, fastrand::f64())).await;
             }
         };
         let audio = async {
