@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use estation::alert::policy::{present, Policy};
-use estation::alert::{cap, signal, Store};
+use estation::core::alert::policy::{present, Policy};
+use estation::core::alert::{cap, signal, Store};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -53,7 +53,7 @@ fn main() {
         if let Ok(parsed) = cap::parse(p, b) {
             std::hint::black_box(signal::of_alert(&parsed.alert));
             let mut store = Store::default();
-            store.apply(parsed.alert, String::new(), "bench", now, &estation::alert::authority::Authority::none());
+            store.apply(parsed.alert, String::new(), "bench", now, &estation::core::alert::authority::Authority::none());
             std::hint::black_box(present(&store, &policy, now));
         }
     });

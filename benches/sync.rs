@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use estation::cache::Cache;
-use estation::feed::build::{build, BuildOptions};
-use estation::sync::{Options, Source, Syncer};
+use estation::store::cache::Cache;
+use estation::publish::build::{build, BuildOptions};
+use estation::net::sync::{Options, Source, Syncer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "../tests/it/common/nginx.rs"]
@@ -67,7 +67,7 @@ fn main() {
     println!("no-change poll: {req} request(s), {bytes} bytes on the wire (target: 1 request, under 1 KB)");
 
     picture(&src.join("p500.png"), 999_999);
-    let (_, changed) = estation::feed::Digest::of_file(&src.join("p500.png")).expect("hash");
+    let (_, changed) = estation::core::feed::Digest::of_file(&src.join("p500.png")).expect("hash");
     build_feed();
     let manifest = std::fs::metadata(feed.join("manifest.json")).expect("manifest").len();
     let _ = rt.block_on(syncer.once()).expect("change");
@@ -107,7 +107,7 @@ fn start_server(feed: std::path::PathBuf) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("server runtime");
-        let _ = rt.block_on(estation::feed::serve::serve(feed, "127.0.0.1:0".parse().expect("addr"), estation::feed::serve::Limits::default(), |a| {
+        let _ = rt.block_on(estation::net::serve::serve(feed, "127.0.0.1:0".parse().expect("addr"), estation::net::serve::Limits::default(), |a| {
             let _ = tx.send(a);
         }));
     });
@@ -174,7 +174,7 @@ async fn pump(
 /// Conditional GETs of the manifest from 32 keep-alive clients for
 /// `secs` seconds; returns 304 answers per second.
 async fn hammer(addr: SocketAddr, secs: u64) -> f64 {
-    let client = estation::sync::client_builder().pool_max_idle_per_host(64).build().expect("client");
+    let client = estation::net::sync::client_builder().pool_max_idle_per_host(64).build().expect("client");
     let url = format!("http://{addr}/manifest.json");
     let etag = client.get(&url).send().await.ok().and_then(|r| r.headers().get("etag").cloned()).expect("an ETag");
     let count = Arc::new(AtomicU64::new(0));

@@ -1,31 +1,38 @@
 //! estation: kiosk software for science-popularization screens (科普e站).
 //!
-//! The crate is a core with no Bevy (playlists, schedules, config, media
-//! decoding, the signed feed, the offline cache and its sync) plus a thin
-//! Bevy shell in [`player`] and GStreamer video in [`video`], both behind the
-//! default `player` feature.
-//! `cargo test --lib --no-default-features` builds and tests the core alone.
+//! The folders are the layers, and each may use only those above it:
+//!
+//! ```text
+//! core/     pure: playlists, schedules, validity, CAP and alert policy,
+//!           the signed manifest, sync plans, media rules, trusted time.
+//!           No network, no Bevy; takes `now` and inputs as arguments.
+//! config/   the kiosk's settings, and the last copy that loaded
+//! store/    the files on disk: atomic writes, the offline cache (which
+//!           owns every path under its folder), status, the alert inbox
+//! publish/  what an operator writes: building and signing a feed folder
+//! net/      the network (feature `net`): the HTTP client, sync, upstream
+//!           CAP sources, the feed server
+//! video/    GStreamer video (feature `player`)
+//! player/   the Bevy shell (feature `player`): it presents state
+//! kiosk/    start-up of a kiosk: the player with its background sync
+//! cli/      the operator's commands
+//! ```
+//!
+//! `cargo test --lib --no-default-features` builds and tests everything but
+//! the network and the player, and fails to compile if network code leaks
+//! into the core.
 
-pub mod alert;
-pub mod atomic;
-pub mod cache;
 pub mod cli;
-pub mod clock_text;
-pub mod color;
 pub mod config;
-pub mod content;
-pub mod diag;
-pub mod feed;
-pub mod media;
-pub mod playlist;
-pub mod qr;
-pub mod schedule;
-pub mod status;
-#[cfg(feature = "net")]
-pub mod sync;
-pub mod trusted_time;
-pub mod validity;
+pub mod core;
+pub mod publish;
+pub mod store;
 
+#[cfg(feature = "net")]
+pub mod net;
+
+#[cfg(feature = "player")]
+pub mod kiosk;
 #[cfg(feature = "player")]
 pub mod player;
 /// GStreamer video, used by the player (and by `estation doctor`).

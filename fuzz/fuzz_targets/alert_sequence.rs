@@ -13,11 +13,11 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
-use estation::alert::authority::{Authority, FEED};
-use estation::alert::policy::{self, Policy};
-use estation::alert::store::{self, MAX_ENTRIES, MAX_PER_SOURCE, Outcome};
-use estation::alert::target::Place;
-use estation::alert::{Store, cap, xml};
+use estation::core::alert::authority::{Authority, FEED};
+use estation::core::alert::policy::{self, Policy};
+use estation::core::alert::store::{self, MAX_ENTRIES, MAX_PER_SOURCE, Outcome};
+use estation::core::alert::target::Place;
+use estation::core::alert::{Store, cap, xml};
 use libfuzzer_sys::fuzz_target;
 
 /// Between messages (see fuzz/seeds/alert_sequence/README.md).

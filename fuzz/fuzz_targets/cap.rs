@@ -7,16 +7,16 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use estation::alert::index::{self, Content, Document};
-use estation::alert::policy::{self, Policy};
-use estation::alert::target::Place;
-use estation::alert::{cap, signal, Store};
+use estation::core::alert::index::{self, Content, Document};
+use estation::core::alert::policy::{self, Policy};
+use estation::core::alert::target::Place;
+use estation::core::alert::{cap, signal, Store};
 use libfuzzer_sys::fuzz_target;
 
 fn exercise(alert: cap::Alert, text: String, now: DateTime<Utc>) {
     let _ = signal::of_alert(&alert);
     let mut store = Store::default();
-    store.apply(alert, text, "fuzz", now, &estation::alert::authority::Authority::none());
+    store.apply(alert, text, "fuzz", now, &estation::core::alert::authority::Authority::none());
     for place in [Place::default(), Place { region: Some("330522".into()), point: Some(cap::Point { lat: 31.0, lon: 119.9 }), everywhere: false }] {
         let p = Policy { place, show_exercise: true, show_test: true, ..Policy::default() };
         let shown = policy::present(&store, &p, now);

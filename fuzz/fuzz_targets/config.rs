@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use estation::alert::authority::{Authority, FEED};
-use estation::alert::{Store, cap, policy};
+use estation::core::alert::authority::{Authority, FEED};
+use estation::core::alert::{Store, cap, policy};
 use estation::config;
 use libfuzzer_sys::fuzz_target;
 

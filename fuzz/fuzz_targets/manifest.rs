@@ -13,8 +13,8 @@ use std::sync::LazyLock;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
-use estation::feed::keys::key_id;
-use estation::feed::manifest::{self, ManifestError, Verified};
+use estation::core::feed::keys::key_id;
+use estation::core::feed::manifest::{self, ManifestError, Verified};
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
 

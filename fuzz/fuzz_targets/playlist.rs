@@ -10,8 +10,8 @@ use std::sync::LazyLock;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use estation::playlist::{self, Library, MediaRoot};
-use estation::schedule::Scheduler;
+use estation::core::playlist::{self, Library, MediaRoot};
+use estation::core::playlist::schedule::Scheduler;
 use libfuzzer_sys::fuzz_target;
 
 /// The media a feed would have in the cache: a few tiny files written once

@@ -9,13 +9,14 @@ use chrono::{DateTime, FixedOffset, Utc};
 use clap::Subcommand;
 use serde::Serialize;
 
-use crate::alert::author::{self, NewAlert};
-use crate::alert::cap::{self, Alert, Severity, Status, Urgency};
-use crate::alert::index::{self, Content, Document};
-use crate::alert::signal::{self, Level};
+use crate::core::alert::author::{self, NewAlert};
+use crate::core::alert::cap::{self, Alert, Severity, Status, Urgency};
+use crate::core::alert::index::{self, Content, Document};
+use crate::core::alert::signal::{self, Level};
 use crate::config::Config;
-use crate::diag::Diagnostic;
-use crate::feed::{keys, publish};
+use crate::core::diag::Diagnostic;
+use crate::core::feed::keys;
+use crate::publish::alerts as publish;
 
 #[derive(Debug, Subcommand)]
 pub enum AlertCommand {
@@ -215,8 +216,8 @@ fn new(a: NewArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let (xml, alert) = author::new_alert(&spec)?;
     match &a.out {
         Some(path) => {
-            crate::atomic::write(path, xml.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("wrote {} ({})", path.display(), crate::alert::store::key(&alert));
+            crate::store::atomic::write(path, xml.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {} ({})", path.display(), crate::core::alert::store::key(&alert));
         }
         None => print!("{xml}"),
     }
@@ -318,7 +319,7 @@ impl Checked {
     }
 }
 
-fn checked(file: &Path, entry: Option<String>, result: Result<cap::Parsed, crate::diag::Diagnostics>, lang: &str) -> Checked {
+fn checked(file: &Path, entry: Option<String>, result: Result<cap::Parsed, crate::core::diag::Diagnostics>, lang: &str) -> Checked {
     let lines = |d: &[Diagnostic]| d.iter().map(ToString::to_string).collect::<Vec<_>>();
     match result {
         Ok(p) => Checked { warnings: lines(&p.warnings), alert: Some(summary(&p.alert, lang)), ..Checked::new(file, entry) },

@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::Utc;
 
-use crate::feed::build::{build, BuildError, BuildOptions};
-use crate::feed::manifest::{verify_signature, MANIFEST_FILE};
-use crate::feed::{keys, Digest};
+use crate::publish::build::{build, BuildError, BuildOptions};
+use crate::core::feed::manifest::{verify_signature, MANIFEST_FILE};
+use crate::core::feed::{keys, Digest};
 
 pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     let key = keys::generate()?;
@@ -109,7 +109,7 @@ pub fn verify(feed: &Path, public_key: &str) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(feature = "net")]
-pub fn serve(feed: &Path, listen: std::net::SocketAddr, limits: crate::feed::serve::Limits) -> anyhow::Result<ExitCode> {
+pub fn serve(feed: &Path, listen: std::net::SocketAddr, limits: crate::net::serve::Limits) -> anyhow::Result<ExitCode> {
     if !feed.join(MANIFEST_FILE).is_file() {
         anyhow::bail!("{}: no {MANIFEST_FILE} here; build a feed first (estation feed build)", feed.display());
     }
@@ -117,7 +117,7 @@ pub fn serve(feed: &Path, listen: std::net::SocketAddr, limits: crate::feed::ser
         anyhow::bail!("--header-timeout {:?} would close every connection before its request arrives; give e.g. 10s", limits.header_timeout);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(crate::feed::serve::serve(feed.to_path_buf(), listen, limits, |addr| {
+    rt.block_on(crate::net::serve::serve(feed.to_path_buf(), listen, limits, |addr| {
         // The first line on stdout says where to point kiosks (tests and
         // scripts read the port from it when listening on port 0).
         println!("serving {} on http://{addr}/", feed.display());

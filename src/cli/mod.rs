@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-#[cfg(feature = "player")]
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
@@ -274,17 +272,6 @@ fn report_config(loaded: &config::Loaded) {
     }
 }
 
-/// Keeps a config that loaded as its last good copy; says what happened, for
-/// the log. (Only the kiosk's own runs keep it: the player and sync.)
-#[cfg(feature = "net")]
-fn keep_last_good(loaded: &config::Loaded) -> Result<Option<String>, String> {
-    match config::last_good::keep(loaded, chrono::Utc::now()) {
-        Ok(Some(path)) => Ok(Some(format!("kept a copy of the config as {} (used if the file ever cannot be read)", path.display()))),
-        Ok(None) => Ok(None),
-        Err(e) => Err(format!("{:#}", anyhow::Error::new(e))),
-    }
-}
-
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Play(PlayArgs::default())) {
         Command::Play(args) => {
@@ -312,7 +299,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 FeedCommand::Verify { feed, public_key } => feed_cmd::verify(&feed, &public_key),
                 #[cfg(feature = "net")]
                 FeedCommand::Serve { feed, listen, header_timeout, max_connections } => {
-                    let limits = crate::feed::serve::Limits { header_timeout, max_connections: max_connections as usize };
+                    let limits = crate::net::serve::Limits { header_timeout, max_connections: max_connections as usize };
                     feed_cmd::serve(&feed, listen, limits)
                 }
             }
@@ -328,7 +315,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_cli_logging_at("info");
             let (config, loaded) = load_config(cli.config.as_deref())?;
             report_config(&loaded);
-            match keep_last_good(&loaded) {
+            match config::last_good::keep_note(&loaded, chrono::Utc::now()) {
                 Ok(Some(note)) => tracing::info!("config: {note}"),
                 Ok(None) => {}
                 Err(e) => tracing::warn!("config: {e}"),
@@ -386,107 +373,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Folders that may hold the bundled `assets/` and `playlists/`, best first:
-/// `ESTATION_DATA_DIR`; the source tree when started by `cargo run` (cargo
-/// sets `CARGO_MANIFEST_DIR` at run time); `../share/estation` beside the
-/// binary (`/usr/bin` → `/usr/share/estation`, also for `/usr/local`); the
-/// source tree the binary was built from. The last comes last because it
-/// goes stale when a clone reuses another clone's target folder.
-fn data_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(dir) = std::env::var_os("ESTATION_DATA_DIR") {
-        dirs.push(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
-        dirs.push(PathBuf::from(dir));
-    }
-    if let Some(prefix) = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf())) {
-        dirs.push(prefix.join("share/estation"));
-    }
-    dirs.push(PathBuf::from("/usr/share/estation"));
-    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    dirs
-}
-
-/// Where the bundled demo lives (see [`data_dirs`]).
-pub fn bundled_playlists() -> Option<PathBuf> {
-    data_dirs().into_iter().map(|d| d.join("playlists/demo.toml")).find(|p| p.is_file())
-}
-
-/// Where the bundled fonts and pictures live (see [`data_dirs`]).
-pub fn bundled_assets() -> Option<PathBuf> {
-    data_dirs().into_iter().map(|d| d.join("assets")).find(|p| p.join("fonts").is_dir())
-}
-
+/// `estation play`: the kiosk, started by [`crate::kiosk`].
 #[cfg(feature = "player")]
 fn play(config: Config, loaded: config::Loaded, args: PlayArgs) -> anyhow::Result<ExitCode> {
-    use crate::content::ContentSource;
-    let local = args.playlist.clone().or_else(|| config.playlist.clone()).or_else(bundled_playlists);
-    let assets = bundled_assets().context(
-        "the bundled fonts were not found; set ESTATION_DATA_DIR to the folder holding assets/",
-    )?;
-    let cache_dir = config.cache.dir();
-    // `--playlist` plays those files; otherwise a kiosk with a feed key plays
-    // its cache (and syncs it in the background when a feed URL is set).
-    let source = match (&args.playlist, &config.feed.public_key, &cache_dir) {
-        (None, Some(_), Some(dir)) => {
-            ContentSource::Feed { cache: crate::cache::Cache::at(dir), key: status_cmd::feed_key(&config)?, fallback: local }
-        }
-        _ => ContentSource::Files(local.context("no playlist given and the bundled demo was not found; pass --playlist PATH")?),
+    let key = match (&args.playlist, &config.feed.public_key) {
+        (None, Some(_)) => Some(status_cmd::feed_key(&config)?),
+        _ => None,
     };
-    if let Some(dir) = &cache_dir {
-        start_background_sync(dir, &config, matches!(source, ContentSource::Feed { .. }))?;
-    }
-    // The player sets up logging; what happened to the config is logged there.
-    let config_note = match keep_last_good(&loaded) {
-        Ok(Some(kept)) => format!("{}; {kept}", loaded.note),
-        Ok(None) => loaded.note,
-        Err(e) => format!("{}; {e}", loaded.note),
-    };
-    crate::player::run(crate::player::Options {
-        config,
-        config_problems: loaded.problems.0,
-        config_note,
-        config_fallback: loaded.fallback,
-        source,
-        status_path: cache_dir.as_deref().map(crate::status::PlayerStatus::path),
-        assets,
+    let launch = crate::kiosk::Launch {
+        playlist: args.playlist,
         window: args.window,
         screenshot: args.screenshot,
         screenshot_at: args.screenshot_at,
         exit_after: args.exit_after,
-    })
-}
-
-/// Runs sync (the feed, when the player plays it, and the upstream alert
-/// sources) on its own thread for the life of the player. It shares nothing
-/// with the player but the cache folder, which the player only reads.
-#[cfg(feature = "player")]
-fn start_background_sync(dir: &Path, config: &Config, feed: bool) -> anyhow::Result<()> {
-    let syncer = match (&config.feed.url, feed) {
-        (Some(url), true) => {
-            let cache = crate::cache::Cache::open(dir)?;
-            let source = crate::sync::Source::http(url).map_err(anyhow::Error::msg)?;
-            Some(crate::sync::Syncer::new(cache, source, sync_cmd::options(config)?)?)
-        }
-        _ => None,
     };
-    if syncer.is_none() && config.alerts.sources.is_empty() {
-        return Ok(());
-    }
-    let (config, dir) = (config.clone(), dir.to_path_buf());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("sync".into()).spawn(move || {
-        rt.block_on(async {
-            let feed = async {
-                if let Some(s) = &syncer {
-                    s.forever(config.feed.interval).await;
-                }
-            };
-            tokio::join!(feed, sync_cmd::poll_alert_sources(&config, &dir))
-        })
-    })?;
-    Ok(())
+    crate::kiosk::start(config, loaded, key, launch)
 }
 
 #[cfg(not(feature = "player"))]

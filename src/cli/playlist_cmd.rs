@@ -7,8 +7,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 
-use crate::playlist::{Library, Playlist};
-use crate::schedule::Scheduler;
+use crate::core::playlist::{Library, Playlist};
+use crate::core::playlist::schedule::Scheduler;
 
 /// Prints one line per problem; exit 1 if there were any.
 pub fn check(paths: &[PathBuf]) -> ExitCode {

@@ -8,10 +8,10 @@ use anyhow::Context as _;
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::cache::Cache;
+use crate::store::cache::Cache;
 use crate::config::Config;
-use crate::feed::keys;
-use crate::status::{PlayerStatus, SyncStatus};
+use crate::core::feed::keys;
+use crate::store::status::{PlayerStatus, SyncStatus};
 
 /// The feed's public key from the config; required.
 pub fn feed_key(config: &Config) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
@@ -31,7 +31,7 @@ pub fn cache_dir(config: &Config) -> anyhow::Result<PathBuf> {
 
 #[derive(Debug, Serialize)]
 struct Report {
-    /// The local clock disagrees with the last trusted time (see `crate::trusted_time`).
+    /// The local clock disagrees with the last trusted time (see `crate::core::trusted_time`).
     clock_problem: Option<String>,
     /// The last trusted time sync learnt.
     trusted_time: Option<chrono::DateTime<Utc>>,
@@ -59,7 +59,7 @@ struct Report {
     sync: SyncStatus,
     player: Option<PlayerStatus>,
     /// Warnings in force for this screen now, most urgent first.
-    alerts: Vec<crate::alert::Shown>,
+    alerts: Vec<crate::core::alert::Shown>,
     /// Messages in the alert store (including ones not for this screen).
     alert_messages: usize,
     alert_error: Option<String>,
@@ -68,10 +68,10 @@ struct Report {
 pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let dir = cache_dir(config)?;
     let cache = Cache::at(&dir);
-    let trusted = crate::trusted_time::load(&dir);
+    let trusted = crate::core::trusted_time::load(&dir);
     let skew = chrono::Duration::from_std(config.feed.clock_skew).unwrap_or(chrono::Duration::minutes(5));
     let mut report = Report {
-        clock_problem: crate::trusted_time::disagreement(trusted.as_ref(), skew),
+        clock_problem: crate::core::trusted_time::disagreement(trusted.as_ref(), skew),
         trusted_time: trusted.map(|t| t.at),
         config_problem: config_problem.map(str::to_string),
         cache: dir.clone(),
@@ -91,10 +91,10 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
         alert_messages: 0,
         alert_error: None,
     };
-    match crate::alert::inbox::Inbox::new(&dir).load() {
+    match crate::store::inbox::Inbox::new(&dir).load() {
         Ok(store) => {
             report.alert_messages = store.entries().len();
-            report.alerts = crate::alert::policy::present(&store, &config.alert_policy(), crate::trusted_time::now(trusted.as_ref(), Utc::now())).all;
+            report.alerts = crate::core::alert::policy::present(&store, &config.alert_policy(), crate::core::trusted_time::now(trusted.as_ref(), Utc::now())).all;
         }
         Err(e) => report.alert_error = Some(e.to_string()),
     }

@@ -50,6 +50,25 @@ pub enum LastGoodError {
     },
 }
 
+/// [`keep`], said for the log: what was kept, or why it could not be.
+/// (Only the kiosk's own runs keep a copy: the player and sync.)
+pub fn keep_note(loaded: &Loaded, now: DateTime<Utc>) -> Result<Option<String>, String> {
+    match keep(loaded, now) {
+        Ok(Some(path)) => Ok(Some(format!("kept a copy of the config as {} (used if the file ever cannot be read)", path.display()))),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(cause) = src {
+                s.push_str(": ");
+                s.push_str(&cause.to_string());
+                src = cause.source();
+            }
+            Err(s)
+        }
+    }
+}
+
 /// Keeps the text of a config that loaded as its last good copy, in the
 /// cache folder it names, unless the copy already holds that text. Returns
 /// the copy's path when it wrote one. Defaults, an unusable file and a config
@@ -76,7 +95,7 @@ pub fn keep(loaded: &Loaded, now: DateTime<Utc>) -> Result<Option<PathBuf>, Last
     let write = || -> std::io::Result<()> {
         let json = serde_json::to_string(&stamp).map_err(std::io::Error::other)?;
         std::fs::create_dir_all(&dir)?;
-        crate::atomic::write(&path, format!("{body}{MARK}{json}\n").as_bytes())
+        crate::store::atomic::write(&path, format!("{body}{MARK}{json}\n").as_bytes())
     };
     write().map_err(|source| LastGoodError::Write { path: path.clone(), source })?;
     Ok(Some(path))
@@ -129,7 +148,7 @@ fn places(path: &Path, bytes: &[u8]) -> Vec<PathBuf> {
     let (encoding, _) = encoding_rs::Encoding::for_bom(bytes).unwrap_or((encoding_rs::UTF_8, 0));
     let text = encoding.decode_with_bom_removal(bytes).0;
     let mut dirs: Vec<PathBuf> = cache_dir_line(path, &text).into_iter().collect();
-    if let Some(d) = crate::cache::default_dir()
+    if let Some(d) = crate::store::cache::default_dir()
         && !dirs.contains(&d)
     {
         dirs.push(d);
@@ -190,7 +209,7 @@ mod tests {
     use crate::config::{from_bytes, Location, load_or_last_good};
 
     fn key() -> String {
-        crate::feed::keys::public_key_string(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key())
+        crate::core::feed::keys::public_key_string(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key())
     }
 
     /// A config with a feed key, an alert source and its cache in `cache/`

@@ -1,6 +1,6 @@
 //! Warnings on screen: the takeover, the banner and the ticker lines.
 //!
-//! What to show is decided by [`crate::alert::policy`] from the alert store
+//! What to show is decided by [`crate::core::alert::policy`] from the alert store
 //! that sync writes (`CACHE/alerts.json`); this plugin only reads the file
 //! when it changes and draws the answer. A small thread looks at the file's
 //! time once a second and wakes the frame loop only when it changed; the
@@ -21,10 +21,10 @@ use super::fonts::Fonts;
 use super::power::Wake;
 use super::slides::TextSize;
 use super::{Phase, Settings};
-use crate::alert::cap::Severity;
-use crate::alert::signal::{Level, Signal};
-use crate::alert::policy::{AudioRef, Chime, Treatment};
-use crate::alert::{Policy, Presentation, Shown, Store};
+use crate::core::alert::cap::Severity;
+use crate::core::alert::signal::{Level, Signal};
+use crate::core::alert::policy::{AudioRef, Chime, Treatment};
+use crate::core::alert::{Policy, Presentation, Shown, Store};
 
 /// How often the watcher thread looks at the store file (one `stat`).
 const CHECK: Duration = Duration::from_secs(1);
@@ -32,7 +32,7 @@ const CHECK: Duration = Duration::from_secs(1);
 const BANNER_Z: i32 = i32::MAX / 2 + 10;
 const TAKEOVER_Z: i32 = i32::MAX / 2 + 20;
 
-/// The kiosk's best idea of the time (see [`crate::trusted_time`]): the
+/// The kiosk's best idea of the time (see [`crate::core::trusted_time`]): the
 /// local clock, never earlier than the last trusted time sync recorded, and
 /// corrected forward when the clock was found slow. Warnings, schedules and
 /// the on-screen clock go by it.
@@ -40,7 +40,7 @@ const TAKEOVER_Z: i32 = i32::MAX / 2 + 20;
 pub(crate) struct TrustedClock {
     path: Option<PathBuf>,
     modified: Option<SystemTime>,
-    record: Option<crate::trusted_time::Record>,
+    record: Option<crate::core::trusted_time::Record>,
 }
 
 impl TrustedClock {
@@ -50,8 +50,8 @@ impl TrustedClock {
         self.times().ends
     }
 
-    fn times(&self) -> crate::trusted_time::Times {
-        crate::trusted_time::now(self.record.as_ref(), Utc::now())
+    fn times(&self) -> crate::core::trusted_time::Times {
+        crate::core::trusted_time::now(self.record.as_ref(), Utc::now())
     }
 
     /// Reads the record again if sync rewrote it.
@@ -60,8 +60,8 @@ impl TrustedClock {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         if modified != self.modified {
             self.modified = modified;
-            self.record = path.parent().and_then(crate::trusted_time::load);
-            if let Some(why) = crate::trusted_time::disagreement(self.record.as_ref(), chrono::Duration::minutes(5)) {
+            self.record = path.parent().and_then(crate::core::trusted_time::load);
+            if let Some(why) = crate::core::trusted_time::disagreement(self.record.as_ref(), chrono::Duration::minutes(5)) {
                 warn!("clock: {why}");
             }
         }
@@ -113,13 +113,13 @@ pub(super) fn plugin(app: &mut App) {
 }
 
 fn setup(mut commands: Commands, settings: Res<Settings>, proxy: Res<bevy::winit::EventLoopProxyWrapper>, mut clock: ResMut<TrustedClock>) {
-    let path = settings.config.cache.dir().map(|d| crate::alert::inbox::Inbox::new(&d).path());
-    clock.path = settings.config.cache.dir().map(|d| d.join(crate::trusted_time::FILE));
+    let path = settings.config.cache.dir().map(|d| crate::store::inbox::Inbox::new(&d).path());
+    clock.path = settings.config.cache.dir().map(|d| d.join(crate::core::trusted_time::FILE));
     clock.refresh();
     match &path {
         Some(p) => {
             info!("alerts: watching {}", p.display());
-            watch_file(vec![p.clone(), p.with_file_name(crate::trusted_time::FILE)], (*proxy).clone());
+            watch_file(vec![p.clone(), p.with_file_name(crate::core::trusted_time::FILE)], (*proxy).clone());
         }
         None => warn!("alerts: no cache folder, so no alerts will be shown"),
     }
@@ -184,7 +184,7 @@ fn check(
     }
     let times = clock.times();
     let utc = times.ends;
-    let p: Presentation = crate::alert::policy::present(&watch.store, &watch.policy, times);
+    let p: Presentation = crate::core::alert::policy::present(&watch.store, &watch.policy, times);
     let top = p.takeover(&watch.policy, utc).cloned();
     let count = p.takeover_count(&watch.policy);
     let index = top.as_ref().and_then(|t| p.all.iter().position(|s| s.key == t.key)).map_or(0, |i| i + 1);
@@ -201,7 +201,7 @@ fn check(
     takeover.set_if_neq(Takeover(drawn.takeover.is_some()));
     ticker.set_if_neq(AlertTicker(p.ticker()));
     // Sleep until the answer can change by the clock alone.
-    let until = [crate::alert::policy::next_change(&watch.store, &watch.policy, &p, times), watch.chime.next_due(interval)];
+    let until = [crate::core::alert::policy::next_change(&watch.store, &watch.policy, &p, times), watch.chime.next_due(interval)];
     if let Some(t) = until.into_iter().flatten().min() {
         wake.at(now + (t - utc).to_std().unwrap_or_default() + Duration::from_millis(5));
     }

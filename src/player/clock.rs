@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use super::power::Wake;
 use super::slides::ClockLabel;
 use super::{Phase, Settings};
-use crate::clock_text::{clock_text, next_tick};
+use crate::core::clock_text::{clock_text, next_tick};
 
 pub(super) fn plugin(app: &mut App) {
     app.add_systems(Update, update_clocks.in_set(Phase::Animate));

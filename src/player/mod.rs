@@ -1,6 +1,6 @@
 //! The Bevy shell: presents what the pure core decides.
 //!
-//! One plugin per concern. The rotation plugin asks [`crate::schedule`] what
+//! One plugin per concern. The rotation plugin asks [`crate::core::playlist::schedule`] what
 //! plays next, prepares it off the frame loop and crossfades to it; the other
 //! plugins draw the ticker and clocks, show warnings over the playlist,
 //! take screenshots, and keep the frame rate near zero when nothing moves.
@@ -28,7 +28,7 @@ use bevy::window::{CursorOptions, MonitorSelection, PresentMode, WindowMode, Win
 use bevy::winit::WinitSettings;
 
 use crate::config::{Config, DisplayMode};
-use crate::diag::Diagnostic;
+use crate::core::diag::Diagnostic;
 
 /// Everything `estation play` was asked to do.
 pub struct Options {
@@ -38,7 +38,7 @@ pub struct Options {
     /// Why the config in use is not the file's (`config::Loaded::fallback`).
     pub config_fallback: Option<String>,
     /// Where the programme comes from.
-    pub source: crate::content::ContentSource,
+    pub source: crate::store::content::ContentSource,
     /// Where to report the item on screen (`estation status` reads it).
     pub status_path: Option<PathBuf>,
     /// Folder holding `fonts/`.
@@ -53,7 +53,7 @@ pub struct Options {
 #[derive(Resource)]
 pub(crate) struct Settings {
     pub config: Config,
-    pub source: crate::content::ContentSource,
+    pub source: crate::store::content::ContentSource,
     pub status_path: Option<PathBuf>,
     pub assets: PathBuf,
     /// Shown small on the idle screen: the config file cannot be used.

@@ -25,14 +25,14 @@ use super::sound::{self, ProgrammeSound};
 use super::video::{ClipSignals, VideoSurface};
 use super::slides::{self, Content, Pictures, Slide};
 use super::{Phase, Settings};
-use crate::media;
-use crate::media::timing::{self, Measured};
-use crate::content::{ContentSource, Origin};
-use crate::playlist::{Fit, Item, ItemKind, Length, Library, Playlist, Ticker};
+use crate::core::media;
+use crate::core::media::timing::{self, Measured};
+use crate::store::content::{ContentSource, Origin};
+use crate::core::playlist::{Fit, Item, ItemKind, Length, Library, Playlist, Ticker};
 use crate::video::{Clip, ClipOptions};
-use crate::status::PlayerStatus;
-use crate::qr;
-use crate::schedule::{Scheduler, Slot, Usable};
+use crate::store::status::PlayerStatus;
+use crate::core::qr;
+use crate::core::playlist::schedule::{Scheduler, Slot, Usable};
 
 /// How often the idle screen asks the schedule again.
 const IDLE_RECHECK: Duration = Duration::from_secs(5);

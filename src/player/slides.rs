@@ -9,10 +9,10 @@ use bevy::prelude::*;
 use bevy::ui::{Overflow, PositionType};
 
 use super::fonts::Fonts;
-use crate::color::Rgba;
+use crate::core::color::Rgba;
 use crate::config::Language;
-use crate::media;
-use crate::playlist::{Fit, Item, ItemKind};
+use crate::core::media;
+use crate::core::playlist::{Fit, Item, ItemKind};
 
 /// Height of the ticker band, in percent of the screen height.
 pub(crate) const TICKER_BAND_VH: f32 = 7.0;
@@ -163,7 +163,7 @@ pub(crate) fn spawn(
     b.paint(root, BackgroundColor(color(background)), background.0[3]);
     match content {
         Content::Item(item) => match &item.kind {
-            ItemKind::Image { fit, .. } | ItemKind::Video(crate::playlist::Video { fit, .. }) => {
+            ItemKind::Image { fit, .. } | ItemKind::Video(crate::core::playlist::Video { fit, .. }) => {
                 if let Some((handle, size)) = &pictures.main {
                     b.picture(root, handle.clone(), *size, *fit, band, window);
                 }

@@ -6,7 +6,7 @@
 //! (with back-off) after it failed or vanished (USB speakers unplugged, the
 //! sound server restarted): no device means silence and one log line, never
 //! a crash or a stalled frame loop; the music comes back with the device.
-//! How loud each part is comes from [`crate::media::mix`]. Nothing here
+//! How loud each part is comes from [`crate::core::media::mix`]. Nothing here
 //! waits for a sound to end: item lengths come from measured durations
 //! (rodio never drains a player whose device is gone). The chime is
 //! synthesised here, so no sample file needs a licence.
@@ -27,9 +27,9 @@ use rodio::{CpalErrorKind, DeviceSinkBuilder, MixerDeviceSink, Player, Source};
 use super::power::Wake;
 use super::alerts::ChimeRequest;
 use super::Settings;
-use crate::alert::policy::AudioRef;
-use crate::media::mix::{self, Fade, Sounding, TrackOrder, Volumes};
-use crate::playlist::Music;
+use crate::core::alert::policy::AudioRef;
+use crate::core::media::mix::{self, Fade, Sounding, TrackOrder, Volumes};
+use crate::core::playlist::Music;
 
 /// Longest back-off between attempts to open a missing device.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -423,7 +423,7 @@ pub(crate) fn chime() -> Vec<impl Source + Send + 'static> {
 fn decode(a: &AudioRef, cache: Option<&std::path::Path>) -> Result<Option<rodio::Decoder<Cursor<Vec<u8>>>>, String> {
     let Some(b64) = &a.deref else {
         let (Some(uri), Some(cache)) = (&a.uri, cache) else { return Ok(None) };
-        let path = crate::sync::alert_media::path_for(cache, uri);
+        let path = crate::net::sync::alert_media::path_for(cache, uri);
         return match std::fs::read(&path) {
             Ok(bytes) => rodio::Decoder::new(Cursor::new(bytes)).map(Some).map_err(|e| format!("{uri}: {e}")),
             Err(_) => {
@@ -505,7 +505,7 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let linked = AudioRef { deref: None, uri: Some("https://x/a.wav".into()), ..ok };
         assert!(decode(&linked, Some(cache.path())).unwrap().is_none());
-        let path = crate::sync::alert_media::path_for(cache.path(), "https://x/a.wav");
+        let path = crate::net::sync::alert_media::path_for(cache.path(), "https://x/a.wav");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &wav).unwrap();
         assert!(decode(&linked, Some(cache.path())).unwrap().is_some());

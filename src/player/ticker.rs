@@ -52,20 +52,20 @@ fn show_band(
     for e in &bands {
         commands.entity(e).despawn();
     }
-    let alert_band = crate::playlist::Ticker {
+    let alert_band = crate::core::playlist::Ticker {
         messages: Vec::new(),
-        speed: crate::playlist::DEFAULT_TICKER_SPEED,
-        background: crate::color::Rgba::rgb(0x8e, 0x0e, 0x0e),
-        color: crate::color::Rgba::WHITE,
+        speed: crate::core::playlist::DEFAULT_TICKER_SPEED,
+        background: crate::core::color::Rgba::rgb(0x8e, 0x0e, 0x0e),
+        color: crate::core::color::Rgba::WHITE,
     };
     let t = match (&ticker.0, alerts.0.is_empty()) {
         (None, true) => return,
         (Some(t), true) => t.clone(),
-        (Some(t), false) => crate::playlist::Ticker {
+        (Some(t), false) => crate::core::playlist::Ticker {
             messages: alerts.0.iter().chain(&t.messages).cloned().collect(),
             ..alert_band
         },
-        (None, false) => crate::playlist::Ticker { messages: alerts.0.clone(), ..alert_band },
+        (None, false) => crate::core::playlist::Ticker { messages: alerts.0.clone(), ..alert_band },
     };
     let t = &t;
     let text = format!("{}{SEPARATOR}", t.messages.join(SEPARATOR));

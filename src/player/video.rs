@@ -17,8 +17,8 @@ use bevy::prelude::*;
 use super::power::{Wake, Waker};
 use super::sound::ClipGain;
 use super::Phase;
-use crate::media::timing::{self, AtEnd};
-use crate::playlist::Video;
+use crate::core::media::timing::{self, AtEnd};
+use crate::core::playlist::Video;
 use crate::video::{Clip, ClipEvent, VideoError};
 
 /// Safety net while a clip plays, should a frame's wake-up be missed.

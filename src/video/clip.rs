@@ -22,7 +22,7 @@ use gst::prelude::*;
 use gst_video::prelude::*;
 
 use super::{plugins, VideoError};
-use crate::playlist::Fit;
+use crate::core::playlist::Fit;
 
 /// Longest wait for a clip to preroll (its first frame decoded).
 const PREROLL_TIMEOUT: Duration = Duration::from_secs(10);

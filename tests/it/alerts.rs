@@ -281,7 +281,7 @@ fn upstream_atom_sources_are_polled_with_conditional_gets() {
     assert_eq!(titles, ["暴雨红色预警", "高温黄色预警"], "{st:#}");
     assert_eq!(st["alerts"][1]["treatment"], "banner");
     assert!(!yellow.is_empty());
-    let cached = |uri: String| kiosk.path().join("cache/alert-media").join(estation::feed::Digest::of(uri.as_bytes()).hex());
+    let cached = |uri: String| kiosk.path().join("cache/alert-media").join(estation::core::feed::Digest::of(uri.as_bytes()).hex());
     assert_eq!(std::fs::read(cached(format!("{}speech.wav", server.url()))).unwrap(), wav, "the linked audio is in the cache");
     assert!(!cached(format!("{}speech.wav?bad", server.url())).exists(), "a digest mismatch is not kept");
     assert!(stderr(&out).contains("SHA-1 is"), "{}", stderr(&out));

@@ -13,7 +13,7 @@ use common::feedsrv::FeedServer;
 use common::nginx::Nginx;
 use common::operator::{status_json, Operator};
 use common::{estation, root, stderr, stdout, Xvfb};
-use estation::feed::Digest;
+use estation::core::feed::Digest;
 
 const LIMIT: Duration = Duration::from_secs(240);
 
@@ -62,7 +62,7 @@ impl Drop for Served {
 
 fn get(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-        let client = estation::sync::client_builder().build().unwrap();
+        let client = estation::net::sync::client_builder().build().unwrap();
         let mut req = client.get(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -95,7 +95,7 @@ fn publish_verify_serve_and_sync_through_the_cli() {
     let etag = h["etag"].to_str().unwrap().to_string();
     // The server's fast 304 path computes the same validator as ServeDir.
     let meta = std::fs::metadata(op.path("feed/manifest.json")).unwrap();
-    assert_eq!(estation::feed::serve::etag(meta.len(), meta.modified().unwrap()).as_deref(), Some(etag.as_str()));
+    assert_eq!(estation::net::serve::etag(meta.len(), meta.modified().unwrap()).as_deref(), Some(etag.as_str()));
     let (code, h304, _) = get(&format!("{}manifest.json", served.1), &[("if-none-match", &etag)]);
     assert_eq!(code, 304);
     assert_eq!(h304["etag"].to_str().unwrap(), etag);

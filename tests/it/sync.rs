@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use common::feedsrv::FeedServer;
 use ed25519_dalek::SigningKey;
-use estation::cache::Cache;
-use estation::feed::build::{build, BuildOptions};
-use estation::feed::{Digest, Verified};
-use estation::sync::{Options, Outcome, Source, SyncError, Syncer};
+use estation::store::cache::Cache;
+use estation::publish::build::{build, BuildOptions};
+use estation::core::feed::{Digest, Verified};
+use estation::net::sync::{Options, Outcome, Source, SyncError, Syncer};
 
 /// A feed folder built from one playlist with `n` noisy pictures (each
 /// ~190 KB, so a cut lands mid-file).
@@ -63,7 +63,7 @@ impl Fixture {
 
     fn manifest(&self) -> Verified {
         let bytes = std::fs::read(self.feed.path().join("manifest.json")).unwrap();
-        estation::feed::manifest::verify_signature(&bytes, &self.key.verifying_key()).unwrap()
+        estation::core::feed::manifest::verify_signature(&bytes, &self.key.verifying_key()).unwrap()
     }
 }
 
@@ -188,7 +188,7 @@ fn server_down_and_500s_leave_the_last_good_version() {
     let err = block(s.once()).unwrap_err().to_string();
     assert!(err.contains("HTTP 500"), "{err}");
     assert_eq!(current_version(cache.path(), &fx.key), good);
-    let status = estation::status::SyncStatus::load(&cache.path().join("status.json"));
+    let status = estation::store::status::SyncStatus::load(&cache.path().join("status.json"));
     assert!(status.last_error.as_deref().is_some_and(|e| e.contains("500")), "{status:?}");
 
     // A few 500s, then the server recovers: the retries get through.
@@ -280,20 +280,20 @@ fn tampered_other_key_rolled_back_and_expired_manifests_are_refused() {
 
     // Signed by another key.
     let other = SigningKey::from_bytes(&[10; 32]);
-    let mut m = estation::feed::manifest::verify_signature(text.as_bytes(), &fx.key.verifying_key()).unwrap().manifest;
-    std::fs::write(&manifest_path, estation::feed::manifest::sign(&m, &other)).unwrap();
+    let mut m = estation::core::feed::manifest::verify_signature(text.as_bytes(), &fx.key.verifying_key()).unwrap().manifest;
+    std::fs::write(&manifest_path, estation::core::feed::manifest::sign(&m, &other)).unwrap();
     refused("signed by another key");
 
     // Rolled back: an older version, properly signed.
     m.version = 1;
-    std::fs::write(&manifest_path, estation::feed::manifest::sign(&m, &fx.key)).unwrap();
+    std::fs::write(&manifest_path, estation::core::feed::manifest::sign(&m, &fx.key)).unwrap();
     refused("rollback refused");
 
     // Already expired when it arrives.
     m.version = u64::MAX / 2;
     m.created = (chrono::Utc::now() - chrono::Duration::days(30)).fixed_offset();
     m.expires = (chrono::Utc::now() - chrono::Duration::days(1)).fixed_offset();
-    std::fs::write(&manifest_path, estation::feed::manifest::sign(&m, &fx.key)).unwrap();
+    std::fs::write(&manifest_path, estation::core::feed::manifest::sign(&m, &fx.key)).unwrap();
     refused("expired");
 
     // Not signed at all.
@@ -339,7 +339,7 @@ fn too_little_room_keeps_the_current_version_and_says_why() {
     let err = block(s.once()).unwrap_err().to_string();
     assert!(err.starts_with("not enough space"), "{err}");
     assert_eq!(current_version(cache.path(), &fx.key), good);
-    let status = estation::status::SyncStatus::load(&cache.path().join("status.json"));
+    let status = estation::store::status::SyncStatus::load(&cache.path().join("status.json"));
     assert!(status.last_error.is_some_and(|e| e.starts_with("not enough space")));
 }
 
@@ -380,7 +380,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// trusting the fixture's key, its cache in `dir/cache`; `feed` adds lines
 /// under `[feed]`.
 fn kiosk(dir: &Path, server: &FeedServer, key: &SigningKey, feed: &str) -> PathBuf {
-    let key = estation::feed::keys::public_key_string(&key.verifying_key());
+    let key = estation::core::feed::keys::public_key_string(&key.verifying_key());
     let cache = dir.join("cache");
     common::write_config(dir, &format!("[feed]\nurl = \"{}\"\npublic_key = \"{key}\"\n{feed}[cache]\ndir = \"{}\"\n", server.url(), cache.display()))
 }
@@ -446,7 +446,7 @@ fn a_rotten_large_picture_is_found_by_the_scrub_and_fetched_again_by_the_next_sy
     fx.build();
     let big = fx.manifest().manifest.playlists[0].media["big.png"];
     let size = fx.manifest().manifest.media.iter().find(|b| b.sha256 == big).unwrap().size;
-    assert!(size > estation::cache::START_CHECK_MAX_BYTES, "{size} bytes is not large");
+    assert!(size > estation::store::cache::START_CHECK_MAX_BYTES, "{size} bytes is not large");
     let server = FeedServer::start(fx.feed.path().to_path_buf());
     let kiosk_dir = tempfile::tempdir().unwrap();
     let config = kiosk(kiosk_dir.path(), &server, &fx.key, "");
@@ -558,7 +558,7 @@ fn leftovers_of_a_kill_9_are_cleaned_at_the_next_start_and_the_download_still_re
     let temps = [cache.join(".tmp-Ab12Cd"), cache.join("blobs/.tmp-Ef34Gh"), cache.join("alert-media/.tmp-Ij56Kl")];
     for t in &temps {
         std::fs::write(t, b"half a write").unwrap();
-        let back = std::time::SystemTime::now() - estation::cache::STALE_TEMP_AGE - Duration::from_secs(10);
+        let back = std::time::SystemTime::now() - estation::store::cache::STALE_TEMP_AGE - Duration::from_secs(10);
         std::fs::File::options().write(true).open(t).unwrap().set_modified(back).unwrap();
     }
     let orphan = cache.join("partial").join(Digest::of(b"a file of an old version").hex());

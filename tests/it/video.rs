@@ -6,7 +6,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::clips::{self, Spec};
-use estation::playlist::Fit;
+use estation::core::playlist::Fit;
 use estation::video::{Clip, ClipEvent, ClipOptions};
 
 fn options(area: (u32, u32)) -> ClipOptions {

@@ -1,0 +1,14 @@
+//! The pure core: what the kiosk decides, with no network and no Bevy.
+//! Everything here takes `now` and its inputs as arguments, so tests state
+//! an instant and a set of files and compare the answer.
+
+pub mod alert;
+pub mod clock_text;
+pub mod color;
+pub mod diag;
+pub mod feed;
+pub mod media;
+pub mod playlist;
+pub mod qr;
+pub mod sync;
+pub mod trusted_time;

@@ -1,0 +1,126 @@
+//! Start-up of a kiosk: the player on the main thread, the background sync
+//! (the feed and the upstream alert sources) on its own, sharing nothing
+//! but the cache folder, which the player only reads.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ed25519_dalek::VerifyingKey;
+
+use crate::config::{self, Config};
+use crate::store::content::ContentSource;
+
+/// What `estation play` was asked for on its command line.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Play these playlist files instead of the cache.
+    pub playlist: Option<PathBuf>,
+    pub window: Option<(u32, u32)>,
+    pub screenshot: Option<PathBuf>,
+    pub screenshot_at: Vec<Duration>,
+    pub exit_after: Option<Duration>,
+}
+
+/// Runs the kiosk until the player quits. `key` is the feed's public key
+/// when the kiosk plays its cache (None: `launch.playlist` or the config's
+/// local playlists, or the bundled demo).
+pub fn start(config: Config, loaded: config::Loaded, key: Option<VerifyingKey>, launch: Launch) -> anyhow::Result<ExitCode> {
+    let local = launch.playlist.clone().or_else(|| config.playlist.clone()).or_else(bundled_playlists);
+    let assets = bundled_assets().context("the bundled fonts were not found; set ESTATION_DATA_DIR to the folder holding assets/")?;
+    let cache_dir = config.cache.dir();
+    // `--playlist` plays those files; otherwise a kiosk with a feed key plays
+    // its cache (and syncs it in the background when a feed URL is set).
+    let source = match (&launch.playlist, key, &cache_dir) {
+        (None, Some(key), Some(dir)) => ContentSource::Feed { cache: crate::store::cache::Cache::at(dir), key, fallback: local },
+        _ => ContentSource::Files(local.context("no playlist given and the bundled demo was not found; pass --playlist PATH")?),
+    };
+    if let Some(dir) = &cache_dir {
+        let feed_key = match &source {
+            ContentSource::Feed { key, .. } => Some(*key),
+            ContentSource::Files(_) => None,
+        };
+        start_background_sync(dir, &config, feed_key)?;
+    }
+    // The player sets up logging; what happened to the config is logged there.
+    let config_note = match config::last_good::keep_note(&loaded, chrono::Utc::now()) {
+        Ok(Some(kept)) => format!("{}; {kept}", loaded.note),
+        Ok(None) => loaded.note,
+        Err(e) => format!("{}; {e}", loaded.note),
+    };
+    crate::player::run(crate::player::Options {
+        config,
+        config_problems: loaded.problems.0,
+        config_note,
+        config_fallback: loaded.fallback,
+        source,
+        status_path: cache_dir.as_deref().map(crate::store::status::PlayerStatus::path),
+        assets,
+        window: launch.window,
+        screenshot: launch.screenshot,
+        screenshot_at: launch.screenshot_at,
+        exit_after: launch.exit_after,
+    })
+}
+
+/// Runs sync (the feed, when the player plays it, and the upstream alert
+/// sources) on its own thread for the life of the player.
+fn start_background_sync(dir: &Path, config: &Config, feed_key: Option<VerifyingKey>) -> anyhow::Result<()> {
+    let syncer = match (&config.feed.url, feed_key) {
+        (Some(url), Some(key)) => {
+            let cache = crate::store::cache::Cache::open(dir)?;
+            let source = crate::net::sync::Source::http(url).map_err(anyhow::Error::msg)?;
+            Some(crate::net::sync::Syncer::new(cache, source, crate::net::service::options(config, key))?)
+        }
+        _ => None,
+    };
+    if syncer.is_none() && config.alerts.sources.is_empty() {
+        return Ok(());
+    }
+    let (config, dir) = (config.clone(), dir.to_path_buf());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("sync".into()).spawn(move || {
+        rt.block_on(async {
+            let feed = async {
+                if let Some(s) = &syncer {
+                    s.forever(config.feed.interval).await;
+                }
+            };
+            tokio::join!(feed, crate::net::service::poll_alert_sources(&config, &dir))
+        })
+    })?;
+    Ok(())
+}
+
+/// Folders that may hold the bundled `assets/` and `playlists/`, best first:
+/// `ESTATION_DATA_DIR`; the source tree when started by `cargo run` (cargo
+/// sets `CARGO_MANIFEST_DIR` at run time); `../share/estation` beside the
+/// binary (`/usr/bin` → `/usr/share/estation`, also for `/usr/local`); the
+/// source tree the binary was built from. The last comes last because it
+/// goes stale when a clone reuses another clone's target folder.
+fn data_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os("ESTATION_DATA_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(prefix) = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf())) {
+        dirs.push(prefix.join("share/estation"));
+    }
+    dirs.push(PathBuf::from("/usr/share/estation"));
+    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dirs
+}
+
+/// Where the bundled demo lives (see [`data_dirs`]).
+pub fn bundled_playlists() -> Option<PathBuf> {
+    data_dirs().into_iter().map(|d| d.join("playlists/demo.toml")).find(|p| p.is_file())
+}
+
+/// Where the bundled fonts and pictures live (see [`data_dirs`]).
+pub fn bundled_assets() -> Option<PathBuf> {
+    data_dirs().into_iter().map(|d| d.join("assets")).find(|p| p.join("fonts").is_dir())
+}

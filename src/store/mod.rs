@@ -1,0 +1,9 @@
+//! The kiosk's files on disk. Every write is atomic ([`atomic`]); the
+//! offline cache ([`cache`]) owns every path under its folder, and only its
+//! writer (handed out by its lock) changes them.
+
+pub mod atomic;
+pub mod cache;
+pub mod content;
+pub mod inbox;
+pub mod status;

@@ -1,0 +1,94 @@
+//! What a kiosk is doing, for `estation status` and (later) the fleet view:
+//! the sync's own record (`CACHE/status.json`, written only by sync) and the
+//! player's (`player.json` beside the cache, written only by the player).
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::core::feed::Digest;
+
+/// Written by sync after each step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// The feed URL or folder last synced from.
+    pub source: Option<String>,
+    pub last_attempt: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Validators of the current manifest, for conditional GETs.
+    pub manifest_etag: Option<String>,
+    pub manifest_last_modified: Option<String>,
+    /// The version being downloaded, if any.
+    pub pending: Option<Pending>,
+    /// The server answered, but the newest manifest it has was built longer
+    /// ago than `[feed] max_age`: the feed is frozen (nobody renews it, or
+    /// someone replays an old one).
+    #[serde(default)]
+    pub frozen: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub version: u64,
+    pub files: Vec<PendingFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingFile {
+    pub sha256: Digest,
+    pub size: u64,
+    pub done: u64,
+}
+
+impl SyncStatus {
+    /// Reads the status; a missing or unreadable file is an empty status
+    /// (it is advisory: the cache itself is the truth).
+    pub fn load(path: &Path) -> SyncStatus {
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::store::atomic::write(path, &bytes)
+    }
+}
+
+/// Written by the player when the item on screen changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlayerStatus {
+    pub pid: u32,
+    pub since: Option<DateTime<Utc>>,
+    pub playlist: Option<String>,
+    pub item: Option<String>,
+    /// The feed version the programme came from (None: local files or demo).
+    pub feed_version: Option<u64>,
+    pub source: String,
+    /// The sound output: playing on a device, or silent and why.
+    #[serde(default)]
+    pub sound: Option<String>,
+}
+
+impl PlayerStatus {
+    pub fn path(cache_dir: &Path) -> PathBuf {
+        cache_dir.with_file_name("player.json")
+    }
+
+    pub fn load(path: &Path) -> Option<PlayerStatus> {
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// Replaces the file by rename without fsync: it changes every item, and
+    /// a kiosk's flash should not pay for a status that a power cut may lose.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+        std::io::Write::write_all(&mut tmp, &bytes)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
