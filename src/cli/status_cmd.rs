@@ -68,7 +68,7 @@ struct Report {
 pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let dir = cache_dir(config)?;
     let cache = Cache::at(&dir);
-    let trusted = crate::core::trusted_time::load(&dir);
+    let trusted = crate::store::cache::Cache::at(&dir).trusted_time();
     let skew = chrono::Duration::from_std(config.feed.clock_skew).unwrap_or(chrono::Duration::minutes(5));
     let mut report = Report {
         clock_problem: crate::core::trusted_time::disagreement(trusted.as_ref(), skew),

@@ -24,7 +24,6 @@
 //! what has ended). `status` warns when the clock and the trusted time
 //! disagree by more than the configured skew.
 
-use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -110,11 +109,6 @@ pub fn now(record: Option<&Record>, local: DateTime<Utc>) -> Times {
     record.map_or(local.into(), |r| r.now(local))
 }
 
-/// Reads the record; missing or unreadable is none (the local clock is then
-/// all there is).
-pub fn load(cache_root: &Path) -> Option<Record> {
-    std::fs::read(cache_root.join(FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok())
-}
 
 /// What one poll learnt: the manifest's `created` (signed), its `expires`,
 /// and the server's `Date` if it sent one.
@@ -141,7 +135,7 @@ pub fn learn(old: Option<&Record>, seen: Observation, local: DateTime<Utc>) -> R
 
 /// Whether `new` is worth writing over `old`: time moved on by a while, or
 /// an offset changed (writes are rare on a kiosk's flash).
-fn worth_writing(old: Option<&Record>, new: &Record) -> bool {
+pub fn worth_writing(old: Option<&Record>, new: &Record) -> bool {
     match old {
         None => true,
         Some(old) => {
@@ -153,17 +147,6 @@ fn worth_writing(old: Option<&Record>, new: &Record) -> bool {
                 || new.floor() > old.floor() + Duration::minutes(10)
         }
     }
-}
-
-/// Records what a poll learnt at local time `local`.
-pub fn observe(cache_root: &Path, seen: Observation, local: DateTime<Utc>) -> std::io::Result<Record> {
-    let old = load(cache_root);
-    let new = learn(old.as_ref(), seen, local);
-    if worth_writing(old.as_ref(), &new) {
-        let bytes = serde_json::to_vec_pretty(&new).map_err(std::io::Error::other)?;
-        crate::store::atomic::write(&cache_root.join(FILE), &bytes)?;
-    }
-    Ok(new)
 }
 
 /// Says how the local clock disagrees with the trusted time, when it does by
@@ -186,15 +169,15 @@ pub fn disagreement(record: Option<&Record>, skew: Duration) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn t(h: u32) -> DateTime<Utc> {
+    pub(crate) fn t(h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 7, 1, h, 0, 0).unwrap()
     }
 
-    fn seen(created: DateTime<Utc>, date: Option<DateTime<Utc>>) -> Observation {
+    pub(crate) fn seen(created: DateTime<Utc>, date: Option<DateTime<Utc>>) -> Observation {
         Observation { created, expires: created + Duration::days(14), date }
     }
 
@@ -226,21 +209,5 @@ mod tests {
         // An operator's clock a year ahead is no better on its own.
         let r = learn(None, seen(t(8) + Duration::days(365), Some(t(8))), t(8));
         assert_eq!(r.now(t(8)).ends, t(8));
-    }
-
-    #[test]
-    fn the_floor_only_rises_and_writes_are_rare() {
-        let dir = tempfile::tempdir().unwrap();
-        let r1 = observe(dir.path(), seen(t(7), Some(t(8))), t(8)).unwrap();
-        assert_eq!(load(dir.path()), Some(r1));
-        let r2 = observe(dir.path(), seen(t(7), Some(t(8) + Duration::minutes(1))), t(8) + Duration::minutes(1)).unwrap();
-        assert_eq!(load(dir.path()), Some(r1), "a minute on at the same offsets is not written");
-        assert_eq!(r2.floor, Some(t(8) + Duration::minutes(1)));
-        // Synced again on a clock set back a day: the floor stays.
-        observe(dir.path(), seen(t(7), Some(t(9))), t(9) - Duration::days(1)).unwrap();
-        let r = load(dir.path()).unwrap();
-        assert!(r.floor >= Some(t(8)));
-        assert!(disagreement(Some(&r), Duration::minutes(5)).unwrap().contains("1day behind"));
-        assert_eq!(disagreement(Some(&r1), Duration::minutes(5)), None);
     }
 }

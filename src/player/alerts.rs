@@ -60,7 +60,7 @@ impl TrustedClock {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         if modified != self.modified {
             self.modified = modified;
-            self.record = path.parent().and_then(crate::core::trusted_time::load);
+            self.record = path.parent().and_then(|dir| crate::store::cache::Cache::at(dir).trusted_time());
             if let Some(why) = crate::core::trusted_time::disagreement(self.record.as_ref(), chrono::Duration::minutes(5)) {
                 warn!("clock: {why}");
             }
@@ -171,7 +171,7 @@ fn check(
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         if modified != watch.modified {
             watch.modified = modified;
-            match Store::load(&path) {
+            match crate::store::inbox::load(&path) {
                 Ok(s) => {
                     info!("alerts: {} message(s) in the store", s.entries().len());
                     watch.store = s;

@@ -1,23 +1,33 @@
 //! The kiosk's offline cache: the only place the player reads content from.
 //!
 //! ```text
-//! CACHE/blobs/<sha256>     verified files, named by their digest
-//! CACHE/partial/<sha256>   downloads in progress (resumed with HTTP Range)
-//! CACHE/current.json       the signed manifest of the version on screen
-//! CACHE/previous.json      the version before it (its files are kept)
-//! CACHE/highest.json       the highest version ever accepted, and a copy
-//! CACHE/highest.json.bak   (refuses rollback even when current.json is lost)
-//! CACHE/status.json        what sync last did (see `crate::store::status`)
-//! CACHE/scrub.json         where the background scrub got to
-//! CACHE/lock               held by the one sync that may write, for short steps
-//! CACHE/download.lock      held by the one HTTP sync downloading into partial/
+//! CACHE/blobs/<sha256>      verified files, named by their digest       writer
+//! CACHE/partial/<sha256>    downloads in progress (HTTP Range resume)   download lock
+//! CACHE/current.json        the signed manifest of the version on screen  writer
+//! CACHE/previous.json       the version before it (its files are kept)  writer
+//! CACHE/highest.json(.bak)  the highest version ever accepted, twice    writer
+//!                           (refuses rollback even when current.json is lost)
+//! CACHE/scrub.json          where the background scrub got to           writer
+//! CACHE/trusted-time.json   the last trusted time (`core::trusted_time`)  writer
+//! CACHE/alerts.json         the alert store (`store::inbox`)            alert writer
+//! CACHE/alert-media/<sha256 of uri>  audio the alerts link to           alert writer
+//! CACHE/status.json         what sync last did (`store::status`): each sync
+//!                           rewrites only its own fields, read again first
+//! CACHE/config.last-good.toml  the last config that loaded (`config::last_good`)
+//! CACHE/lock                the writer's lock: hands out [`CacheWriter`]
+//! CACHE/alerts.lock         the alerts' lock: hands out [`AlertWriter`]
+//! CACHE/download.lock       held by the one HTTP sync downloading into partial/
 //! ```
 //!
-//! Sync is the only writer. A file enters `blobs/` only by an atomic rename
-//! after its digest checked out, and a version becomes current by one atomic
-//! rename of `current.json` only once every file it lists is in `blobs/`.
-//! So after a crash or power cut the cache holds the last good version,
-//! whole.
+//! Sync is the only writer, and the types say so: [`Cache`] only reads
+//! (the player, `status`); every change to the content goes through a
+//! [`CacheWriter`], which only the writer's lock hands out, and every change
+//! to the alerts through an [`AlertWriter`] from their own lock (held for
+//! milliseconds, so a warning never waits behind a USB copy). A file enters
+//! `blobs/` only by an atomic rename after its digest checked out, and a
+//! version becomes current by one atomic rename of `current.json` only once
+//! every file it lists is in `blobs/`. So after a crash or power cut the
+//! cache holds the last good version, whole.
 //!
 //! What a crash cannot do, flash can: a blob may rot on the card, or be
 //! edited by hand. So the cache checks itself — the current version's
@@ -45,6 +55,8 @@ const HIGHEST: &str = "highest.json";
 const HIGHEST_COPY: &str = "highest.json.bak";
 const SCRUB: &str = "scrub.json";
 pub const STATUS: &str = "status.json";
+const WRITER_LOCK: &str = "lock";
+const ALERTS_LOCK: &str = "alerts.lock";
 
 /// Playlists and CAP alerts up to this size (1 MiB) are hashed again at every
 /// sync start: they are small and read as text, so it costs milliseconds.
@@ -75,6 +87,15 @@ pub enum CacheError {
     Busy(PathBuf),
     #[error("version {version} cannot become current: {missing} of its files are not in the cache")]
     Incomplete { version: u64, missing: usize },
+}
+
+/// Why a file did not enter `blobs/`.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("content does not match its digest (got {got}, {len} bytes); discarded")]
+    Digest { expected: Digest, got: Digest, len: u64 },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
@@ -187,19 +208,38 @@ impl Cache {
         std::fs::metadata(self.blob_path(&b.sha256)).is_ok_and(|m| m.is_file() && m.len() == b.size)
     }
 
-    /// Waits for the writer's lock. Writers hold it only for short steps
-    /// (planning, commit, garbage collection, a USB copy), never while they
-    /// wait on the network, so this does not wait on a slow server.
+    /// Waits for the writer's lock and hands out the cache's writer. Writers
+    /// hold it only for short steps (planning, commit, garbage collection, a
+    /// USB copy), never while they wait on the network, so this does not
+    /// wait on a slow server.
     #[cfg(feature = "net")]
-    pub async fn lock_wait(&self) -> Result<Lock, CacheError> {
-        let path = self.root.join("lock");
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
-        let locked = tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await;
-        match locked {
-            Ok(Ok(file)) => Ok(Lock { _file: file }),
-            Ok(Err(e)) => Err(CacheError::Io { path, source: e }),
-            Err(e) => Err(CacheError::Io { path, source: std::io::Error::other(e) }),
+    pub async fn writer(&self) -> Result<CacheWriter, CacheError> {
+        let cache = self.clone();
+        match tokio::task::spawn_blocking(move || cache.writer_blocking()).await {
+            Ok(w) => w,
+            Err(e) => Err(CacheError::Io { path: self.root.join(WRITER_LOCK), source: std::io::Error::other(e) }),
         }
+    }
+
+    /// [`Cache::writer`], blocking the thread while it waits.
+    pub fn writer_blocking(&self) -> Result<CacheWriter, CacheError> {
+        Ok(CacheWriter { cache: self.clone(), _lock: self.lock_file(WRITER_LOCK)? })
+    }
+
+    /// Waits for the alerts' lock and hands out their writer: the alert
+    /// store and the audio its messages link to. A lock of their own, held
+    /// for milliseconds by anyone: a warning must never wait for a USB copy
+    /// or a scrub under the writer's lock.
+    pub fn alert_writer(&self) -> Result<AlertWriter, CacheError> {
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        Ok(AlertWriter { cache: self.clone(), _lock: self.lock_file(ALERTS_LOCK)? })
+    }
+
+    fn lock_file(&self, name: &str) -> Result<Lock, CacheError> {
+        let path = self.root.join(name);
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(Lock { _file: file })
     }
 
     /// Held by the one HTTP sync that downloads into `partial/` (without
@@ -243,6 +283,175 @@ impl Cache {
         verify_signature(&bytes, key).map(Some).map_err(|source| CacheError::Manifest { path, source })
     }
 
+    /// The highest version ever accepted: the larger of `highest.json` and
+    /// its copy, whichever can be read (None: neither).
+    pub fn highest(&self) -> Option<Highest> {
+        [HIGHEST, HIGHEST_COPY]
+            .iter()
+            .filter_map(|name| std::fs::read(self.root.join(name)).ok())
+            .filter_map(|bytes| serde_json::from_slice::<Highest>(&bytes).ok())
+            .max_by_key(|h| h.version)
+    }
+
+    /// Refuses a manifest older than the highest version ever accepted, or
+    /// that version with other content, whatever `current.json` says (it may
+    /// be lost or damaged, and the check against it alone would let an old
+    /// signed manifest back in).
+    pub fn check_not_rolled_back(&self, new: &Verified) -> Result<(), ManifestError> {
+        let Some(h) = self.highest() else { return Ok(()) };
+        let version = new.manifest.version;
+        if version < h.version {
+            return Err(ManifestError::Rollback { new: version, current: h.version });
+        }
+        if version == h.version && Digest::of(&new.bytes) != h.manifest_sha256 {
+            return Err(ManifestError::SameVersionDifferent(version));
+        }
+        Ok(())
+    }
+
+    /// The files of `v` not (or no longer) in the cache.
+    pub fn missing(&self, v: &Verified) -> Vec<Blob> {
+        v.manifest.blobs().into_iter().filter(|b| !self.has(b)).collect()
+    }
+
+    /// Checks the current version as the player would trust it: the
+    /// signature of `current.json` and the digest of every file it lists.
+    /// Read-only (removes nothing); None when there is no version yet.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<Option<Checked>, CacheError> {
+        let Some(v) = self.current(key)? else { return Ok(None) };
+        let mut problems = Vec::new();
+        let blobs = v.manifest.blobs();
+        for b in &blobs {
+            let path = self.blob_path(&b.sha256);
+            match Digest::of_file(&path) {
+                Ok((d, n)) if d == b.sha256 && n == b.size => {}
+                Ok((d, n)) => problems.push(format!("{}: {n} bytes with digest {d}; the manifest says {} bytes, {}", path.display(), b.size, b.sha256)),
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+        let bytes = blobs.iter().map(|b| b.size).sum();
+        Ok(Some(Checked { files: blobs.len(), bytes, problems, version: v }))
+    }
+
+    /// The trusted time sync last learnt (see `core::trusted_time`); missing
+    /// or unreadable is none (the local clock is then all there is).
+    pub fn trusted_time(&self) -> Option<crate::core::trusted_time::Record> {
+        std::fs::read(self.root.join(crate::core::trusted_time::FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// The verified files held: digest → size.
+    pub fn blobs(&self) -> Result<std::collections::BTreeMap<Digest, u64>, CacheError> {
+        let dir = self.root.join("blobs");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(source) => return Err(CacheError::Io { path: dir, source }),
+        };
+        Ok(entries
+            .flatten()
+            .filter_map(|e| Some((e.file_name().to_str()?.parse::<Digest>().ok()?, e.metadata().ok().filter(|m| m.is_file())?.len())))
+            .collect())
+    }
+
+    /// Bytes held in `blobs/`, `partial/`, the alert store and its audio
+    /// (all of which count against the budget).
+    pub fn used_bytes(&self) -> u64 {
+        let alerts = std::fs::metadata(self.root.join(crate::core::alert::store::FILE)).map_or(0, |m| m.len());
+        ["blobs", "partial", ALERT_MEDIA]
+            .iter()
+            .filter_map(|sub| std::fs::read_dir(self.root.join(sub)).ok())
+            .flat_map(|rd| rd.flatten())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+            + alerts
+    }
+
+    /// The playlists of the current version, their media resolved to files
+    /// in `blobs/` (never to names from the network).
+    pub fn library(&self, key: &VerifyingKey) -> Result<Option<(Verified, Library)>, CacheError> {
+        let Some(v) = self.current(key)? else { return Ok(None) };
+        let mut texts = Vec::new();
+        let mut problems = Vec::new();
+        for entry in &v.manifest.playlists {
+            let name = PathBuf::from(format!("feed v{}/{}", v.manifest.version, entry.name));
+            let path = self.blob_path(&entry.sha256);
+            match std::fs::read(&path).map(String::from_utf8) {
+                Ok(Ok(text)) => {
+                    let files = entry.media.iter().map(|(written, d)| (written.clone(), self.blob_path(d))).collect();
+                    texts.push((name, text, MediaRoot::Lookup(files)));
+                }
+                Ok(Err(_)) => problems.push(crate::core::diag::Diagnostic { file: name, line: 0, field: "(file)".into(), message: "not UTF-8 text".into() }),
+                Err(e) => problems.push(crate::core::diag::Diagnostic { file: name, line: 0, field: "(file)".into(), message: format!("missing from the cache ({e})") }),
+            }
+        }
+        let mut library = Library::from_texts(texts.iter().map(|(n, t, r)| (n.clone(), t.as_str(), r)));
+        library.problems.extend(problems);
+        Ok(Some((v, library)))
+    }
+}
+
+/// The right to change the cache, handed out only by its lock
+/// ([`Cache::writer`]): every write to `blobs/`, the manifests, the scrub's
+/// record and the trusted time goes through it, so "sync is the only
+/// writer" holds by construction — the player and `status` hold a
+/// [`Cache`], which can only read. Dropping it lets the lock go (and the
+/// kernel does, if the process dies).
+#[derive(Debug)]
+pub struct CacheWriter {
+    cache: Cache,
+    _lock: Lock,
+}
+
+impl std::ops::Deref for CacheWriter {
+    type Target = Cache;
+    fn deref(&self) -> &Cache {
+        &self.cache
+    }
+}
+
+impl CacheWriter {
+    /// Moves a complete partial download of `blob` into `blobs/` once its
+    /// digest checks out (hashed by the caller, without the lock: only the
+    /// holder of the download lock writes `partial/`). A mismatch deletes
+    /// it, so the retry fetches it whole again.
+    pub fn install(&self, blob: &Blob, hashed: (Digest, u64)) -> Result<(), InstallError> {
+        let partial = self.partial_path(&blob.sha256);
+        if hashed.0 != blob.sha256 {
+            let _ = std::fs::remove_file(&partial);
+            return Err(InstallError::Digest { expected: blob.sha256, got: hashed.0, len: hashed.1 });
+        }
+        let dest = self.blob_path(&blob.sha256);
+        std::fs::rename(&partial, &dest).map_err(io(&dest))?;
+        dest.parent().map(crate::store::atomic::sync_dir).transpose().map_err(io(&dest))?;
+        Ok(())
+    }
+
+    /// Copies `blob` from `from` (a file of a feed folder on a USB stick)
+    /// into `blobs/`, hashing as it copies: it lands under its name only if
+    /// its digest checks out.
+    pub fn import(&self, from: &mut impl std::io::Read, blob: &Blob) -> Result<(), InstallError> {
+        let dest = self.blob_path(&blob.sha256);
+        let (got, len) = crate::store::atomic::copy_verified(&mut from.take(blob.size), &dest, &blob.sha256).map_err(io(&dest))?;
+        if got != blob.sha256 {
+            return Err(InstallError::Digest { expected: blob.sha256, got, len });
+        }
+        Ok(())
+    }
+
+    /// Records what a poll learnt of the time at local time `local` (see
+    /// `core::trusted_time`), writing only when it moved enough to matter.
+    pub fn observe_time(&self, seen: crate::core::trusted_time::Observation, local: chrono::DateTime<chrono::Utc>) -> Result<crate::core::trusted_time::Record, CacheError> {
+        let old = self.trusted_time();
+        let new = crate::core::trusted_time::learn(old.as_ref(), seen, local);
+        if crate::core::trusted_time::worth_writing(old.as_ref(), &new) {
+            let path = self.root.join(crate::core::trusted_time::FILE);
+            let bytes = serde_json::to_vec_pretty(&new).map_err(|e| CacheError::Io { path: path.clone(), source: e.into() })?;
+            crate::store::atomic::write(&path, &bytes).map_err(io(&path))?;
+        }
+        Ok(new)
+    }
+
     /// Makes `new` the current version in one atomic step, keeping the old
     /// current as previous. Refuses unless every file of `new` is here.
     pub fn commit(&self, new: &Verified) -> Result<(), CacheError> {
@@ -266,16 +475,6 @@ impl Cache {
         Ok(())
     }
 
-    /// The highest version ever accepted: the larger of `highest.json` and
-    /// its copy, whichever can be read (None: neither).
-    pub fn highest(&self) -> Option<Highest> {
-        [HIGHEST, HIGHEST_COPY]
-            .iter()
-            .filter_map(|name| std::fs::read(self.root.join(name)).ok())
-            .filter_map(|bytes| serde_json::from_slice::<Highest>(&bytes).ok())
-            .max_by_key(|h| h.version)
-    }
-
     /// Records `v` as the highest version accepted, unless a higher one is.
     /// Two files, each written atomically one after the other, so a torn or
     /// rotten one still leaves the other.
@@ -290,27 +489,6 @@ impl Cache {
             crate::store::atomic::write(&path, &bytes).map_err(io(&path))?;
         }
         Ok(())
-    }
-
-    /// Refuses a manifest older than the highest version ever accepted, or
-    /// that version with other content, whatever `current.json` says (it may
-    /// be lost or damaged, and the check against it alone would let an old
-    /// signed manifest back in).
-    pub fn check_not_rolled_back(&self, new: &Verified) -> Result<(), ManifestError> {
-        let Some(h) = self.highest() else { return Ok(()) };
-        let version = new.manifest.version;
-        if version < h.version {
-            return Err(ManifestError::Rollback { new: version, current: h.version });
-        }
-        if version == h.version && Digest::of(&new.bytes) != h.manifest_sha256 {
-            return Err(ManifestError::SameVersionDifferent(version));
-        }
-        Ok(())
-    }
-
-    /// The files of `v` not (or no longer) in the cache.
-    pub fn missing(&self, v: &Verified) -> Vec<Blob> {
-        v.manifest.blobs().into_iter().filter(|b| !self.has(b)).collect()
     }
 
     /// What a sync does once when its process starts, under the lock: removes
@@ -491,25 +669,6 @@ impl Cache {
         Ok(out)
     }
 
-    /// Checks the current version as the player would trust it: the
-    /// signature of `current.json` and the digest of every file it lists.
-    /// Read-only (removes nothing); None when there is no version yet.
-    pub fn verify(&self, key: &VerifyingKey) -> Result<Option<Checked>, CacheError> {
-        let Some(v) = self.current(key)? else { return Ok(None) };
-        let mut problems = Vec::new();
-        let blobs = v.manifest.blobs();
-        for b in &blobs {
-            let path = self.blob_path(&b.sha256);
-            match Digest::of_file(&path) {
-                Ok((d, n)) if d == b.sha256 && n == b.size => {}
-                Ok((d, n)) => problems.push(format!("{}: {n} bytes with digest {d}; the manifest says {} bytes, {}", path.display(), b.size, b.sha256)),
-                Err(e) => problems.push(format!("{}: {e}", path.display())),
-            }
-        }
-        let bytes = blobs.iter().map(|b| b.size).sum();
-        Ok(Some(Checked { files: blobs.len(), bytes, problems, version: v }))
-    }
-
     /// Removes blobs that neither the current nor the previous version
     /// lists, and the partial downloads (called after a switch, when every
     /// file of both versions is whole, so none of theirs is partial).
@@ -554,41 +713,55 @@ impl Cache {
         Ok(out)
     }
 
-    /// Bytes held in `blobs/`, `partial/`, the alert store and its audio
-    /// (all of which count against the budget).
-    pub fn used_bytes(&self) -> u64 {
-        let alerts = std::fs::metadata(self.root.join(crate::core::alert::store::FILE)).map_or(0, |m| m.len());
-        ["blobs", "partial", ALERT_MEDIA]
-            .iter()
-            .filter_map(|sub| std::fs::read_dir(self.root.join(sub)).ok())
-            .flat_map(|rd| rd.flatten())
-            .filter_map(|e| e.metadata().ok())
-            .map(|m| m.len())
-            .sum::<u64>()
-            + alerts
+}
+
+/// The right to change the alert store (`alerts.json`) and the audio its
+/// messages link to (`alert-media/`), handed out only by the alerts' lock
+/// ([`Cache::alert_writer`]).
+#[derive(Debug)]
+pub struct AlertWriter {
+    cache: Cache,
+    _lock: Lock,
+}
+
+impl std::ops::Deref for AlertWriter {
+    type Target = Cache;
+    fn deref(&self) -> &Cache {
+        &self.cache
+    }
+}
+
+impl AlertWriter {
+    /// Writes the alert store atomically.
+    pub fn save_alerts(&self, store: &crate::core::alert::Store) -> std::io::Result<()> {
+        crate::store::atomic::write(&self.root.join(crate::core::alert::store::FILE), &store.to_bytes())
     }
 
-    /// The playlists of the current version, their media resolved to files
-    /// in `blobs/` (never to names from the network).
-    pub fn library(&self, key: &VerifyingKey) -> Result<Option<(Verified, Library)>, CacheError> {
-        let Some(v) = self.current(key)? else { return Ok(None) };
-        let mut texts = Vec::new();
-        let mut problems = Vec::new();
-        for entry in &v.manifest.playlists {
-            let name = PathBuf::from(format!("feed v{}/{}", v.manifest.version, entry.name));
-            let path = self.blob_path(&entry.sha256);
-            match std::fs::read(&path).map(String::from_utf8) {
-                Ok(Ok(text)) => {
-                    let files = entry.media.iter().map(|(written, d)| (written.clone(), self.blob_path(d))).collect();
-                    texts.push((name, text, MediaRoot::Lookup(files)));
-                }
-                Ok(Err(_)) => problems.push(crate::core::diag::Diagnostic { file: name, line: 0, field: "(file)".into(), message: "not UTF-8 text".into() }),
-                Err(e) => problems.push(crate::core::diag::Diagnostic { file: name, line: 0, field: "(file)".into(), message: format!("missing from the cache ({e})") }),
+    /// Moves an alert store that cannot be read aside (`alerts.json.bad`),
+    /// for a look.
+    pub fn set_aside_alerts(&self) {
+        let path = self.root.join(crate::core::alert::store::FILE);
+        let _ = std::fs::rename(&path, path.with_extension("json.bad"));
+    }
+
+    /// Keeps the audio linked at `uri`; returns where it is.
+    pub fn put_alert_media(&self, uri: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+        let dest = alert_media_path(&self.root, uri);
+        std::fs::create_dir_all(self.root.join(ALERT_MEDIA))?;
+        crate::store::atomic::write(&dest, bytes)?;
+        Ok(dest)
+    }
+
+    /// Removes the alert audio no message links to any more (`keep`: the
+    /// URIs still linked). Temp files are writes in progress.
+    pub fn remove_alert_media_except(&self, keep: &[&str]) {
+        let keep: Vec<PathBuf> = keep.iter().map(|u| alert_media_path(&self.root, u)).collect();
+        let Ok(entries) = std::fs::read_dir(self.root.join(ALERT_MEDIA)) else { return };
+        for e in entries.flatten() {
+            if !keep.contains(&e.path()) && !e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = std::fs::remove_file(e.path());
             }
         }
-        let mut library = Library::from_texts(texts.iter().map(|(n, t, r)| (n.clone(), t.as_str(), r)));
-        library.problems.extend(problems);
-        Ok(Some((v, library)))
     }
 }
 
@@ -617,7 +790,7 @@ mod tests {
     #[test]
     fn commit_needs_every_file_and_gc_keeps_two_versions() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
         let k = key(1);
         let vk = k.verifying_key();
         let v5 = verify_signature(&sign(&sample(5), &k), &vk).unwrap();
@@ -651,7 +824,7 @@ mod tests {
     #[test]
     fn the_alert_store_and_its_audio_count_against_the_budget() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
         put(&cache, b"12345");
         std::fs::write(dir.path().join(crate::core::alert::store::FILE), b"0123456789").unwrap();
         std::fs::create_dir_all(dir.path().join(ALERT_MEDIA)).unwrap();
@@ -662,7 +835,7 @@ mod tests {
     #[test]
     fn one_download_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
         let held = cache.download_lock().unwrap();
         assert!(matches!(cache.download_lock(), Err(CacheError::Busy(_))));
         assert!(cache.downloading());
@@ -674,7 +847,7 @@ mod tests {
     #[test]
     fn a_cache_edited_by_hand_is_not_trusted() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
         let k = key(1);
         let text = String::from_utf8(sign(&sample(5), &k)).unwrap().replace("\"version\": 5", "\"version\": 9");
         std::fs::write(dir.path().join(CURRENT), text).unwrap();
@@ -694,7 +867,7 @@ mod tests {
     #[test]
     fn a_rotten_playlist_is_found_at_start_removed_and_listed_missing() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
         let k = key(1);
         let v5 = verify_signature(&sign(&sample(5), &k), &k.verifying_key()).unwrap();
         put(&cache, b"toml");
@@ -718,7 +891,7 @@ mod tests {
     #[test]
     fn start_removes_leftover_temps_and_orphan_partials_but_keeps_a_resumable_download() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
         let k = key(1);
         let media = dir.path().join(ALERT_MEDIA);
         std::fs::create_dir_all(&media).unwrap();
@@ -764,7 +937,7 @@ mod tests {
         let mut passes = 0;
         while bad.is_empty() {
             // A fresh handle each pass: where it got to lives in scrub.json.
-            let s = Cache::at(dir.path()).scrub(128).unwrap();
+            let s = cache.writer_blocking().unwrap().scrub(128).unwrap();
             assert!(s.bytes <= 128, "{s:?}");
             read += s.bytes;
             bad.extend(s.bad);
@@ -778,14 +951,14 @@ mod tests {
             assert!(cache.blob_path(&Digest::of(s)).exists());
         }
         // A whole round in one generous pass, each file once, nothing else bad.
-        let round = cache.scrub(1 << 20).unwrap();
+        let round = cache.writer_blocking().unwrap().scrub(1 << 20).unwrap();
         assert_eq!((round.files, round.bytes, round.bad.len()), (3, 11, 0));
     }
 
     #[test]
     fn the_highest_version_outlives_a_lost_current_json_and_refuses_older_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
         let k = key(1);
         let vk = k.verifying_key();
         put(&cache, b"toml");
@@ -808,7 +981,7 @@ mod tests {
 
         // A cache from before highest.json: the start takes it from current.json.
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
         std::fs::write(dir.path().join(CURRENT), sign(&sample(8), &k)).unwrap();
         assert_eq!(cache.highest(), None);
         cache.start(&vk);
@@ -818,7 +991,7 @@ mod tests {
     #[test]
     fn verify_names_a_damaged_file() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
         let k = key(1);
         assert!(cache.verify(&k.verifying_key()).unwrap().is_none());
         put(&cache, b"toml");
@@ -831,4 +1004,25 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert!(problems[0].starts_with(&picture.display().to_string()), "{problems:?}");
     }
+
+    use crate::core::trusted_time::tests::{seen, t};
+
+    #[test]
+    fn the_trusted_times_floor_only_rises_and_writes_are_rare() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap().writer_blocking().unwrap();
+        let load = |_| cache.trusted_time();
+        let r1 = cache.observe_time(seen(t(7), Some(t(8))), t(8)).unwrap();
+        assert_eq!(load(dir.path()), Some(r1));
+        let r2 = cache.observe_time(seen(t(7), Some(t(8) + chrono::Duration::minutes(1))), t(8) + chrono::Duration::minutes(1)).unwrap();
+        assert_eq!(load(dir.path()), Some(r1), "a minute on at the same offsets is not written");
+        assert_eq!(r2.floor, Some(t(8) + chrono::Duration::minutes(1)));
+        // Synced again on a clock set back a day: the floor stays.
+        cache.observe_time(seen(t(7), Some(t(9))), t(9) - chrono::Duration::days(1)).unwrap();
+        let r = load(dir.path()).unwrap();
+        assert!(r.floor >= Some(t(8)));
+        assert!(crate::core::trusted_time::disagreement(Some(&r), chrono::Duration::minutes(5)).unwrap().contains("1day behind"));
+        assert_eq!(crate::core::trusted_time::disagreement(Some(&r1), chrono::Duration::minutes(5)), None);
+    }
+
 }

@@ -120,7 +120,7 @@ mod tests {
         for b in v.manifest.blobs() {
             std::fs::copy(feed.path().join(b.feed_path()), cache.blob_path(&b.sha256)).unwrap();
         }
-        cache.commit(&v).unwrap();
+        cache.writer_blocking().unwrap().commit(&v).unwrap();
         assert!(source.changed(&origin));
         let (lib, origin) = source.load();
         assert_eq!(origin, Origin::Feed { version: v.manifest.version });

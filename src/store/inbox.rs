@@ -1,11 +1,12 @@
 //! Where received CAP messages enter the kiosk: `CACHE/alerts.json`.
 //!
 //! Several writers may deliver messages (the feed sync, each upstream
-//! source), so every change is a short read-modify-write under its own lock
-//! file (`alerts.lock`, never the feed's lock, which a long download holds),
-//! saved atomically and only when something changed. The player only reads.
+//! source), so every change is a short read-modify-write through the
+//! alerts' writer, which only their lock hands out
+//! ([`Cache::alert_writer`]: never the writer's lock, which a USB copy
+//! holds), saved atomically and only when something changed. The player
+//! only reads ([`load`]).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -34,26 +35,39 @@ pub struct Rules {
 /// The alert store of one cache folder.
 #[derive(Debug, Clone)]
 pub struct Inbox {
-    dir: PathBuf,
+    cache: Cache,
+}
+
+/// Reads the store at `path`; a missing file is an empty store.
+pub fn load(path: &Path) -> Result<Store, StoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Store::from_bytes(path, &bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Store::default()),
+        Err(source) => Err(StoreError::Io { path: path.to_path_buf(), source }),
+    }
 }
 
 impl Inbox {
     pub fn new(cache_root: &Path) -> Inbox {
-        Inbox { dir: cache_root.to_path_buf() }
+        Inbox { cache: Cache::at(cache_root) }
     }
 
     /// The cache folder the store lives in.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.cache.root()
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     pub fn path(&self) -> PathBuf {
-        self.dir.join(store::FILE)
+        self.dir().join(store::FILE)
     }
 
     /// Reads the store (for the player and `estation status`).
     pub fn load(&self) -> Result<Store, StoreError> {
-        Store::load(&self.path())
+        load(&self.path())
     }
 
     /// Applies `messages` from `source` (oldest first), acting only where
@@ -61,18 +75,18 @@ impl Inbox {
     /// screen, and drops what ended by `now`. Returns each message's
     /// outcome; what was refused is logged once per call.
     pub fn receive(&self, mut messages: Vec<Message>, source: &str, now: DateTime<Utc>, rules: &Rules) -> Result<Vec<Outcome>, StoreError> {
-        let io = |source| StoreError::Io { path: self.dir.join("alerts.lock"), source };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let lock = File::options().create(true).truncate(false).write(true).open(self.dir.join("alerts.lock")).map_err(io)?;
-        lock.lock().map_err(io)?;
+        let writer = self.cache.alert_writer().map_err(|e| match e {
+            crate::store::cache::CacheError::Io { path, source } => StoreError::Io { path, source },
+            other => StoreError::Io { path: self.path(), source: std::io::Error::other(other.to_string()) },
+        })?;
         let path = self.path();
-        let mut store = match Store::load(&path) {
+        let mut store = match load(&path) {
             Ok(s) => s,
             // A store that cannot be read must not stop new warnings: start
             // afresh, keeping the bad file aside for a look.
             Err(e @ StoreError::Format { .. }) => {
                 tracing::error!("{e}; starting a new alert store");
-                let _ = std::fs::rename(&path, path.with_extension("json.bad"));
+                writer.set_aside_alerts();
                 Store::default()
             }
             Err(e) => return Err(e),
@@ -106,7 +120,7 @@ impl Inbox {
         }
         store.prune(now, &rules.lifetimes);
         if store != before {
-            store.save(&path)?;
+            writer.save_alerts(&store).map_err(|source| StoreError::Io { path, source })?;
         }
         Ok(outcomes)
     }

@@ -11,11 +11,11 @@
 //! vouches for, with nothing to check it against, is not played. The feed's
 //! messages are signed, but their links are not: their audio needs https.
 
-use std::path::{Path, PathBuf};
 
 use sha1::Digest as _;
 
 use crate::core::alert::store::Store;
+use crate::store::cache::Cache;
 
 pub use crate::store::cache::{alert_media_path as path_for, ALERT_MEDIA as DIR};
 /// Largest audio file fetched (a few minutes of speech in MP3).
@@ -69,46 +69,35 @@ fn wanted(store: &Store, rules: &Rules) -> Vec<(String, Option<String>)> {
     out
 }
 
-/// Fetches what is missing and removes what is no longer needed.
-pub async fn sync(client: &reqwest::Client, cache_root: &Path, store: &Store, rules: &Rules) {
-    let dir = cache_root.join(DIR);
+/// Fetches what is missing and removes what is no longer needed, each
+/// change through the alerts' writer (fetched without it).
+pub async fn sync(client: &reqwest::Client, cache: &Cache, store: &Store, rules: &Rules) {
     let wanted = wanted(store, rules);
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        let keep: Vec<PathBuf> = wanted.iter().map(|(u, _)| path_for(cache_root, u)).collect();
-        for e in entries.flatten() {
-            // `.tmp-` files are writes in progress (perhaps another process's).
-            if !keep.contains(&e.path()) && !e.file_name().to_string_lossy().starts_with(".tmp-") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    let write = |f: &dyn Fn(&crate::store::cache::AlertWriter)| match cache.alert_writer() {
+        Ok(w) => f(&w),
+        Err(e) => tracing::warn!("alerts: audio: {e}"),
+    };
+    write(&|w| w.remove_alert_media_except(&wanted.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>()));
     for (uri, digest) in wanted {
-        let dest = path_for(cache_root, &uri);
-        if dest.exists() {
+        if path_for(cache.root(), &uri).exists() {
             continue;
         }
         match fetch(client, &uri, digest.as_deref()).await {
-            Ok(bytes) if crate::store::cache::Cache::at(cache_root).used_bytes() + bytes.len() as u64 > rules.budget => {
+            Ok(bytes) if cache.used_bytes() + bytes.len() as u64 > rules.budget => {
                 tracing::warn!("alerts: audio {uri} not cached: its {} bytes do not fit in the cache budget", bytes.len());
             }
-            Ok(bytes) => {
-                let written = std::fs::create_dir_all(&dir).and_then(|()| crate::store::atomic::write(&dest, &bytes));
-                match written {
-                    Ok(()) => tracing::info!("alerts: audio {uri} cached ({} bytes)", bytes.len()),
-                    Err(e) => tracing::warn!("alerts: audio {uri}: {}: {e}", dest.display()),
-                }
-            }
+            Ok(bytes) => write(&|w| match w.put_alert_media(&uri, &bytes) {
+                Ok(_) => tracing::info!("alerts: audio {uri} cached ({} bytes)", bytes.len()),
+                Err(e) => tracing::warn!("alerts: audio {uri}: {}: {e}", path_for(cache.root(), &uri).display()),
+            }),
             Err(e) => tracing::warn!("alerts: audio {uri} not fetched: {e}"),
         }
     }
 }
 
 async fn fetch(client: &reqwest::Client, uri: &str, sha1_hex: Option<&str>) -> Result<Vec<u8>, String> {
-    let resp = client.get(uri).timeout(DEADLINE).send().await.map_err(|e| e.to_string())?;
-    if !resp.status().is_success() {
-        return Err(format!("HTTP {}", resp.status()));
-    }
-    let bytes = super::read_limited(resp, MAX_BYTES).await?;
+    let resp = client.get(uri).timeout(DEADLINE).send().await.map_err(|e| crate::net::http::describe(&e))?;
+    let bytes = crate::net::http::body(resp, MAX_BYTES).await.map_err(|e| e.to_string())?;
     if let Some(want) = sha1_hex {
         let got = hex::encode(sha1::Sha1::digest(&bytes));
         if !got.eq_ignore_ascii_case(want.trim()) {

@@ -70,10 +70,9 @@ impl Upstream {
     /// A source at `url`; its messages' linked audio is fetched by `media`'s rules.
     pub fn new(url: &str, media: super::alert_media::Rules) -> Result<Upstream, String> {
         let url = reqwest::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
-        let client = super::client_builder()
+        let client = crate::net::http::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(REQUEST_DEADLINE)
-            .user_agent(concat!("estation/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Upstream { url, client, etag: None, last_modified: None, fetched: VecDeque::new(), pending: None, media })
@@ -100,7 +99,7 @@ impl Upstream {
         }
         let header = |name| resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
         let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
-        let bytes = super::read_limited(resp, xml::MAX_BYTES as u64).await.map_err(|e| format!("{}: {e}", self.url))?;
+        let bytes = crate::net::http::read_limited(resp, xml::MAX_BYTES as u64).await.map_err(|e| format!("{}: {e}", self.url))?;
         let name = self.url.to_string();
         let doc = index::read_with(Path::new(&name), &bytes, cap::Mode::Lenient).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
@@ -195,7 +194,7 @@ impl Upstream {
     /// Fetches the audio the store's messages link to (see `alert_media`).
     async fn fetch_media(client: &reqwest::Client, media: &super::alert_media::Rules, inbox: &Inbox) {
         if let Ok(store) = inbox.load() {
-            super::alert_media::sync(client, inbox.dir(), &store, media).await;
+            super::alert_media::sync(client, inbox.cache(), &store, media).await;
         }
     }
 
@@ -218,7 +217,7 @@ impl Upstream {
         if !resp.status().is_success() {
             return Err(Skip::Again(format!("{url}: HTTP {}", resp.status())));
         }
-        let bytes = super::read_limited(resp, MAX_MESSAGE_BYTES).await.map_err(|e| Skip::Again(format!("{url}: {e}")))?;
+        let bytes = crate::net::http::read_limited(resp, MAX_MESSAGE_BYTES).await.map_err(|e| Skip::Again(format!("{url}: {e}")))?;
         // A CAP message that does not read will not read better later; any
         // other answer (a captive portal's page, a proxy's error) may be a
         // passing fault in front of the real message: fetched again.
@@ -270,7 +269,7 @@ impl Upstream {
     async fn take(&mut self, inbox: &Inbox, rules: &Rules) -> Result<usize, String> {
         let msgs = self.poll().await?;
         let n = msgs.len();
-        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::core::trusted_time::now(crate::core::trusted_time::load(inbox.dir()).as_ref(), Utc::now()).ends, rules).map(drop).map_err(|e| e.to_string()) };
+        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::core::trusted_time::now(inbox.cache().trusted_time().as_ref(), Utc::now()).ends, rules).map(drop).map_err(|e| e.to_string()) };
         if stored.is_ok() {
             self.commit();
         }

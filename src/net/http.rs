@@ -1,0 +1,176 @@
+//! The one HTTP client setup of the process, its redirect rule, bounded
+//! body reads, the one retry loop, and errors that keep their cause.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use reqwest::{StatusCode, Url};
+
+use crate::core::sync::backoff;
+
+/// Most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Why a request got nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{}", describe(.0))]
+    Transport(#[from] reqwest::Error),
+    #[error("HTTP {0}")]
+    Status(StatusCode),
+    #[error("more than {max} bytes (at least {got}); refused")]
+    TooLarge { got: u64, max: u64 },
+}
+
+/// An HTTP client builder with rustls' ring provider installed (reqwest is
+/// built without a default provider, to keep aws-lc and cmake out of the
+/// build) and the redirect rule. Every client in the process comes from it.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder().redirect(redirect_policy()).user_agent(concat!("estation/", env!("CARGO_PKG_VERSION")))
+}
+
+/// Redirects are followed at most [`MAX_REDIRECTS`] times, each logged, and
+/// never from `https://` down to plain `http://`: what TLS vouched for must
+/// not be handed to a server nobody vouches for.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(from) = attempt.previous().last().cloned() else { return attempt.follow() };
+        match redirect_refusal(attempt.previous(), attempt.url()) {
+            Some(why) => {
+                tracing::warn!("{from}: {why}");
+                attempt.error(why)
+            }
+            None => {
+                tracing::info!("{from}: redirected ({}) to {}", attempt.status(), attempt.url());
+                attempt.follow()
+            }
+        }
+    })
+}
+
+/// Why a redirect to `next` after `previous` (the URLs so far, first the
+/// one asked for) is not followed.
+fn redirect_refusal(previous: &[Url], next: &Url) -> Option<String> {
+    if previous.len() > MAX_REDIRECTS {
+        return Some(format!("more than {MAX_REDIRECTS} redirects; not followed"));
+    }
+    (previous.iter().any(|u| u.scheme() == "https") && next.scheme() != "https")
+        .then(|| format!("redirect to {next} refused: https is never followed down to {}", next.scheme()))
+}
+
+/// Reads a body, refusing it beyond `max` bytes.
+pub async fn read_limited(mut resp: reqwest::Response, max: u64) -> Result<Vec<u8>, HttpError> {
+    if let Some(n) = resp.content_length().filter(|n| *n > max) {
+        return Err(HttpError::TooLarge { got: n, max });
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if out.len() as u64 + chunk.len() as u64 > max {
+            return Err(HttpError::TooLarge { got: out.len() as u64 + chunk.len() as u64, max });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The answer's body when it is a success, else [`HttpError::Status`].
+pub async fn body(resp: reqwest::Response, max: u64) -> Result<Vec<u8>, HttpError> {
+    if !resp.status().is_success() {
+        return Err(HttpError::Status(resp.status()));
+    }
+    read_limited(resp, max).await
+}
+
+/// How a step is tried again: up to `attempts` times, waiting a jittered
+/// exponential back-off between `base` and `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Retry {
+    /// Runs `step` (given the attempt number, from 0) until it succeeds,
+    /// `again` says its error is not worth another try, or the attempts are
+    /// spent; each retry is logged with `what`.
+    pub async fn run<T, E: Display, Fut: Future<Output = Result<T, E>>>(
+        &self,
+        what: &dyn Display,
+        again: impl Fn(&E) -> bool,
+        mut step: impl FnMut(u32) -> Fut,
+    ) -> Result<T, E> {
+        let mut attempt = 0;
+        loop {
+            match step(attempt).await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt + 1 >= self.attempts || !again(&e) => return Err(e),
+                Err(e) => {
+                    let wait = backoff::delay(attempt, self.base, self.max, fastrand::f64());
+                    tracing::info!("{what}: {e}; retrying in {wait:.1?}");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// reqwest's errors with their causes: "error sending request" alone says
+/// nothing to an operator.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut s = if e.is_timeout() { "timed out".to_string() } else { e.to_string() };
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_are_limited_and_never_leave_https() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(redirect_refusal(&[u("http://a/")], &u("http://b/")), None);
+        assert_eq!(redirect_refusal(&[u("http://a/")], &u("https://b/")), None);
+        assert!(redirect_refusal(&[u("https://a/")], &u("http://a/")).unwrap().contains("https is never followed down"));
+        assert!(redirect_refusal(&[u("https://a/"), u("https://b/")], &u("http://c/")).is_some(), "anywhere in the chain");
+        let six: Vec<_> = (0..=MAX_REDIRECTS).map(|i| u(&format!("http://a/{i}"))).collect();
+        assert!(redirect_refusal(&six, &u("http://a/x")).unwrap().contains("more than 5 redirects"));
+        assert_eq!(redirect_refusal(&six[..MAX_REDIRECTS], &u("http://a/x")), None);
+    }
+
+    #[test]
+    fn retries_until_success_or_a_final_error_and_no_more() {
+        let r = Retry { attempts: 3, base: Duration::ZERO, max: Duration::ZERO };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let tries = std::cell::Cell::new(0);
+        let got: Result<u32, String> = rt.block_on(r.run(&"x", |_| true, |n| {
+            tries.set(tries.get() + 1);
+            async move { if n < 2 { Err(format!("fail {n}")) } else { Ok(n) } }
+        }));
+        assert_eq!((got, tries.get()), (Ok(2), 3));
+        tries.set(0);
+        let got: Result<u32, String> = rt.block_on(r.run(&"x", |_| true, |n| {
+            tries.set(tries.get() + 1);
+            async move { Err(format!("fail {n}")) }
+        }));
+        assert_eq!((got, tries.get()), (Err("fail 2".into()), 3), "three tries in all");
+        tries.set(0);
+        let got: Result<u32, String> = rt.block_on(r.run(&"x", |e: &String| !e.contains("final"), |_| {
+            tries.set(tries.get() + 1);
+            async { Err("final".to_string()) }
+        }));
+        assert_eq!((got, tries.get()), (Err("final".into()), 1), "not tried again");
+    }
+}
