@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 
-use crate::core::playlist::{Library, Playlist};
+use crate::core::playlist::{Item, Library, Playlist};
 use crate::core::playlist::schedule::Scheduler;
 
 /// Prints one line per problem; exit 1 if there were any.
@@ -37,7 +37,11 @@ pub fn at(path: &Path, time: DateTime<FixedOffset>, tz: Tz, json_out: bool) -> a
         eprintln!("warning: {p}");
     }
     let t = time.with_timezone(&Utc);
-    let s = Scheduler::new(&lib, tz);
+    // The player's boundaries move with what it measures (a narration, an
+    // `auto` clip): measured here the same way, once per item.
+    let measured = measure_all(&lib);
+    let lengths = |p: &Playlist, item: &Item| measured.get(&p.id).and_then(|m| m.get(&item.id)).copied();
+    let s = Scheduler::new(&lib, tz).with_lengths(lengths);
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
     let choice = s.choose(t);
     let slot = s.slot_at(t);
@@ -94,6 +98,58 @@ pub fn at(path: &Path, time: DateTime<FixedOffset>, tz: Tz, json_out: bool) -> a
         print_text(&out);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long each measured item lasts, by playlist and item id.
+type MeasuredLengths = std::collections::HashMap<String, std::collections::HashMap<String, std::time::Duration>>;
+
+/// Measures every item whose length depends on its media, as the player
+/// does when it prepares the item (see [`measure`]).
+fn measure_all(lib: &Library) -> MeasuredLengths {
+    let mut all = MeasuredLengths::new();
+    for p in &lib.playlists {
+        for item in &p.items {
+            if let Some(m) = measure(item) {
+                all.entry(p.id.clone()).or_default().insert(item.id.clone(), item.on_screen(m));
+            }
+        }
+    }
+    all
+}
+
+/// What the player measures of an item while preparing it: the narration
+/// (rodio) of a `narration` item, the clip (GStreamer's preroll) of an
+/// `auto` one. `None`: nothing to measure, or it cannot be measured here.
+#[cfg(feature = "player")]
+fn measure(item: &Item) -> Option<crate::core::media::timing::Measured> {
+    use crate::core::media::timing::{Measured, UNMEASURED};
+    use crate::core::playlist::{ItemKind, Length};
+    match (item.duration, &item.kind, &item.narration) {
+        (Length::Narration, _, Some(path)) => {
+            let narration = match crate::player::narration_length(path) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    eprintln!("warning: narration {}: {e}; the item lasts {} s", path.display(), UNMEASURED.as_secs());
+                    None
+                }
+            };
+            Some(Measured { clip: None, narration })
+        }
+        (Length::Clip, ItemKind::Video(v), _) => match crate::video::clip_length(v) {
+            Ok(clip) => Some(Measured { clip, narration: None }),
+            Err(e) => {
+                eprintln!("warning: item `{}`: {e}; the player skips it, but it is counted here at its nominal length", item.id);
+                None
+            }
+        },
+        _ => None,
+    }
+}
+
+/// Without the player nothing is measured: items last their nominal length.
+#[cfg(not(feature = "player"))]
+fn measure(_: &Item) -> Option<crate::core::media::timing::Measured> {
+    None
 }
 
 fn print_text(v: &serde_json::Value) {

@@ -1,8 +1,9 @@
 //! Warnings on screen: the takeover, the banner and the ticker lines.
 //!
 //! What to show is decided by [`crate::core::alert::policy`] from the alert store
-//! that sync writes (`CACHE/alerts.json`); this plugin only reads the file
-//! when it changes and draws the answer. A small thread looks at the file's
+//! that sync writes (`CACHE/alerts.json`), and how it reads (colours, title,
+//! footer lines, the chime) by [`crate::core::alert::view`]; this plugin only
+//! reads the file when it changes and spawns nodes from the view. A small thread looks at the file's
 //! time once a second and wakes the frame loop only when it changed; the
 //! loop also wakes exactly when the answer can change by the clock alone
 //! (a warning starting or expiring, the takeover's next turn, the chime), so
@@ -21,10 +22,9 @@ use super::fonts::Fonts;
 use super::power::Wake;
 use super::slides::TextSize;
 use super::{Phase, Settings};
-use crate::core::alert::cap::Severity;
-use crate::core::alert::signal::{Level, Signal};
-use crate::core::alert::policy::{AudioRef, Chime, Treatment};
-use crate::core::alert::{Policy, Presentation, Shown, Store};
+use crate::core::alert::policy::{AudioRef, Chime};
+use crate::core::alert::view::{self, Banner, Colours, Icon, Rgb, View};
+use crate::core::alert::{Policy, Presentation, Store};
 
 /// How often the watcher thread looks at the store file (one `stat`).
 const CHECK: Duration = Duration::from_secs(1);
@@ -90,14 +90,13 @@ struct Watch {
     policy: Policy,
     chime: Chime,
     chime_interval: chrono::Duration,
+    /// Times on the takeover are written in the screen's zone.
+    tz: chrono_tz::Tz,
 }
 
-/// What is drawn now, compared with the new answer to redraw only on change.
+/// What is drawn now, compared with the new view to redraw only on change.
 #[derive(Resource, Default, PartialEq)]
-struct Drawn {
-    takeover: Option<(Shown, usize, usize)>,
-    banner: Option<Shown>,
-}
+struct Drawn(View);
 
 #[derive(Component)]
 struct AlertLayer;
@@ -128,7 +127,8 @@ fn setup(mut commands: Commands, settings: Res<Settings>, proxy: Res<bevy::winit
         info!("alerts: showing every alert from the sources (no screen.region or latitude/longitude, or alerts.show_all)");
     }
     let chime_interval = chrono::Duration::from_std(settings.config.alerts.chime_interval).unwrap_or_default();
-    commands.insert_resource(Watch { path, modified: None, store: Store::default(), policy, chime: Chime::default(), chime_interval });
+    let tz = settings.config.timezone;
+    commands.insert_resource(Watch { path, modified: None, store: Store::default(), policy, chime: Chime::default(), chime_interval, tz });
 }
 
 /// Wakes the frame loop when the store file or the trusted time changes
@@ -185,21 +185,15 @@ fn check(
     let times = clock.times();
     let utc = times.ends;
     let p: Presentation = crate::core::alert::policy::present(&watch.store, &watch.policy, times);
-    let top = p.takeover(&watch.policy, utc).cloned();
-    let count = p.takeover_count(&watch.policy);
-    let index = top.as_ref().and_then(|t| p.all.iter().position(|s| s.key == t.key)).map_or(0, |i| i + 1);
-    let new = Drawn { takeover: top.map(|t| (t, index, count)), banner: p.banner().cloned() };
-    // The chime: when a takeover not heard before comes up, then at the
-    // configured interval; the top alert's own audio follows it.
-    let keys: Vec<&str> = p.all.iter().filter(|s| s.treatment == Treatment::Takeover).map(|s| s.key.as_str()).collect();
+    let new = View::new(&p, &watch.policy, utc, watch.tz);
     let interval = watch.chime_interval;
-    if watch.chime.due(&keys, utc, interval) {
+    if let Some(audio) = view::chime(&p, &mut watch.chime, utc, interval) {
         info!("alerts: chime");
-        chime.0 = Some(p.all.first().map(|s| s.audio.clone()).unwrap_or_default());
+        chime.0 = Some(audio);
     }
-    drawn.set_if_neq(new);
-    takeover.set_if_neq(Takeover(drawn.takeover.is_some()));
-    ticker.set_if_neq(AlertTicker(p.ticker()));
+    takeover.set_if_neq(Takeover(new.takeover.is_some()));
+    ticker.set_if_neq(AlertTicker(new.ticker.clone()));
+    drawn.set_if_neq(Drawn(new));
     // Sleep until the answer can change by the clock alone.
     let until = [crate::core::alert::policy::next_change(&watch.store, &watch.policy, &p, times), watch.chime.next_due(interval)];
     if let Some(t) = until.into_iter().flatten().min() {
@@ -207,39 +201,23 @@ fn check(
     }
 }
 
-/// The colour an alert is drawn in: its signal's, else one for its severity.
-fn colour(s: &Shown) -> (Color, Color) {
-    let rgb = match s.signal {
-        Some(Signal { level, .. }) => level.rgb(),
-        None => match s.severity {
-            Severity::Extreme => Level::Red.rgb(),
-            Severity::Severe => Level::Orange.rgb(),
-            Severity::Moderate => Level::Yellow.rgb(),
-            Severity::Minor => Level::Blue.rgb(),
-            Severity::Unknown => [96, 104, 112],
-        },
-    };
-    let [r, g, b] = rgb;
-    // Dark text on yellow (and other light colours), white on the rest.
-    let light = 0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b) > 160.0;
-    let text = if light { Color::srgb_u8(20, 20, 20) } else { Color::WHITE };
-    (Color::srgb_u8(r, g, b), text)
+fn rgb([r, g, b]: Rgb) -> Color {
+    Color::srgb_u8(r, g, b)
 }
 
-fn draw(mut commands: Commands, drawn: Res<Drawn>, layers: Query<Entity, With<AlertLayer>>, fonts: Res<Fonts>, settings: Res<Settings>) {
+fn draw(mut commands: Commands, drawn: Res<Drawn>, layers: Query<Entity, With<AlertLayer>>, fonts: Res<Fonts>) {
     if !drawn.is_changed() {
         return;
     }
     for e in &layers {
         commands.entity(e).despawn();
     }
-    let tz = settings.config.timezone;
-    if let Some((s, i, n)) = &drawn.takeover {
-        info!("alerts: takeover {} ({})", s.title, s.key);
-        spawn_takeover(&mut commands, &fonts, s, *i, *n, tz);
-    } else if let Some(s) = &drawn.banner {
-        info!("alerts: banner {} ({})", s.title, s.key);
-        spawn_banner(&mut commands, &fonts, s);
+    if let Some(t) = &drawn.0.takeover {
+        info!("alerts: takeover {} ({})", t.name, t.key);
+        spawn_takeover(&mut commands, &fonts, t);
+    } else if let Some(b) = &drawn.0.banner {
+        info!("alerts: banner {} ({})", b.name, b.key);
+        spawn_banner(&mut commands, &fonts, b);
     } else if !layers.is_empty() {
         info!("alerts: no warning on screen");
     }
@@ -247,11 +225,8 @@ fn draw(mut commands: Commands, drawn: Res<Drawn>, layers: Query<Entity, With<Al
 
 /// The icon we draw ourselves (not official artwork): a square in the
 /// signal colour with a white frame, the hazard's name and the colour word.
-fn icon(parent: &mut ChildSpawnerCommands, fonts: &Fonts, s: &Shown, side_vmin: f32, compact: bool) {
-    let (bg, fg) = colour(s);
-    let name = s.signal.and_then(|g| g.hazard).map_or_else(|| s.event.chars().take(4).collect::<String>(), |h| h.zh().to_string());
-    let level = s.signal.map_or_else(|| "预警".to_string(), |g| g.level.zh().to_string());
-    let english = s.signal.and_then(|g| g.hazard).map(|h| h.en()).unwrap_or_default();
+fn icon(parent: &mut ChildSpawnerCommands, fonts: &Fonts, icon: &Icon, colours: Colours, side_vmin: f32, compact: bool) {
+    let (bg, fg) = (rgb(colours.background), rgb(colours.text));
     parent
         .spawn((
             Node {
@@ -269,39 +244,18 @@ fn icon(parent: &mut ChildSpawnerCommands, fonts: &Fonts, s: &Shown, side_vmin: 
         ))
         .with_children(|i| {
             let (big, small) = if compact { (TextSize::Body, TextSize::Footer) } else { (TextSize::Title, TextSize::Body) };
-            i.spawn((Text::new(name), big.font(fonts), TextColor(fg)));
-            i.spawn((Text::new(level), small.font(fonts), TextColor(fg)));
-            if !english.is_empty() && !compact {
-                i.spawn((Text::new(english), TextSize::Footer.font(fonts), TextColor(fg)));
+            i.spawn((Text::new(icon.name.clone()), big.font(fonts), TextColor(fg)));
+            i.spawn((Text::new(icon.level.clone()), small.font(fonts), TextColor(fg)));
+            if let Some(english) = icon.english.as_ref().filter(|_| !compact) {
+                i.spawn((Text::new(english.clone()), TextSize::Footer.font(fonts), TextColor(fg)));
             }
         });
 }
 
-fn spawn_takeover(commands: &mut Commands, fonts: &Fonts, s: &Shown, index: usize, count: usize, tz: chrono_tz::Tz) {
-    let (bg, fg) = colour(s);
+fn spawn_takeover(commands: &mut Commands, fonts: &Fonts, t: &view::Takeover) {
+    let (bg, fg) = (rgb(t.colours.background), rgb(t.colours.text));
     let body = Color::srgb_u8(0x12, 0x14, 0x18);
     let white = Color::WHITE;
-    let time = |t: chrono::DateTime<Utc>| t.with_timezone(&tz).format("%m月%d日 %H:%M").to_string();
-    let mut title = s.title.clone();
-    if let Some(g) = s.signal {
-        title = format!("{title}  {}", g.level.grade());
-    }
-    if let Some(m) = s.mark {
-        title = format!("〔{m}〕{title}");
-    }
-    let mut footer = Vec::new();
-    if !s.areas.is_empty() {
-        footer.push(format!("区域：{}", s.areas.join("、")));
-    }
-    footer.push(format!("发布：{}  {}", s.sender, time(s.sent.with_timezone(&Utc))));
-    // A warning is up from when it is effective; the hazard may begin later.
-    if let Some(onset) = s.onset.filter(|o| *o > s.sent) {
-        footer.push(format!("预计开始：{}", time(onset.with_timezone(&Utc))));
-    }
-    footer.push(format!("有效至：{}{}", time(s.ends), if s.expires_given { "" } else { "（未注明，按默认时长）" }));
-    if count > 1 {
-        footer.push(format!("{index}/{count}"));
-    }
     commands
         .spawn((
             AlertLayer,
@@ -322,8 +276,8 @@ fn spawn_takeover(commands: &mut Commands, fonts: &Fonts, s: &Shown, index: usiz
                 BackgroundColor(bg),
             ))
             .with_children(|h| {
-                icon(h, fonts, s, 24.0, false);
-                h.spawn((Text::new(title), TextSize::Title.font(fonts), TextColor(fg)));
+                icon(h, fonts, &t.icon, t.colours, 24.0, false);
+                h.spawn((Text::new(t.title.clone()), TextSize::Title.font(fonts), TextColor(fg)));
             });
             // Headline, description, instruction.
             root.spawn(Node {
@@ -335,24 +289,23 @@ fn spawn_takeover(commands: &mut Commands, fonts: &Fonts, s: &Shown, index: usiz
                 ..default()
             })
             .with_children(|b| {
-                if let Some(m) = s.mark {
-                    let what = if m == "演练" { "演练信息，并非真实预警 (EXERCISE)" } else { "测试信息，并非真实预警 (TEST)" };
-                    b.spawn((Text::new(format!("本条为{what}")), TextSize::Body.font(fonts), TextColor(Color::srgb_u8(255, 214, 0))));
+                if let Some(n) = &t.not_real {
+                    b.spawn((Text::new(n.clone()), TextSize::Body.font(fonts), TextColor(Color::srgb_u8(255, 214, 0))));
                 }
-                if let Some(h) = &s.headline {
+                if let Some(h) = &t.headline {
                     b.spawn((Text::new(h.clone()), TextSize::Body.font(fonts), TextColor(white)));
                 }
-                if let Some(d) = &s.description {
+                if let Some(d) = &t.description {
                     b.spawn((Text::new(d.clone()), TextSize::Body.font(fonts), TextColor(Color::srgb_u8(225, 228, 232))));
                 }
-                if let Some(i) = &s.instruction {
+                if let Some(i) = &t.instruction {
                     b.spawn((
                         Node { padding: UiRect::all(Val::VMin(1.5)), border: UiRect::left(Val::VMin(1.0)), ..default() },
                         BorderColor::all(bg),
                         BackgroundColor(Color::srgb_u8(0x24, 0x27, 0x2e)),
                     ))
                     .with_children(|box_| {
-                        box_.spawn((Text::new(format!("防御指南：{i}")), TextSize::Body.font(fonts), TextColor(white)));
+                        box_.spawn((Text::new(i.clone()), TextSize::Body.font(fonts), TextColor(white)));
                     });
                 }
             });
@@ -367,17 +320,15 @@ fn spawn_takeover(commands: &mut Commands, fonts: &Fonts, s: &Shown, index: usiz
                 BackgroundColor(Color::srgb_u8(0x1c, 0x1f, 0x25)),
             ))
             .with_children(|f| {
-                for line in footer {
-                    f.spawn((Text::new(line), TextSize::Footer.font(fonts), TextColor(Color::srgb_u8(200, 204, 210))));
+                for line in &t.footer {
+                    f.spawn((Text::new(line.clone()), TextSize::Footer.font(fonts), TextColor(Color::srgb_u8(200, 204, 210))));
                 }
             });
         });
 }
 
-fn spawn_banner(commands: &mut Commands, fonts: &Fonts, s: &Shown) {
-    let (bg, fg) = colour(s);
-    let mark = s.mark.map(|m| format!("〔{m}〕")).unwrap_or_default();
-    let text = format!("{mark}{}：{}", s.title, s.headline.as_deref().unwrap_or(&s.event));
+fn spawn_banner(commands: &mut Commands, fonts: &Fonts, banner: &Banner) {
+    let (bg, fg) = (rgb(banner.colours.background), rgb(banner.colours.text));
     commands
         .spawn((
             AlertLayer,
@@ -395,7 +346,7 @@ fn spawn_banner(commands: &mut Commands, fonts: &Fonts, s: &Shown) {
             GlobalZIndex(BANNER_Z),
         ))
         .with_children(|b| {
-            icon(b, fonts, s, 12.0, true);
-            b.spawn((Text::new(text), TextSize::Body.font(fonts), TextColor(fg)));
+            icon(b, fonts, &banner.icon, banner.colours, 12.0, true);
+            b.spawn((Text::new(banner.text.clone()), TextSize::Body.font(fonts), TextColor(fg)));
         });
 }

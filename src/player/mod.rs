@@ -28,6 +28,10 @@ use bevy::window::{CursorOptions, MonitorSelection, PresentMode, WindowMode, Win
 use bevy::winit::WinitSettings;
 
 use crate::config::{Config, DisplayMode};
+
+/// How long a narration lasts, as the rotation measures it (for `estation
+/// playlist at`, which measures the same way).
+pub(crate) use sound::narration_length;
 use crate::core::diag::Diagnostic;
 
 /// Everything `estation play` was asked to do.

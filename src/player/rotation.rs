@@ -7,7 +7,6 @@
 //! between items. An item that cannot be prepared (missing or corrupt file)
 //! is logged once and skipped; with nothing playable the idle screen shows.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bevy::asset::RenderAssetUsages;
@@ -27,56 +26,37 @@ use super::slides::{self, Content, Pictures, Slide};
 use super::{Phase, Settings};
 use crate::core::media;
 use crate::core::media::timing::{self, Measured};
+use crate::core::playlist::rotation::{Command, Next, Rotation};
 use crate::store::content::{ContentSource, Origin};
-use crate::core::playlist::{Fit, Item, ItemKind, Length, Library, Playlist, Ticker};
+use crate::core::playlist::{Fit, Item, ItemKind, Length, Library, Ticker};
 use crate::video::{Clip, ClipOptions};
 use crate::store::status::PlayerStatus;
 use crate::core::qr;
-use crate::core::playlist::schedule::{Scheduler, Slot, Usable};
 
-/// How often the idle screen asks the schedule again.
-const IDLE_RECHECK: Duration = Duration::from_secs(5);
-/// How often a preparing item is polled.
-const POLL: Duration = Duration::from_millis(40);
 /// QR code side as a fraction of the content box's smaller side.
 const QR_SIDE: f32 = 0.62;
 
-/// The loaded playlists, where they came from, and the items found
-/// unplayable.
+/// The rotation (which owns the loaded playlists, the items found
+/// unplayable and the generation counter) and where the playlists came
+/// from.
 #[derive(Resource)]
 pub(crate) struct Programme {
-    library: Library,
+    rotation: Rotation,
     origin: Origin,
-    bad: HashSet<(String, String)>,
-    /// Counts loads: a slot (playlist and item indexes) means something
-    /// only in the programme it was taken from.
-    generation: u64,
 }
 
-impl Programme {
-    fn load(source: &ContentSource, generation: u64) -> Programme {
-        let (library, origin) = source.load();
-        for p in &library.problems {
-            warn!("playlist: {p}");
-        }
-        info!(
-            "loaded {} playlist(s) with {} item(s) from {origin}",
-            library.playlists.len(),
-            library.playlists.iter().map(|p| p.items.len()).sum::<usize>(),
-        );
-        Programme { library, origin, bad: HashSet::new(), generation }
+/// Loads the programme, logging its problems.
+fn load(source: &ContentSource) -> (Library, Origin) {
+    let (library, origin) = source.load();
+    for p in &library.problems {
+        warn!("playlist: {p}");
     }
-
-    fn has_video(&self) -> bool {
-        self.library.playlists.iter().flat_map(|p| &p.items).any(|i| matches!(i.kind, ItemKind::Video(_)))
-    }
-}
-
-struct NotBad<'a>(&'a HashSet<(String, String)>);
-impl Usable for NotBad<'_> {
-    fn usable(&self, p: &Playlist, item: &Item) -> bool {
-        !self.0.contains(&(p.id.clone(), item.id.clone()))
-    }
+    info!(
+        "loaded {} playlist(s) with {} item(s) from {origin}",
+        library.playlists.len(),
+        library.playlists.iter().map(|p| p.items.len()).sum::<usize>(),
+    );
+    (library, origin)
 }
 
 /// The ticker of the playlist on screen, for the ticker plugin.
@@ -87,43 +67,32 @@ pub(crate) struct CurrentTicker(pub Option<Ticker>);
 #[derive(Resource, Default)]
 pub(crate) struct Started(pub Option<Instant>);
 
-#[derive(Clone, PartialEq)]
-enum Next {
-    Item(Slot),
-    Idle,
-}
-
 struct Prepared {
     next: Next,
     picture: Option<(RgbaImage, bool)>,
     /// A video item's clip, prerolled: its first frame is `picture`.
     clip: Option<Clip>,
-    /// How long the item stays, now that its media are measured.
-    length: Duration,
+    /// What the preparation measured (the clip's and narration's lengths).
+    measured: Measured,
 }
 
+/// The slide on screen, for the rotation's current item.
 struct OnScreen {
-    next: Next,
     root: Entity,
-    until: Instant,
     /// When it came on screen, for `estation status`.
     shown: chrono::DateTime<Utc>,
-    /// The programme `next` indexes into.
-    generation: u64,
 }
 
+/// What the rotation's commands have put on screen or in preparation.
 #[derive(Resource, Default)]
 struct Show {
     current: Option<OnScreen>,
     fading_out: Vec<Entity>,
     fade: Option<(Entity, Instant, Duration)>,
     pending: Option<Task<Result<Prepared, (Next, String)>>>,
-    /// Prepared and waiting for the current item to end.
+    /// Prepared and waiting for the rotation to show it.
     ready: Option<Prepared>,
-    /// When an alert takeover paused the rotation.
-    paused: Option<Instant>,
     z: i32,
-    off: bool,
 }
 
 pub(super) fn plugin(app: &mut App) {
@@ -139,11 +108,11 @@ pub(super) fn plugin(app: &mut App) {
 }
 
 fn load_programme(mut commands: Commands, settings: Res<Settings>) {
-    let programme = Programme::load(&settings.source, 0);
-    if programme.has_video() {
+    let (library, origin) = load(&settings.source);
+    if library.playlists.iter().flat_map(|p| &p.items).any(|i| matches!(i.kind, ItemKind::Video(_))) {
         super::video::report_decoders();
     }
-    commands.insert_resource(programme);
+    commands.insert_resource(Programme { rotation: Rotation::new(library, settings.config.timezone), origin });
 }
 
 /// Outside screen-on hours nothing is drawn (and no frames are rendered
@@ -152,6 +121,7 @@ fn load_programme(mut commands: Commands, settings: Res<Settings>) {
 fn screen_hours(
     mut commands: Commands,
     settings: Res<Settings>,
+    mut programme: ResMut<Programme>,
     mut show: ResMut<Show>,
     mut clear: ResMut<ClearColor>,
     mut ticker: ResMut<CurrentTicker>,
@@ -171,11 +141,11 @@ fn screen_hours(
         let into_minute = Duration::from_secs(u64::from(local.second())) + Duration::from_nanos(u64::from(local.nanosecond()));
         wake.at(Instant::now() + Duration::from_secs(60).saturating_sub(into_minute) + Duration::from_millis(20));
     }
-    if on != show.off {
+    if on != programme.rotation.is_dark() {
         return;
     }
-    show.off = !on;
-    if show.off {
+    programme.rotation.set_dark(!on);
+    if !on {
         info!("outside screen-on hours: screen dark");
         let Show { current, fading_out, fade, pending, ready, .. } = &mut *show;
         for e in fading_out.drain(..).chain(current.take().map(|c| c.root)).chain(fade.take().map(|f| f.0)) {
@@ -195,6 +165,8 @@ fn screen_hours(
     }
 }
 
+/// Feeds the rotation what happened (clip signals, the takeover, a finished
+/// preparation, the time) and carries out what it asks.
 #[allow(clippy::too_many_arguments)] // a Bevy system: one parameter per resource it touches
 fn rotate(
     mut commands: Commands,
@@ -214,141 +186,81 @@ fn rotate(
     clock: Res<super::alerts::TrustedClock>,
 ) {
     let now = Instant::now();
-    // A clip that failed on screen: skip it from now on, and move on (its
-    // last frame stays until the next item is ready). An `auto` clip that
-    // ended: the item is over.
-    let generation = programme.generation;
+    // A clip that failed on screen is skipped from now on; an `auto` clip
+    // that ended is over.
     let ClipSignals { failed, ended } = &mut *signals;
     for (root, failed) in failed.drain(..).map(|r| (r, true)).chain(ended.drain(..).map(|r| (r, false))) {
-        if let Some(c) = show.current.as_mut().filter(|c| c.root == root) {
-            if let (true, Next::Item(slot), true) = (failed, &c.next, c.generation == generation) {
-                let p = &programme.library.playlists[slot.playlist];
-                let key = (p.id.clone(), p.items[slot.item].id.clone());
-                programme.bad.insert(key);
-            }
-            c.until = c.until.min(now);
+        if show.current.as_ref().is_some_and(|c| c.root == root) {
+            programme.rotation.stopped(now, failed);
         }
     }
     // The sound output changed (a device appeared or went): tell `status`.
     if std::mem::take(&mut sound.output_changed)
         && let (Some(path), Some(c)) = (&settings.status_path, &show.current)
-        && c.generation == generation
+        && let Some(next) = programme.rotation.on_screen_is_current()
     {
-        report(path, &programme, &c.next, c.shown, sound.output.clone());
+        report(path, &programme, next, c.shown, sound.output.clone());
     }
-    if show.off {
-        return;
-    }
-    // A warning covers the screen: the item on screen keeps its remaining
-    // time, and the rotation goes on from there when the warning ends.
-    if takeover.0 {
-        show.paused.get_or_insert(now);
+    let (runs, change) = programme.rotation.takeover(now, takeover.0);
+    if matches!(change, Some(Command::Pause)) {
         started.0.get_or_insert(now);
+    }
+    if !runs {
         return;
     }
-    if let Some(since) = show.paused.take()
-        && let Some(c) = show.current.as_mut()
+    if let Some(task) = show.pending.as_mut()
+        && let Some(result) = block_on(poll_once(task))
     {
-        c.until += now - since;
-    }
-
-    // 1. Collect a finished preparation.
-    if let Some(task) = show.pending.as_mut() {
-        if let Some(result) = block_on(poll_once(task)) {
-            show.pending = None;
-            match result {
-                Ok(p) => show.ready = Some(p),
-                Err((Next::Item(slot), why)) => {
-                    let p = &programme.library.playlists[slot.playlist];
-                    let item = &p.items[slot.item];
-                    warn!("skipping item `{}` (line {}) of {}: {why}", item.id, item.line, p.source.display());
-                    let key = (p.id.clone(), item.id.clone());
-                    programme.bad.insert(key);
-                }
-                Err((Next::Idle, why)) => warn!("idle screen: {why}"),
+        show.pending = None;
+        match result {
+            Ok(p) => {
+                programme.rotation.prepared(p.next.clone(), p.measured);
+                show.ready = Some(p);
             }
-        } else {
-            wake.at(now + POLL);
+            Err((next, why)) => warn!("{}", programme.rotation.not_prepared(next, why)),
         }
     }
-
-    let due = show.current.as_ref().is_none_or(|c| now >= c.until);
-
-    // 2. Show what is ready once the current item is over.
-    if due
-        && let Some(prepared) = show.ready.take() {
-            put_on_screen(&mut commands, &settings, &programme, &mut show, &mut images, &fonts, &window, &mut ticker, &mut sound, power::waker(&proxy), prepared, now);
-            started.0.get_or_insert(now);
+    let Programme { rotation, origin } = &mut *programme;
+    let step = rotation.tick(now, clock.now(), || {
+        // A new feed version takes over at an item boundary, which is
+        // the only time the rotation asks.
+        if !settings.source.changed(origin) {
+            return None;
         }
-
-    // 3. Start preparing the next item ahead of the boundary.
-    if show.pending.is_none() && show.ready.is_none() {
-        let start_at = show.current.as_ref().map(|c| timing::prepare_at(c.until));
-        if start_at.is_none_or(|t| now >= t) {
-            // A new feed version takes over here, at an item boundary: what
-            // is on screen stays until the first item of the new one has
-            // been prepared and faded in.
-            let mut fresh = false;
-            if settings.source.changed(&programme.origin) {
-                *programme = Programme::load(&settings.source, programme.generation + 1);
-                fresh = true;
+        let (library, fresh) = load(&settings.source);
+        *origin = fresh;
+        Some(library)
+    });
+    for command in step.commands {
+        match command {
+            Command::Show { next, length } => {
+                let Some(prepared) = show.ready.take().filter(|p| p.next == next) else {
+                    error!("rotation: nothing prepared to show");
+                    continue;
+                };
+                put_on_screen(&mut commands, &settings, &programme, &mut show, &mut images, &fonts, &window, &mut ticker, &mut sound, power::waker(&proxy), prepared, length, now);
+                started.0.get_or_insert(now);
             }
-            let boundary = show.current.as_ref().map_or(now, |c| c.until.max(now));
-            let wall = clock.now() + chrono::Duration::from_std(boundary - now).unwrap_or_default();
-            let scheduler = Scheduler {
-                library: &programme.library,
-                tz: settings.config.timezone,
-                usable: NotBad(&programme.bad),
-            };
-            let prev = match show.current.as_ref().map(|c| &c.next) {
-                Some(Next::Item(slot)) if !fresh => Some(slot),
-                _ => None,
-            };
-            let next = scheduler.next_slot(prev, wall).map_or(Next::Idle, Next::Item);
-            let same = !fresh
-                && show.current.as_ref().is_some_and(|c| same_content(&c.next, &next))
-                && still(&programme.library, &next);
-            if same {
-                // One still item (or the idle screen) again: keep it, no redraw.
-                if let Some(c) = show.current.as_mut() {
-                    c.until = boundary + duration_of(&programme.library, &next);
-                    c.next = next;
-                }
-            } else {
-                let item = match &next {
-                    Next::Item(slot) => Some(programme.library.playlists[slot.playlist].items[slot.item].clone()),
-                    Next::Idle => None,
-                };
-                let band = match &next {
-                    Next::Item(slot) => programme.library.playlists[slot.playlist].ticker.is_some(),
-                    Next::Idle => false,
-                };
+            Command::Prepare { next, item, band } => {
                 let size = window.physical_size();
                 show.pending = Some(AsyncComputeTaskPool::get().spawn(async move {
-                    prepare(next, item.as_ref(), size, band)
+                    prepare(next, item.as_deref(), size, band)
                 }));
-                wake.at(now + POLL);
             }
-        } else if let Some(t) = start_at {
-            wake.at(t);
+            Command::Pause | Command::Resume { .. } => {}
         }
     }
-    // Past its end, an item waits for the next one to be prepared: the
-    // preparation's poll wakes the loop, not a busy wait here.
-    if let Some(c) = show.current.as_ref().filter(|c| c.until > now) {
-        wake.at(c.until);
+    if let Some(t) = step.wake {
+        wake.at(t);
     }
 }
 
 /// Tells `estation status` what is on screen. A failure is logged once per
 /// item and otherwise ignored: the screen matters more than the report.
 fn report(path: &std::path::Path, programme: &Programme, next: &Next, since: chrono::DateTime<Utc>, sound: Option<String>) {
-    let (playlist, item) = match next {
-        Next::Item(slot) => {
-            let p = &programme.library.playlists[slot.playlist];
-            (Some(p.id.clone()), Some(p.items[slot.item].id.clone()))
-        }
-        Next::Idle => (None, None),
+    let (playlist, item) = match programme.rotation.lookup(next) {
+        Some((p, item)) => (Some(p.id.clone()), Some(item.id.clone())),
+        None => (None, None),
     };
     let status = PlayerStatus {
         pid: std::process::id(),
@@ -361,33 +273,6 @@ fn report(path: &std::path::Path, programme: &Programme, next: &Next, since: chr
     };
     if let Err(e) = status.save(path) {
         debug!("{}: {e}", path.display());
-    }
-}
-
-fn same_content(a: &Next, b: &Next) -> bool {
-    match (a, b) {
-        (Next::Idle, Next::Idle) => true,
-        (Next::Item(x), Next::Item(y)) => x.playlist == y.playlist && x.item == y.item,
-        _ => false,
-    }
-}
-
-/// Whether an item looks the same all through (no clip to restart, no
-/// narration to say again), so showing it twice in a row needs no redraw.
-fn still(library: &Library, next: &Next) -> bool {
-    match next {
-        Next::Item(slot) => {
-            let item = &library.playlists[slot.playlist].items[slot.item];
-            !matches!(item.kind, ItemKind::Video(_)) && item.narration.is_none() && matches!(item.duration, Length::Fixed(_))
-        }
-        Next::Idle => true,
-    }
-}
-
-fn duration_of(library: &Library, next: &Next) -> Duration {
-    match next {
-        Next::Item(slot) => library.playlists[slot.playlist].items[slot.item].duration.nominal(),
-        Next::Idle => IDLE_RECHECK,
     }
 }
 
@@ -434,28 +319,18 @@ fn prepare(next: Next, item: Option<&Item>, size: UVec2, band: bool) -> Result<P
         }
         _ => None,
     };
-    let length = match item {
-        Some(item) => {
-            let narration = match (&item.narration, item.duration) {
-                (Some(path), Length::Narration) => match sound::narration_length(path) {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        warn!("narration {}: {e}; the item lasts {} s", path.display(), timing::UNMEASURED.as_secs());
-                        None
-                    }
-                },
-                _ => None,
-            };
-            let video = match &item.kind {
-                ItemKind::Video(v) => Some(v),
-                _ => None,
-            };
-            let measured = Measured { clip: clip.as_ref().and_then(Clip::duration), narration };
-            timing::on_screen(item.duration, video, measured)
-        }
-        None => IDLE_RECHECK,
+    let narration = match item.map(|i| (&i.narration, i.duration)) {
+        Some((Some(path), Length::Narration)) => match sound::narration_length(path) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                warn!("narration {}: {e}; the item lasts {} s", path.display(), timing::UNMEASURED.as_secs());
+                None
+            }
+        },
+        _ => None,
     };
-    Ok(Prepared { next, picture, clip, length })
+    let measured = Measured { clip: clip.as_ref().and_then(Clip::duration), narration };
+    Ok(Prepared { next, picture, clip, measured })
 }
 
 #[allow(clippy::too_many_arguments)] // the pieces of one hand-over, kept explicit
@@ -471,9 +346,10 @@ fn put_on_screen(
     sound: &mut ProgrammeSound,
     waker: Waker,
     prepared: Prepared,
+    length: Duration,
     now: Instant,
 ) {
-    let Prepared { next, picture, clip, length } = prepared;
+    let Prepared { next, picture, clip, .. } = prepared;
     let scale = window.scale_factor();
     let pictures = Pictures {
         main: picture.map(|(img, nearest)| {
@@ -493,14 +369,13 @@ fn put_on_screen(
             (images.add(image), logical)
         }),
     };
-    let (content, new_ticker, transition) = match &next {
-        Next::Item(slot) => {
-            let p = &programme.library.playlists[slot.playlist];
-            let item = &p.items[slot.item];
+    let found = programme.rotation.lookup(&next);
+    let (content, new_ticker, transition) = match found {
+        Some((p, item)) => {
             info!("showing `{}` ({}) from {}", item.id, item.kind.name(), p.id);
             (Content::Item(item), p.ticker.clone(), item.transition)
         }
-        Next::Idle => {
+        None => {
             info!("nothing to play now: idle screen");
             (
                 Content::Idle {
@@ -533,19 +408,15 @@ fn put_on_screen(
         show.z,
         if fading { 0.0 } else { 1.0 },
     );
-    if let (Some(clip), Some((image, _)), Next::Item(slot)) = (clip, &pictures.main, &next) {
-        let item = &programme.library.playlists[slot.playlist].items[slot.item];
-        if let ItemKind::Video(v) = &item.kind {
-            let auto = item.duration == Length::Clip;
-            commands.entity(root).insert(VideoSurface::start(clip, image.clone(), v.clone(), auto, root, now + length, waker));
-        }
+    if let (Some(clip), Some((image, _)), Some((_, item))) = (clip, &pictures.main, found)
+        && let ItemKind::Video(v) = &item.kind
+    {
+        let auto = item.duration == Length::Clip;
+        commands.entity(root).insert(VideoSurface::start(clip, image.clone(), v.clone(), auto, root, now + length, waker));
     }
-    match &next {
-        Next::Item(slot) => {
-            let p = &programme.library.playlists[slot.playlist];
-            sound.show(p.items[slot.item].narration.clone(), p.music.clone());
-        }
-        Next::Idle => sound.show(None, None),
+    match found {
+        Some((p, item)) => sound.show(item.narration.clone(), p.music.clone()),
+        None => sound.show(None, None),
     }
     if let Some(old) = show.current.take() {
         if fading {
@@ -559,7 +430,7 @@ fn put_on_screen(
     if let Some(path) = &settings.status_path {
         report(path, programme, &next, shown, sound.output.clone());
     }
-    show.current = Some(OnScreen { next, root, until: now + length, shown, generation: programme.generation });
+    show.current = Some(OnScreen { root, shown });
     if ticker.0 != new_ticker {
         ticker.0 = new_ticker;
     }

@@ -22,6 +22,16 @@ pub enum VideoError {
     Clip { path: PathBuf, message: String },
 }
 
+/// A video item's clip length as the player learns it: prerolled the way
+/// the player prerolls it (at its `start`, muted or not), and the length
+/// the pipeline then reports (`None`: the container does not say).
+/// Blocking; `estation playlist at` uses it to see the player's boundaries.
+pub fn clip_length(video: &crate::core::media::spec::Video) -> Result<Option<std::time::Duration>, VideoError> {
+    // The size only bounds the frames converted; the length is the same.
+    let options = ClipOptions { area: (64, 64), fit: video.fit, mute: video.mute, volume: 0.0, start: video.start };
+    Ok(Clip::preroll(&video.path, options)?.duration())
+}
+
 /// Initialises GStreamer once per process.
 pub fn init() -> Result<(), VideoError> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();

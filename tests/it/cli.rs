@@ -123,6 +123,49 @@ fn playlist_at_json_names_playlist_item_rule_and_next_change() {
     assert_eq!(v["playlist"]["id"], "school-hours");
 }
 
+/// Regression: `playlist at` planned a narrated item with its nominal 10 s,
+/// while the player shows it for the narration's length plus a tail, so
+/// after it the prediction was off the screen.
+#[cfg(feature = "player")]
+#[test]
+fn playlist_at_follows_a_measured_narration_as_the_player_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), "");
+    common::clips::tone(dir.path(), "talk.ogg", 3, 660);
+    let list = dir.path().join("talk.toml");
+    std::fs::write(
+        &list,
+        "[[items]]\nid = \"talk\"\nkind = \"clock\"\nduration = \"narration\"\nnarration = \"talk.ogg\"\n\
+         [[items]]\nid = \"after\"\nkind = \"clock\"\nduration = \"10s\"\n",
+    )
+    .expect("write playlist");
+    let at = |time: &str| -> serde_json::Value {
+        let out = in_dir(estation(&config).args(["playlist", "at"]).arg(&list).args(["--time", time, "--json"]), dir.path());
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    };
+    // Milliseconds after local midnight, where the rotation is anchored.
+    let ms = |v: &serde_json::Value| -> i64 {
+        let t = chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("RFC 3339");
+        let midnight = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00+08:00").expect("RFC 3339");
+        (t - midnight).num_milliseconds()
+    };
+    // Three seconds of narration and the 0.8 s tail: "after" comes on at
+    // about 3.8 s, not at the nominal 10 s.
+    let v = at("2026-11-23T00:00:02+08:00");
+    assert_eq!(v["item"]["id"], "talk");
+    let talk_ends = ms(&v["item"]["ends"]);
+    assert!((3_700..3_900).contains(&talk_ends), "the narrated item ends at {talk_ends} ms");
+    let v = at("2026-11-23T00:00:05+08:00");
+    assert_eq!(v["item"]["id"], "after", "{v}");
+    assert_eq!(ms(&v["item"]["started"]), talk_ends);
+    assert_eq!(ms(&v["item"]["ends"]), talk_ends + 10_000);
+    // A whole cycle later the narrated item is back, on the measured beat.
+    let v = at("2026-11-23T00:00:14+08:00");
+    assert_eq!(v["item"]["id"], "talk", "{v}");
+    assert_eq!(ms(&v["item"]["started"]), talk_ends + 10_000);
+}
+
 #[test]
 fn playlist_at_rejects_a_bad_time_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");

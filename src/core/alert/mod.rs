@@ -9,6 +9,7 @@
 //! target   does an area concern this screen (区划代码, polygon, circle)
 //! store    the persisted set of messages in force (Alert/Update/Cancel)
 //! policy   takeover / banner / ticker, ordering, the chime
+//! view     what a takeover or banner shows: colours, title, footer lines
 //! author   writing CAP 1.2 for `estation alert new`
 //! ```
 
@@ -20,6 +21,7 @@ pub mod policy;
 pub mod signal;
 pub mod store;
 pub mod target;
+pub mod view;
 pub mod xml;
 
 pub use cap::{Alert, Parsed};

@@ -7,6 +7,7 @@
 //! diagnostic and the rest is kept, so one typo cannot blank a screen.
 
 mod parse;
+pub mod rotation;
 pub mod schedule;
 pub mod validity;
 
@@ -96,6 +97,19 @@ pub struct Item {
     pub validity: Validity,
     /// Line of the item's `[[items]]` header, for messages.
     pub line: usize,
+}
+
+impl Item {
+    /// How long the item stays on screen once its media are measured: what
+    /// the player does with what it measured while preparing the item, and
+    /// what `playlist at` does with what it measures of the same files.
+    pub fn on_screen(&self, measured: crate::core::media::timing::Measured) -> Duration {
+        let video = match &self.kind {
+            ItemKind::Video(v) => Some(v),
+            _ => None,
+        };
+        crate::core::media::timing::on_screen(self.duration, video, measured)
+    }
 }
 
 /// The screen-wide scrolling ticker (滚动字幕).

@@ -1,8 +1,8 @@
 //! Which playlist and which item play at a given instant.
 //!
-//! Everything here is a pure function of the library, the time zone and `now`:
-//! the player, `estation playlist at` and the tests all ask the same
-//! questions. The rules:
+//! Everything here is a pure function of the library, the time zone, `now`
+//! and the items' measured lengths ([`Lengths`]): the player, `estation
+//! playlist at` and the tests all ask the same questions. The rules:
 //!
 //! 1. A playlist applies when its `[schedule]` matches the local time
 //!    (no schedule = always) and at least one of its items is valid then.
@@ -76,20 +76,55 @@ impl Usable for AllUsable {
     }
 }
 
-/// The schedule of a library in a time zone.
-pub struct Scheduler<'a, U: Usable = AllUsable> {
-    pub library: &'a Library,
-    pub tz: Tz,
-    pub usable: U,
+/// How long items last once their media are measured. The player learns
+/// a length when it prepares an item (see [`Item::on_screen`]); `playlist
+/// at` measures the same files the same way, so both see the same
+/// boundaries after a narration or an `auto` clip.
+pub trait Lengths {
+    /// How long `item` stays on screen, or `None` for its nominal length
+    /// (not measured, or nothing to measure).
+    fn length(&self, playlist: &Playlist, item: &Item) -> Option<std::time::Duration>;
 }
 
-impl<'a> Scheduler<'a, AllUsable> {
-    pub fn new(library: &'a Library, tz: Tz) -> Self {
-        Scheduler { library, tz, usable: AllUsable }
+/// Nothing measured: every item lasts its nominal length.
+pub struct Nominal;
+impl Lengths for Nominal {
+    fn length(&self, _: &Playlist, _: &Item) -> Option<std::time::Duration> {
+        None
     }
 }
 
-impl<U: Usable> Scheduler<'_, U> {
+impl<F: Fn(&Playlist, &Item) -> Option<std::time::Duration>> Lengths for F {
+    fn length(&self, playlist: &Playlist, item: &Item) -> Option<std::time::Duration> {
+        self(playlist, item)
+    }
+}
+
+/// The schedule of a library in a time zone.
+pub struct Scheduler<'a, U: Usable = AllUsable, L: Lengths = Nominal> {
+    pub library: &'a Library,
+    pub tz: Tz,
+    pub usable: U,
+    pub lengths: L,
+}
+
+impl<'a> Scheduler<'a, AllUsable, Nominal> {
+    pub fn new(library: &'a Library, tz: Tz) -> Self {
+        Scheduler { library, tz, usable: AllUsable, lengths: Nominal }
+    }
+}
+
+impl<'a, U: Usable, L: Lengths> Scheduler<'a, U, L> {
+    /// The same schedule with items lasting what `lengths` measured.
+    pub fn with_lengths<M: Lengths>(self, lengths: M) -> Scheduler<'a, U, M> {
+        Scheduler { library: self.library, tz: self.tz, usable: self.usable, lengths }
+    }
+
+    /// How long an item stays on screen in this schedule.
+    pub fn length(&self, p: &Playlist, item: &Item) -> std::time::Duration {
+        self.lengths.length(p, item).unwrap_or_else(|| item.duration.nominal())
+    }
+
     fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         t.with_timezone(&self.tz).naive_local()
     }
@@ -144,7 +179,7 @@ impl<U: Usable> Scheduler<'_, U> {
         let item = (0..n)
             .map(|k| (first + k) % n)
             .find(|&i| self.playable(p, &p.items[i], local))?;
-        let len = Duration::from_std(p.items[item].duration.nominal()).unwrap_or(Duration::seconds(10));
+        let len = Duration::from_std(self.length(p, &p.items[item])).unwrap_or(Duration::seconds(10));
         Some(Slot {
             playlist: choice.playlist,
             item,
@@ -418,12 +453,12 @@ duration = "30s"
             }
         }
         let lib = lib(&[("r.toml", ROTATION)]);
-        let s = Scheduler { library: &lib, tz: chrono_tz::Asia::Shanghai, usable: NotB };
+        let s = Scheduler { library: &lib, tz: chrono_tz::Asia::Shanghai, usable: NotB, lengths: Nominal };
         let t = utc("2026-11-28 00:00:00");
         let a = s.next_slot(None, t).unwrap();
         let c = s.next_slot(Some(&a), a.end).unwrap();
         assert_eq!(lib.playlists[0].items[c.item].id, "c");
-        let s = Scheduler { library: &lib, tz: chrono_tz::Asia::Shanghai, usable: Nothing };
+        let s = Scheduler { library: &lib, tz: chrono_tz::Asia::Shanghai, usable: Nothing, lengths: Nominal };
         assert_eq!(s.next_slot(None, t), None);
     }
 
