@@ -174,6 +174,43 @@ fn missing_config_means_defaults_but_a_missing_explicit_one_is_an_error() {
     );
 }
 
+/// `config show` says where each value came from: a line of the file, an
+/// environment variable, a flag, or the default.
+#[test]
+fn config_show_names_the_file_line_the_variable_and_the_default() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), "[audio]\nvolume = 35\n");
+    let out = estation(&config).args(["config", "show"]).output().expect("run");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = stdout(&out);
+    let line = |key: &str| {
+        let l = text.lines().find(|l| l.starts_with(&format!("{key} = "))).unwrap_or_else(|| panic!("no {key}: {text}"));
+        let (value, origin) = l.rsplit_once("  # ").unwrap_or_else(|| panic!("no origin: {l}"));
+        (value.trim_end().to_string(), origin.to_string())
+    };
+    assert_eq!(line("audio.volume"), ("audio.volume = 35".into(), format!("{}:7", config.display())));
+    assert_eq!(line("screen.id"), ("screen.id = \"test-1\"".into(), format!("{}:3", config.display())));
+    assert_eq!(line("data_dir"), (format!("data_dir = {:?}", root().display().to_string()), "$ESTATION_DATA_DIR".into()));
+    assert_eq!(line("config"), (format!("config = {:?}", config.display().to_string()), "--config".into()));
+    assert_eq!(line("feed.interval"), ("feed.interval = \"1m\"".into(), "default".into()));
+
+    // The same in JSON, and ESTATION_CONFIG named when it chose the file.
+    let out = Command::new(env!("CARGO_BIN_EXE_estation"))
+        .args(["config", "show", "--json"])
+        .env("ESTATION_CONFIG", &config)
+        .env_remove("ESTATION_DATA_DIR")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["volume"], 35, "the settings as before");
+    let origins = &v["origins"];
+    assert_eq!(origins["audio.volume"], serde_json::json!({"from": "file", "path": config, "line": 7}));
+    assert_eq!(origins["config"], serde_json::json!({"from": "env", "var": "ESTATION_CONFIG"}));
+    assert_eq!(origins["data_dir"], serde_json::json!({"from": "default"}));
+    assert_eq!(origins["feed.interval"], serde_json::json!({"from": "default"}));
+}
+
 /// `estation` with a HOME and data folder of its own, so the default cache
 /// folder (where a last good config copy may be looked for) is the test's.
 fn kiosk(config: &std::path::Path, home: &std::path::Path) -> Command {
