@@ -378,7 +378,7 @@ pub struct Loaded {
     pub fallback: Option<String>,
     /// The line each field that the file set is on, by its name in the file
     /// (`feed.url`); a field not here has its default.
-    pub origins: BTreeMap<&'static str, Origin>,
+    pub(crate) origins: BTreeMap<&'static str, Origin>,
     /// The file's text when it loaded, for [`last_good::keep`].
     text: Option<String>,
 }

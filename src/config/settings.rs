@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -132,6 +132,12 @@ impl Settings {
         self.origins.get(key).unwrap_or(&Origin::Default)
     }
 
+    /// The config file found (by `--config`, `ESTATION_CONFIG` or search),
+    /// even when its last good copy is what is used; None: no file.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.loaded.unusable.as_ref().map(|d| d.file.as_path()).or(self.config.source.as_deref())
+    }
+
     /// `play --playlist` was given: play those files, not the cache.
     pub fn playlist_from_command_line(&self) -> bool {
         matches!(self.origin("player.playlist"), Origin::Flag { .. })
@@ -160,7 +166,7 @@ impl Settings {
             Language::En => "en",
         };
         let values: Vec<(&'static str, Value)> = vec![
-            ("config", json!(path(&c.source))),
+            ("config", json!(self.config_file().map(|p| p.display().to_string()))),
             ("data_dir", json!(path(&self.data_dir))),
             ("screen.id", json!(c.screen_id)),
             ("screen.name", json!(c.screen_name)),
@@ -199,8 +205,6 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     fn loaded(text: &str) -> Loaded {

@@ -325,6 +325,14 @@ fn broken_after_good(cache: &str, broken: impl Fn(&str) -> Vec<u8>) -> (tempfile
     let out = kiosk(&config, home).args(["config", "show", "--json"]).output().expect("run");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(format!("public_key = {}", v["feed"]["public_key"]), op.key_line);
+    let copy = v["origins"]["feed.public_key"]["path"].as_str().unwrap_or_default();
+    assert_eq!(v["origins"]["feed.public_key"]["from"], "last_good", "{v}");
+    assert!(copy.ends_with("config.last-good.toml"), "{copy}");
+    assert_eq!(v["origins"]["feed.public_key"]["line"], 5, "the copy keeps the file's lines");
+    assert_eq!(v["origins"]["config"]["from"], "flag");
+    let text = stdout(&kiosk(&config, home).args(["config", "show"]).output().expect("run"));
+    let line = text.lines().find(|l| l.starts_with("config = ")).unwrap_or_default();
+    assert!(line.starts_with(&format!("config = {:?}", config.display().to_string())) && line.ends_with("# --config"), "the file named, not its copy: {text}");
 
     let out = kiosk(&config, home).args(["status", "--json"]).output().expect("run");
     assert!(out.status.success(), "{}", common::stderr(&out));
