@@ -16,6 +16,10 @@
 //! the feed key and the alert sources and play the demo. The kiosk then runs
 //! on the last config that loaded ([`last_good`], [`load_or_last_good`]) and
 //! says so.
+//!
+//! The file is one layer of the settings: [`settings::resolve`] merges the
+//! environment and the command line over it, and records where each value
+//! came from ([`Origin`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -376,8 +380,9 @@ pub struct Loaded {
     /// and what is used instead, for the log, `estation status` and the
     /// screen.
     pub fallback: Option<String>,
-    /// The line each field that the file set is on, by its name in the file
-    /// (`feed.url`); a field not here has its default.
+    /// Where each field the file set was written (its file and line, or the
+    /// last good copy's), by its name in the file (`feed.url`); a field not
+    /// here has its default. Read through [`Settings::origin`].
     pub(crate) origins: BTreeMap<&'static str, Origin>,
     /// The file's text when it loaded, for [`last_good::keep`].
     text: Option<String>,
