@@ -1,6 +1,7 @@
 //! The `estation` command line: the player and the operator tools.
 
 mod alert_cmd;
+mod config_cmd;
 mod doctor;
 mod feed_cmd;
 mod playlist_cmd;
@@ -14,7 +15,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config};
+use crate::config::{self, Settings};
+use crate::config::settings::{Env, Flags};
 
 /// estation: science-popularization kiosk player and operator tools.
 #[derive(Debug, Parser)]
@@ -250,15 +252,14 @@ fn init_cli_logging_at(level: &str) {
 }
 
 fn locate_config(cli_path: Option<&Path>) -> config::Location {
-    config::locate(cli_path, std::env::var_os(config::ENV_VAR), config::user_config_dir())
+    config::locate(cli_path, Env::from_process().config, config::user_config_dir())
 }
 
-/// Loads the config as the kiosk does: a field with a bad value has its
-/// default; a file that cannot be used at all gives way to its last good
-/// copy (`config::last_good`).
-fn load_config(cli_path: Option<&Path>) -> anyhow::Result<(Config, config::Loaded)> {
-    let loaded = config::load_or_last_good(&locate_config(cli_path))?;
-    Ok((loaded.config.clone(), loaded))
+/// The settings as the kiosk resolves them ([`config::resolve`]): a field
+/// with a bad value has its default; a file that cannot be used at all gives
+/// way to its last good copy (`config::last_good`).
+fn load_settings(cli_path: Option<&Path>) -> anyhow::Result<Settings> {
+    Ok(config::resolve(&Flags { config: cli_path.map(Path::to_path_buf), ..Flags::default() }, &Env::from_process())?)
 }
 
 /// Logs why the config in use is not the file's (an error; needs logging set
@@ -275,17 +276,17 @@ fn report_config(loaded: &config::Loaded) {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Play(PlayArgs::default())) {
         Command::Play(args) => {
-            let (config, loaded) = load_config(cli.config.as_deref())?;
-            play(config, loaded, args)
+            let flags = Flags { config: cli.config, playlist: args.playlist.clone(), window: args.window };
+            play(config::resolve(&flags, &Env::from_process())?, args)
         }
         Command::Playlist(cmd) => {
             init_cli_logging();
             match cmd {
                 PlaylistCommand::Check { files } => Ok(playlist_cmd::check(&files)),
                 PlaylistCommand::At { path, time, json } => {
-                    let (config, loaded) = load_config(cli.config.as_deref())?;
-                    report_config(&loaded);
-                    playlist_cmd::at(&path, time, config.timezone, json)
+                    let settings = load_settings(cli.config.as_deref())?;
+                    report_config(&settings.loaded);
+                    playlist_cmd::at(&path, time, settings.config.timezone, json)
                 }
             }
         }
@@ -306,92 +307,61 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Alert(cmd) => {
             init_cli_logging();
-            let (config, loaded) = load_config(cli.config.as_deref())?;
-            report_config(&loaded);
-            alert_cmd::run(cmd, &config)
+            let settings = load_settings(cli.config.as_deref())?;
+            report_config(&settings.loaded);
+            alert_cmd::run(cmd, &settings.config)
         }
         #[cfg(feature = "net")]
         Command::Sync { once, from } => {
             init_cli_logging_at("info");
-            let (config, loaded) = load_config(cli.config.as_deref())?;
-            report_config(&loaded);
-            match config::last_good::keep_note(&loaded, chrono::Utc::now()) {
+            let settings = load_settings(cli.config.as_deref())?;
+            report_config(&settings.loaded);
+            match config::last_good::keep_note(&settings.loaded, chrono::Utc::now()) {
                 Ok(Some(note)) => tracing::info!("config: {note}"),
                 Ok(None) => {}
                 Err(e) => tracing::warn!("config: {e}"),
             }
-            sync_cmd::sync(&config, once, from.as_deref())
+            sync_cmd::sync(&settings.config, once, from.as_deref())
         }
         Command::Doctor => doctor::run(),
         Command::Status { json } => {
             init_cli_logging();
-            let (config, loaded) = load_config(cli.config.as_deref())?;
-            report_config(&loaded);
-            status_cmd::status(&config, loaded.fallback.as_deref(), json)
+            let settings = load_settings(cli.config.as_deref())?;
+            report_config(&settings.loaded);
+            status_cmd::status(&settings.config, settings.loaded.fallback.as_deref(), json)
         }
         Command::Cache(CacheCommand::Verify) => {
             init_cli_logging();
-            let (config, loaded) = load_config(cli.config.as_deref())?;
-            for p in &loaded.problems.0 {
+            let settings = load_settings(cli.config.as_deref())?;
+            for p in &settings.loaded.problems.0 {
                 eprintln!("warning: {p}");
             }
-            status_cmd::verify_cache(&config)
+            status_cmd::verify_cache(&settings.config)
         }
         Command::Config(cmd) => {
             init_cli_logging();
             match cmd {
-                // The file as it is; what the kiosk would use instead goes to stderr.
-                ConfigCommand::Check => {
-                    let location = locate_config(cli.config.as_deref());
-                    let loaded = config::load(&location)?;
-                    let problems = loaded.diagnostics();
-                    if problems.0.is_empty() {
-                        println!("ok: {}", loaded.note);
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    println!("{problems}");
-                    if loaded.unusable.is_some()
-                        && let Some(why) = config::load_or_last_good(&location)?.fallback
-                    {
-                        eprintln!("the player and sync cannot use this file: {why}");
-                    }
-                    Ok(ExitCode::FAILURE)
-                }
+                ConfigCommand::Check => config_cmd::check(&locate_config(cli.config.as_deref())),
                 ConfigCommand::Show { json } => {
-                    let (config, loaded) = load_config(cli.config.as_deref())?;
-                    report_config(&loaded);
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&config)?);
-                    } else {
-                        println!("# {}", loaded.note);
-                        println!("{config:#?}");
-                    }
-                    Ok(ExitCode::SUCCESS)
+                    let settings = load_settings(cli.config.as_deref())?;
+                    report_config(&settings.loaded);
+                    config_cmd::show(&settings, json)
                 }
             }
         }
     }
 }
 
-/// `estation play`: the kiosk, started by [`crate::kiosk`].
+/// `estation play`: the kiosk, started by [`crate::kiosk`]. `--playlist`
+/// and `--window` are in `settings`; the rest of `args` is about this run.
 #[cfg(feature = "player")]
-fn play(config: Config, loaded: config::Loaded, args: PlayArgs) -> anyhow::Result<ExitCode> {
-    let key = match (&args.playlist, &config.feed.public_key) {
-        (None, Some(_)) => Some(status_cmd::feed_key(&config)?),
-        _ => None,
-    };
-    let launch = crate::kiosk::Launch {
-        playlist: args.playlist,
-        window: args.window,
-        screenshot: args.screenshot,
-        screenshot_at: args.screenshot_at,
-        exit_after: args.exit_after,
-    };
-    crate::kiosk::start(config, loaded, key, launch)
+fn play(settings: Settings, args: PlayArgs) -> anyhow::Result<ExitCode> {
+    let launch = crate::kiosk::Launch { screenshot: args.screenshot, screenshot_at: args.screenshot_at, exit_after: args.exit_after };
+    crate::kiosk::start(settings, launch)
 }
 
 #[cfg(not(feature = "player"))]
-fn play(_: Config, _: config::Loaded, _: PlayArgs) -> anyhow::Result<ExitCode> {
+fn play(_: Settings, _: PlayArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!("this estation was built without the `player` feature; rebuild with default features to play")
 }
 

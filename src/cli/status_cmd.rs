@@ -10,18 +10,17 @@ use serde::Serialize;
 
 use crate::store::cache::Cache;
 use crate::config::Config;
-use crate::core::feed::keys;
 use crate::store::status::{PlayerStatus, SyncStatus};
 
-/// The feed's public key from the config; required.
+/// The feed's public key from the config (parsed when the config loaded);
+/// required.
 pub fn feed_key(config: &Config) -> anyhow::Result<ed25519_dalek::VerifyingKey> {
-    let text = config.feed.public_key.as_deref().with_context(|| {
+    config.feed.public_key.with_context(|| {
         format!(
             "[feed] public_key is not set in {}; add the line `estation feed keygen` printed",
             config.source.as_ref().map_or("the config".into(), |p| p.display().to_string())
         )
-    })?;
-    Ok(keys::parse_public_key(text)?)
+    })
 }
 
 /// The cache folder the config names (or the default).
@@ -100,7 +99,7 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
     }
     let tz = config.timezone;
     let local = |t: chrono::DateTime<chrono::FixedOffset>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z").to_string();
-    match config.feed.public_key.as_deref().map(keys::parse_public_key).transpose()? {
+    match config.feed.public_key {
         Some(key) => match cache.current(&key) {
             Ok(Some(v)) => {
                 report.feed_version = Some(v.manifest.version);
@@ -145,7 +144,7 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
     }
     println!("cache:      {} of {} used, in {}", bytesize::ByteSize(report.cache_bytes), bytesize::ByteSize(report.cache_budget), dir.display());
     let s = &report.sync;
-    println!("source:     {}", s.source.as_deref().or(config.feed.url.as_deref()).unwrap_or("none configured"));
+    println!("source:     {}", s.source.as_deref().or(config.feed.url.as_ref().map(url::Url::as_str)).unwrap_or("none configured"));
     println!("last sync:  {} (attempted {})", when(s.last_success), when(s.last_attempt));
     if let Some(e) = &s.last_error {
         println!("last error: {} — {e}", when(s.last_error_at));

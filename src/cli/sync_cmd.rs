@@ -18,7 +18,7 @@ async fn poll_alert_sources_once(config: &Config, cache_dir: &Path) -> bool {
     let inbox = crate::store::inbox::Inbox::new(cache_dir);
     let mut ok = true;
     for src in &config.alerts.sources {
-        let mut up = match crate::net::sync::upstream::Upstream::new(&src.url, alert_media_rules(config)) {
+        let mut up = match crate::net::sync::upstream::Upstream::new(src.url.as_str(), alert_media_rules(config)) {
             Ok(up) => up,
             Err(e) => {
                 eprintln!("alerts from {}: {e}", src.url);
@@ -54,8 +54,8 @@ pub fn sync(config: &Config, once: bool, from: Option<&Path>) -> anyhow::Result<
     let source = match from {
         Some(dir) => Source::Dir(dir.to_path_buf()),
         None => {
-            let url = config.feed.url.as_deref().context("[feed] url is not set in the config; set it, or use --from DIR")?;
-            Source::http(url).map_err(anyhow::Error::msg)?
+            let url = config.feed.url.clone().context("[feed] url is not set in the config; set it, or use --from DIR")?;
+            Source::Http(url)
         }
     };
     let dir = cache_dir(config)?;

@@ -126,6 +126,13 @@ pub fn recall(broken: Loaded, path: &Path, bytes: &[u8]) -> Loaded {
         for d in &mut l.problems.0 {
             d.file = copy.clone();
         }
+        // The copy keeps the file's line numbers, so each value is on the
+        // same line of the copy.
+        for origin in l.origins.values_mut() {
+            if let super::Origin::File { line, .. } = origin {
+                *origin = super::Origin::LastGood { path: copy.clone(), line: *line };
+            }
+        }
         l.config.source = Some(copy.clone());
         l.note = format!("config from {} (the last good copy of {}, saved {saved})", copy.display(), path.display());
         l.fallback = Some(format!("{problem}; using the last config that loaded instead: {}, saved {saved}", copy.display()));
@@ -240,7 +247,10 @@ mod tests {
         for broken in [&b"[screen]\nname = \"\xb2\xe2\xca\xd4\"\n[cache]\ndir = \"cache\"\n"[..], b"[screen\n[cache]\ndir = \"cache\"\n", typo.as_bytes()] {
             std::fs::write(&path, broken).unwrap();
             let l = load_or_last_good(&Location::Explicit(path.clone())).unwrap();
-            assert_eq!(l.config.feed.public_key.as_deref(), Some(key().as_str()));
+            assert_eq!(l.config.feed.public_key.map(|k| crate::core::feed::keys::public_key_string(&k)), Some(key()));
+            let copy = dir.path().join("cache").join(FILE);
+            assert_eq!(l.origins["screen.id"], super::super::Origin::LastGood { path: copy.clone(), line: 2 }, "the copy's line");
+            assert_eq!(l.origins["alerts.source"], super::super::Origin::LastGood { path: copy, line: 9 });
             assert_eq!(l.config.alerts.sources.len(), 1);
             assert_eq!(l.config.screen_id, "good-1");
             assert_eq!(l.config.cache.dir, Some(dir.path().join("cache")), "relative to the original file");

@@ -16,7 +16,12 @@
 //! the feed key and the alert sources and play the demo. The kiosk then runs
 //! on the last config that loaded ([`last_good`], [`load_or_last_good`]) and
 //! says so.
+//!
+//! The file is one layer of the settings: [`settings::resolve`] merges the
+//! environment and the command line over it, and records where each value
+//! came from ([`Origin`]).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -29,6 +34,11 @@ use crate::core::diag::{Diagnostic, Diagnostics, SourceMap};
 use crate::core::playlist::validity::{HourWindow, OneOrMany, Validity};
 
 pub mod last_good;
+pub mod origin;
+pub mod settings;
+
+pub use origin::Origin;
+pub use settings::{resolve, Settings};
 
 pub const ENV_VAR: &str = "ESTATION_CONFIG";
 pub const SYSTEM_PATH: &str = "/etc/estation/config.toml";
@@ -97,11 +107,15 @@ pub struct Config {
 /// Where this kiosk's content comes from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FeedConfig {
-    /// URL of the feed folder (holding `manifest.json`); None: no network sync.
-    pub url: Option<String>,
-    /// `ed25519:…` as `estation feed keygen` prints it. With a key the
-    /// player plays from the cache; without one it plays local files.
-    pub public_key: Option<String>,
+    /// URL of the feed folder (holding `manifest.json`), with the trailing
+    /// `/` that [`crate::core::feed::folder_url`] gives it; None: no network
+    /// sync. Parsed here once, so sync and `status` never re-parse it.
+    #[serde(serialize_with = "ser_url")]
+    pub url: Option<url::Url>,
+    /// Written `ed25519:…` as `estation feed keygen` prints it. With a key
+    /// the player plays from the cache; without one it plays local files.
+    #[serde(serialize_with = "ser_key")]
+    pub public_key: Option<ed25519_dalek::VerifyingKey>,
     #[serde(with = "humantime_serde_secs")]
     pub interval: std::time::Duration,
     pub max_bytes_per_sec: Option<u64>,
@@ -164,7 +178,9 @@ pub struct AlertsConfig {
 /// One upstream CAP source: a CAP document or an Atom/RSS index of them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AlertSource {
-    pub url: String,
+    /// Kept as the alert store names the source (`url::Url`'s own spelling).
+    #[serde(serialize_with = "ser_one_url")]
+    pub url: url::Url,
     #[serde(with = "humantime_serde_secs")]
     pub interval: std::time::Duration,
     /// Plain http was allowed for this source (a server on the LAN): its
@@ -228,7 +244,7 @@ impl Config {
     /// Which source may change which messages (`authority_for` of each
     /// upstream source).
     pub fn alert_authority(&self) -> crate::core::alert::authority::Authority {
-        self.alerts.sources.iter().fold(crate::core::alert::authority::Authority::none(), |a, s| a.grant(&s.url, s.authority_for.iter().cloned()))
+        self.alerts.sources.iter().fold(crate::core::alert::authority::Authority::none(), |a, s| a.grant(s.url.as_str(), s.authority_for.iter().cloned()))
     }
 }
 
@@ -255,6 +271,19 @@ impl CacheConfig {
 
 fn ser_hours<S: serde::Serializer>(hours: &[HourWindow], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(hours.iter().map(ToString::to_string))
+}
+
+fn ser_url<S: serde::Serializer>(u: &Option<url::Url>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_some(&u.as_ref().map(url::Url::as_str))
+}
+
+fn ser_one_url<S: serde::Serializer>(u: &url::Url, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(u.as_str())
+}
+
+/// The key as the config writes it, so `config show --json` can be pasted back.
+fn ser_key<S: serde::Serializer>(k: &Option<ed25519_dalek::VerifyingKey>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_some(&k.as_ref().map(crate::core::feed::keys::public_key_string))
 }
 
 fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -351,6 +380,10 @@ pub struct Loaded {
     /// and what is used instead, for the log, `estation status` and the
     /// screen.
     pub fallback: Option<String>,
+    /// Where each field the file set was written (its file and line, or the
+    /// last good copy's), by its name in the file (`feed.url`); a field not
+    /// here has its default. Read through [`Settings::origin`].
+    pub(crate) origins: BTreeMap<&'static str, Origin>,
     /// The file's text when it loaded, for [`last_good::keep`].
     text: Option<String>,
 }
@@ -362,7 +395,7 @@ impl Loaded {
     }
 
     fn defaults(note: String) -> Loaded {
-        Loaded { config: Config::default(), problems: Diagnostics(Vec::new()), note, unusable: None, fallback: None, text: None }
+        Loaded { config: Config::default(), problems: Diagnostics(Vec::new()), note, unusable: None, fallback: None, origins: BTreeMap::new(), text: None }
     }
 }
 
@@ -528,16 +561,15 @@ struct Raw {
 struct RawAlerts {
     #[serde(default)]
     source: Vec<RawAlertSource>,
-    show_all: Option<bool>,
-    show_exercise: Option<bool>,
-    show_test: Option<bool>,
+    show_all: Option<Spanned<bool>>,
+    show_exercise: Option<Spanned<bool>>,
+    show_test: Option<Spanned<bool>>,
     default_lifetime: Option<Spanned<toml::Value>>,
     takeover: Option<Spanned<String>>,
     banner: Option<Spanned<String>>,
     chime_interval: Option<Spanned<toml::Value>>,
     cycle: Option<Spanned<toml::Value>>,
-    #[serde(default)]
-    addresses: Vec<String>,
+    addresses: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -565,7 +597,7 @@ struct RawFeed {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawCache {
-    dir: Option<String>,
+    dir: Option<Spanned<String>>,
     budget: Option<Spanned<toml::Value>>,
 }
 
@@ -573,7 +605,7 @@ struct RawCache {
 #[serde(deny_unknown_fields)]
 struct RawScreen {
     id: Option<Spanned<String>>,
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
     language: Option<Spanned<String>>,
     region: Option<Spanned<String>>,
@@ -609,7 +641,7 @@ struct RawAudio {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPlayer {
-    playlist: Option<String>,
+    playlist: Option<Spanned<String>>,
 }
 
 /// Parses config text. Problems are collected; bad values keep their default.
@@ -636,6 +668,12 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
     };
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut bad = |at: usize, field: &str, msg: String| problems.push(map.diag(at, field, msg));
+    // Where each value that is used was written, for `config show`.
+    let mut origins: BTreeMap<&'static str, Origin> = BTreeMap::new();
+    // A list is where its first entry is.
+    let mut from = |at: usize, field: &'static str| {
+        origins.entry(field).or_insert_with(|| Origin::File { path: path.to_path_buf(), line: map.line_of(at) });
+    };
 
     let s = raw.screen;
     if let Some(id) = s.id {
@@ -644,20 +682,28 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
             bad(id.span().start, "screen.id", format!("`{v}` is not a valid id; use 1-64 ASCII letters, digits, '-', '_' or '.'"));
         } else {
             config.screen_id = v.to_string();
+            from(id.span().start, "screen.id");
         }
     }
-    if let Some(name) = s.name.filter(|n| !n.trim().is_empty()) {
-        config.screen_name = name.trim().to_string();
+    if let Some(name) = s.name.filter(|n| !n.get_ref().trim().is_empty()) {
+        config.screen_name = name.get_ref().trim().to_string();
+        from(name.span().start, "screen.name");
     }
     if let Some(tz) = s.timezone {
         match tz.get_ref().trim().parse::<Tz>() {
-            Ok(z) => config.timezone = z,
+            Ok(z) => {
+                config.timezone = z;
+                from(tz.span().start, "screen.timezone");
+            }
             Err(_) => bad(tz.span().start, "screen.timezone", format!("`{}` is not an IANA time zone, e.g. Asia/Shanghai", tz.get_ref())),
         }
     }
     if let Some(lang) = s.language {
         match lang.get_ref().parse() {
-            Ok(l) => config.language = l,
+            Ok(l) => {
+                config.language = l;
+                from(lang.span().start, "screen.language");
+            }
             Err(e) => bad(lang.span().start, "screen.language", e),
         }
     }
@@ -665,6 +711,7 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         let v = region.get_ref().trim();
         if (v.len() == 6 || v.len() == 12) && v.bytes().all(|b| b.is_ascii_digit()) {
             config.region = Some(v.to_string());
+            from(region.span().start, "screen.region");
         } else {
             bad(region.span().start, "screen.region", format!("`{v}` is not a 行政区划代码; write 6 digits (e.g. 330522) or 12 digits"));
         }
@@ -672,6 +719,7 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
     if let Some(lat) = s.latitude {
         if (-90.0..=90.0).contains(lat.get_ref()) {
             config.latitude = Some(*lat.get_ref());
+            from(lat.span().start, "screen.latitude");
         } else {
             bad(lat.span().start, "screen.latitude", "must be between -90 and 90".into());
         }
@@ -679,6 +727,7 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
     if let Some(lon) = s.longitude {
         if (-180.0..=180.0).contains(lon.get_ref()) {
             config.longitude = Some(*lon.get_ref());
+            from(lon.span().start, "screen.longitude");
         } else {
             bad(lon.span().start, "screen.longitude", "must be between -180 and 180".into());
         }
@@ -696,8 +745,13 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
     let width = size(&d.width, "display.width", 1280, &mut bad);
     let height = size(&d.height, "display.height", 720, &mut bad);
     match d.mode.as_ref().map(|m| (m.span().start, m.get_ref().trim())) {
-        None | Some((_, "fullscreen")) => {}
-        Some((_, "window")) => config.display = DisplayMode::Window { width, height },
+        None => {}
+        Some((at, mode @ ("window" | "fullscreen"))) => {
+            if mode == "window" {
+                config.display = DisplayMode::Window { width, height };
+            }
+            from(at, "display.mode");
+        }
         Some((at, other)) => bad(at, "display.mode", format!("`{other}` is not a display mode; use fullscreen or window")),
     }
     for (i, on) in d.on.into_iter().enumerate() {
@@ -713,6 +767,7 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
             Ok(h) => {
                 v.hours.push(h);
                 config.screen_on.push(v);
+                from(on.hours.span().start, "display.on");
             }
             Err(e) => bad(on.hours.span().start, &field("hours"), e.to_string()),
         }
@@ -720,7 +775,10 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
 
     if let Some(vol) = raw.audio.volume {
         match u8::try_from(*vol.get_ref()) {
-            Ok(v) if v <= 100 => config.volume = v,
+            Ok(v) if v <= 100 => {
+                config.volume = v;
+                from(vol.span().start, "audio.volume");
+            }
             _ => bad(vol.span().start, "audio.volume", "must be between 0 and 100".into()),
         }
     }
@@ -728,69 +786,95 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         let at = q.span().start;
         for t in q.get_ref().items() {
             match t.parse::<HourWindow>() {
-                Ok(w) => config.quiet_hours.push(w),
+                Ok(w) => {
+                    config.quiet_hours.push(w);
+                    from(at, "audio.quiet_hours");
+                }
                 Err(e) => bad(at, "audio.quiet_hours", e.to_string()),
             }
         }
     }
-    if let Some(p) = raw.player.playlist.filter(|p| !p.trim().is_empty()) {
+    if let Some(p) = raw.player.playlist.filter(|p| !p.get_ref().trim().is_empty()) {
         // Relative to the config file, like paths inside playlists.
-        config.playlist = Some(path.parent().unwrap_or(Path::new(".")).join(p.trim()));
+        config.playlist = Some(path.parent().unwrap_or(Path::new(".")).join(p.get_ref().trim()));
+        from(p.span().start, "player.playlist");
     }
     let f = raw.feed;
     if let Some(url) = f.url {
         match crate::core::feed::folder_url(url.get_ref()) {
-            Ok(_) => config.feed.url = Some(url.get_ref().trim().to_string()),
+            Ok(u) => {
+                config.feed.url = Some(u);
+                from(url.span().start, "feed.url");
+            }
             Err(e) => bad(url.span().start, "feed.url", e),
         }
     }
     if let Some(key) = f.public_key {
         match crate::core::feed::keys::parse_public_key(key.get_ref()) {
-            Ok(_) => config.feed.public_key = Some(key.get_ref().trim().to_string()),
+            Ok(k) => {
+                config.feed.public_key = Some(k);
+                from(key.span().start, "feed.public_key");
+            }
             Err(e) => bad(key.span().start, "feed.public_key", e.to_string()),
         }
     }
     if let Some(iv) = f.interval {
         match duration_value(iv.get_ref()) {
-            Some(d) if d >= std::time::Duration::from_secs(5) && d <= std::time::Duration::from_secs(86_400) => config.feed.interval = d,
+            Some(d) if d >= std::time::Duration::from_secs(5) && d <= std::time::Duration::from_secs(86_400) => {
+                config.feed.interval = d;
+                from(iv.span().start, "feed.interval");
+            }
             _ => bad(iv.span().start, "feed.interval", "must be a duration from 5s to 24h, e.g. \"60s\" or \"5m\"".into()),
         }
     }
     if let Some(rate) = f.max_bytes_per_sec {
         match size_value(rate.get_ref()) {
-            Some(0) => config.feed.max_bytes_per_sec = None,
-            Some(n) if n >= 1024 => config.feed.max_bytes_per_sec = Some(n),
+            Some(n) if n == 0 || n >= 1024 => {
+                config.feed.max_bytes_per_sec = (n > 0).then_some(n);
+                from(rate.span().start, "feed.max_bytes_per_sec");
+            }
             _ => bad(rate.span().start, "feed.max_bytes_per_sec", "must be at least 1 KiB per second, e.g. \"200KiB\" or 204800 (0: no cap)".into()),
         }
     }
     if let Some(age) = f.max_age {
         match duration_value(age.get_ref()) {
-            Some(d) if d >= std::time::Duration::from_secs(3600) && d <= std::time::Duration::from_secs(366 * 86_400) => config.feed.max_age = d,
+            Some(d) if d >= std::time::Duration::from_secs(3600) && d <= std::time::Duration::from_secs(366 * 86_400) => {
+                config.feed.max_age = d;
+                from(age.span().start, "feed.max_age");
+            }
             _ => bad(age.span().start, "feed.max_age", "must be a duration from 1h to 366d, e.g. \"7d\"".into()),
         }
     }
     if let Some(skew) = f.clock_skew {
         match duration_value(skew.get_ref()) {
-            Some(d) if d >= std::time::Duration::from_secs(10) && d <= std::time::Duration::from_secs(86_400) => config.feed.clock_skew = d,
+            Some(d) if d >= std::time::Duration::from_secs(10) && d <= std::time::Duration::from_secs(86_400) => {
+                config.feed.clock_skew = d;
+                from(skew.span().start, "feed.clock_skew");
+            }
             _ => bad(skew.span().start, "feed.clock_skew", "must be a duration from 10s to 1d, e.g. \"5m\"".into()),
         }
     }
-    if let Some(dir) = raw.cache.dir.filter(|d| !d.trim().is_empty()) {
-        config.cache.dir = Some(path.parent().unwrap_or(Path::new(".")).join(dir.trim()));
+    if let Some(dir) = raw.cache.dir.filter(|d| !d.get_ref().trim().is_empty()) {
+        config.cache.dir = Some(path.parent().unwrap_or(Path::new(".")).join(dir.get_ref().trim()));
+        from(dir.span().start, "cache.dir");
     }
     if let Some(budget) = raw.cache.budget {
         match size_value(budget.get_ref()) {
-            Some(n) if n >= 10_000_000 => config.cache.budget = n,
+            Some(n) if n >= 10_000_000 => {
+                config.cache.budget = n;
+                from(budget.span().start, "cache.budget");
+            }
             _ => bad(budget.span().start, "cache.budget", "must be a size of at least 10 MB, e.g. \"4GB\"".into()),
         }
     }
 
     let a = raw.alerts;
     let secs = std::time::Duration::from_secs;
+    // The duration and where it was written.
     let span = |v: Option<Spanned<toml::Value>>, field: &str, min: std::time::Duration, max: std::time::Duration, hint: &str, bad: &mut dyn FnMut(usize, &str, String)| {
         let v = v?;
         match duration_value(v.get_ref()) {
-            Some(d) if d >= min && d <= max => Some(d),
+            Some(d) if d >= min && d <= max => Some((d, v.span().start)),
             _ => {
                 bad(v.span().start, field, format!("must be a duration from {} to {}, e.g. {hint}", humantime::format_duration(min), humantime::format_duration(max)));
                 None
@@ -800,36 +884,52 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
     for (i, src) in a.source.into_iter().enumerate() {
         let field = |f: &str| format!("alerts.source[{}].{f}", i + 1);
         let written = src.url.get_ref().trim();
+        let allow_http = src.allow_http.unwrap_or(false);
         // Kept as the store names the source (`HTTPS://A.example:443` is
         // `https://a.example/`), so grants and rules keyed on it apply.
-        let url = url::Url::parse(written).map_or_else(|_| written.to_string(), |u| u.to_string());
-        let url = url.as_str();
-        let https = url.starts_with("https://");
-        let http_ok = src.allow_http.unwrap_or(false) && url.starts_with("http://");
-        if crate::core::feed::folder_url(url).is_err() || !(https || http_ok) {
+        let url = url::Url::parse(written).ok().filter(|u| {
+            let s = u.as_str();
+            crate::core::feed::folder_url(s).is_ok() && (s.starts_with("https://") || allow_http && s.starts_with("http://"))
+        });
+        let Some(url) = url else {
             bad(src.url.span().start, &field("url"), format!("`{written}` is not an https:// URL (set allow_http = true for a plain http server you trust)"));
             continue;
+        };
+        let interval = span(src.interval, &field("interval"), secs(5), secs(86_400), "\"15s\"", &mut bad).map_or(secs(15), |(d, _)| d);
+        config.alerts.sources.push(AlertSource { url, interval, allow_http, authority_for: src.authority_for });
+        from(src.url.span().start, "alerts.source");
+    }
+    if let Some(addresses) = a.addresses {
+        from(addresses.span().start, "alerts.addresses");
+        config.alerts.addresses = addresses.into_inner();
+    }
+    for (v, field, slot) in [
+        (a.show_all, "alerts.show_all", &mut config.alerts.show_all),
+        (a.show_exercise, "alerts.show_exercise", &mut config.alerts.show_exercise),
+        (a.show_test, "alerts.show_test", &mut config.alerts.show_test),
+    ] {
+        if let Some(v) = v {
+            *slot = *v.get_ref();
+            from(v.span().start, field);
         }
-        let interval = span(src.interval, &field("interval"), secs(5), secs(86_400), "\"15s\"", &mut bad).unwrap_or(secs(15));
-        config.alerts.sources.push(AlertSource { url: url.to_string(), interval, allow_http: src.allow_http.unwrap_or(false), authority_for: src.authority_for });
     }
-    config.alerts.addresses = a.addresses;
-    config.alerts.show_all = a.show_all.unwrap_or(false);
-    config.alerts.show_exercise = a.show_exercise.unwrap_or(false);
-    config.alerts.show_test = a.show_test.unwrap_or(false);
-    if let Some(d) = span(a.default_lifetime, "alerts.default_lifetime", secs(600), secs(30 * 86_400), "\"12h\"", &mut bad) {
-        config.alerts.default_lifetime = d;
-    }
-    if let Some(d) = span(a.chime_interval, "alerts.chime_interval", secs(0), secs(86_400), "\"5m\" (0: only when it starts)", &mut bad) {
-        config.alerts.chime_interval = d;
-    }
-    if let Some(d) = span(a.cycle, "alerts.cycle", secs(3), secs(600), "\"15s\"", &mut bad) {
-        config.alerts.cycle = d;
+    for (v, field, hint, min, max, slot) in [
+        (a.default_lifetime, "alerts.default_lifetime", "\"12h\"", secs(600), secs(30 * 86_400), &mut config.alerts.default_lifetime),
+        (a.chime_interval, "alerts.chime_interval", "\"5m\" (0: only when it starts)", secs(0), secs(86_400), &mut config.alerts.chime_interval),
+        (a.cycle, "alerts.cycle", "\"15s\"", secs(3), secs(600), &mut config.alerts.cycle),
+    ] {
+        if let Some((d, at)) = span(v, field, min, max, hint, &mut bad) {
+            *slot = d;
+            from(at, field);
+        }
     }
     for (v, field, slot) in [(a.takeover, "alerts.takeover", &mut config.alerts.takeover), (a.banner, "alerts.banner", &mut config.alerts.banner)] {
         if let Some(v) = v {
             match crate::core::alert::cap::Severity::ALL.iter().find(|s| s.as_str().eq_ignore_ascii_case(v.get_ref().trim())) {
-                Some(s) => *slot = *s,
+                Some(s) => {
+                    *slot = *s;
+                    from(v.span().start, field);
+                }
                 None => bad(v.span().start, field, format!("`{}` is not a CAP severity: extreme, severe, moderate, unknown or minor", v.get_ref())),
             }
         }
@@ -853,6 +953,7 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         note,
         unusable: None,
         fallback: None,
+        origins,
         text: Some(text.to_string()),
     }
 }
@@ -946,7 +1047,8 @@ budget = "8GB"
         assert!(c.is_quiet(at(23, 0)) && c.is_quiet(at(6, 59)) && c.is_quiet(at(12, 30)));
         assert!(!c.is_quiet(at(7, 0)) && !c.is_quiet(at(11, 59)) && !c.is_quiet(at(13, 0)));
         assert_eq!(c.playlist, Some(PathBuf::from("/etc/estation/../playlists")));
-        assert_eq!(c.feed.url.as_deref(), Some("https://feed.example.org/county"));
+        assert_eq!(c.feed.url.as_ref().map(url::Url::as_str), Some("https://feed.example.org/county/"), "a folder URL, parsed once");
+        assert_eq!(c.feed.public_key.map(|k| crate::core::feed::keys::public_key_string(&k)), Some(key.clone()));
         assert_eq!(c.feed.interval, std::time::Duration::from_secs(120));
         assert_eq!(c.feed.max_bytes_per_sec, Some(200 * 1024));
         assert_eq!(c.feed.max_age, std::time::Duration::from_secs(3 * 86_400));
@@ -1056,7 +1158,7 @@ budget = "8GB"
     #[test]
     fn source_urls_are_kept_as_the_store_names_them() {
         let c = parse(Path::new("c.toml"), "[[alerts.source]]\nurl = \"HTTPS://CMA.example:443\"\nauthority_for = [\"cma\"]\n").config;
-        assert_eq!(c.alerts.sources[0].url, "https://cma.example/");
+        assert_eq!(c.alerts.sources[0].url.as_str(), "https://cma.example/");
         assert!(c.alert_authority().may_act("https://cma.example/", crate::core::alert::authority::FEED, "cma"), "the grant names the source as the store does");
     }
 

@@ -9,31 +9,33 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ed25519_dalek::VerifyingKey;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Settings};
 use crate::store::content::ContentSource;
 
-/// What `estation play` was asked for on its command line.
+/// What `estation play` was asked for on its command line for this run
+/// (`--playlist` and `--window` are settings: in [`Settings`]).
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
-    /// Play these playlist files instead of the cache.
-    pub playlist: Option<PathBuf>,
-    pub window: Option<(u32, u32)>,
     pub screenshot: Option<PathBuf>,
     pub screenshot_at: Vec<Duration>,
     pub exit_after: Option<Duration>,
 }
 
-/// Runs the kiosk until the player quits. `key` is the feed's public key
-/// when the kiosk plays its cache (None: `launch.playlist` or the config's
-/// local playlists, or the bundled demo).
-pub fn start(config: Config, loaded: config::Loaded, key: Option<VerifyingKey>, launch: Launch) -> anyhow::Result<ExitCode> {
-    let local = launch.playlist.clone().or_else(|| config.playlist.clone()).or_else(bundled_playlists);
-    let assets = bundled_assets().context("the bundled fonts were not found; set ESTATION_DATA_DIR to the folder holding assets/")?;
+/// Runs the kiosk until the player quits. A kiosk with a feed key plays its
+/// cache; one without (or given `--playlist`) plays its local playlists, or
+/// the bundled demo.
+pub fn start(settings: Settings, launch: Launch) -> anyhow::Result<ExitCode> {
+    let files_asked = settings.playlist_from_command_line();
+    let Settings { config, data_dir, loaded, .. } = settings;
+    let data_dir = data_dir.as_deref();
+    let local = config.playlist.clone().or_else(|| bundled_playlists(data_dir));
+    let assets = bundled_assets(data_dir).context("the bundled fonts were not found; set ESTATION_DATA_DIR to the folder holding assets/")?;
     let cache_dir = config.cache.dir();
     // `--playlist` plays those files; otherwise a kiosk with a feed key plays
     // its cache (and syncs it in the background when a feed URL is set).
-    let source = match (&launch.playlist, key, &cache_dir) {
-        (None, Some(key), Some(dir)) => ContentSource::Feed { cache: crate::store::cache::Cache::at(dir), key, fallback: local },
+    let key = config.feed.public_key.filter(|_| !files_asked);
+    let source = match (key, &cache_dir) {
+        (Some(key), Some(dir)) => ContentSource::Feed { cache: crate::store::cache::Cache::at(dir), key, fallback: local },
         _ => ContentSource::Files(local.context("no playlist given and the bundled demo was not found; pass --playlist PATH")?),
     };
     if let Some(dir) = &cache_dir {
@@ -57,7 +59,8 @@ pub fn start(config: Config, loaded: config::Loaded, key: Option<VerifyingKey>, 
         source,
         status_path: cache_dir.as_deref().map(crate::store::status::PlayerStatus::path),
         assets,
-        window: launch.window,
+        // `--window` is in `config.display` already.
+        window: None,
         screenshot: launch.screenshot,
         screenshot_at: launch.screenshot_at,
         exit_after: launch.exit_after,
@@ -70,7 +73,7 @@ fn start_background_sync(dir: &Path, config: &Config, feed_key: Option<Verifying
     let syncer = match (&config.feed.url, feed_key) {
         (Some(url), Some(key)) => {
             let cache = crate::store::cache::Cache::open(dir)?;
-            let source = crate::net::sync::Source::http(url).map_err(anyhow::Error::msg)?;
+            let source = crate::net::sync::Source::Http(url.clone());
             Some(crate::net::sync::Syncer::new(cache, source, crate::net::service::options(config, key))?)
         }
         _ => None,
@@ -94,16 +97,13 @@ fn start_background_sync(dir: &Path, config: &Config, feed_key: Option<Verifying
 }
 
 /// Folders that may hold the bundled `assets/` and `playlists/`, best first:
-/// `ESTATION_DATA_DIR`; the source tree when started by `cargo run` (cargo
+/// `named` (`ESTATION_DATA_DIR`, from the settings); the source tree when started by `cargo run` (cargo
 /// sets `CARGO_MANIFEST_DIR` at run time); `../share/estation` beside the
 /// binary (`/usr/bin` → `/usr/share/estation`, also for `/usr/local`); the
 /// source tree the binary was built from. The last comes last because it
 /// goes stale when a clone reuses another clone's target folder.
-fn data_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(dir) = std::env::var_os("ESTATION_DATA_DIR") {
-        dirs.push(PathBuf::from(dir));
-    }
+fn data_dirs(named: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = named.map(Path::to_path_buf).into_iter().collect();
     if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
         dirs.push(PathBuf::from(dir));
     }
@@ -116,11 +116,11 @@ fn data_dirs() -> Vec<PathBuf> {
 }
 
 /// Where the bundled demo lives (see [`data_dirs`]).
-pub fn bundled_playlists() -> Option<PathBuf> {
-    data_dirs().into_iter().map(|d| d.join("playlists/demo.toml")).find(|p| p.is_file())
+pub fn bundled_playlists(named: Option<&Path>) -> Option<PathBuf> {
+    data_dirs(named).into_iter().map(|d| d.join("playlists/demo.toml")).find(|p| p.is_file())
 }
 
 /// Where the bundled fonts and pictures live (see [`data_dirs`]).
-pub fn bundled_assets() -> Option<PathBuf> {
-    data_dirs().into_iter().map(|d| d.join("assets")).find(|p| p.join("fonts").is_dir())
+pub fn bundled_assets(named: Option<&Path>) -> Option<PathBuf> {
+    data_dirs(named).into_iter().map(|d| d.join("assets")).find(|p| p.join("fonts").is_dir())
 }

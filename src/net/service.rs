@@ -23,7 +23,7 @@ pub fn options(config: &Config, key: VerifyingKey) -> Options {
 /// How alerts' linked audio may be fetched, from the config.
 pub fn alert_media_rules(config: &Config) -> alert_media::Rules {
     alert_media::Rules {
-        http_sources: config.alerts.sources.iter().filter(|s| s.allow_http).map(|s| s.url.clone()).collect(),
+        http_sources: config.alerts.sources.iter().filter(|s| s.allow_http).map(|s| s.url.to_string()).collect(),
         budget: config.cache.budget,
     }
 }
@@ -34,7 +34,7 @@ pub async fn poll_alert_sources(config: &Config, cache_dir: &Path) {
     let inbox = Inbox::new(cache_dir);
     let mut tasks = Vec::new();
     for src in &config.alerts.sources {
-        match Upstream::new(&src.url, alert_media_rules(config)) {
+        match Upstream::new(src.url.as_str(), alert_media_rules(config)) {
             Ok(up) => tasks.push(up.forever(src.interval, inbox.clone(), config.alert_rules())),
             Err(e) => tracing::error!("alerts: source {}: {e}", src.url),
         }

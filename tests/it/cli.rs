@@ -217,6 +217,43 @@ fn missing_config_means_defaults_but_a_missing_explicit_one_is_an_error() {
     );
 }
 
+/// `config show` says where each value came from: a line of the file, an
+/// environment variable, a flag, or the default.
+#[test]
+fn config_show_names_the_file_line_the_variable_and_the_default() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), "[audio]\nvolume = 35\n");
+    let out = estation(&config).args(["config", "show"]).output().expect("run");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = stdout(&out);
+    let line = |key: &str| {
+        let l = text.lines().find(|l| l.starts_with(&format!("{key} = "))).unwrap_or_else(|| panic!("no {key}: {text}"));
+        let (value, origin) = l.rsplit_once("  # ").unwrap_or_else(|| panic!("no origin: {l}"));
+        (value.trim_end().to_string(), origin.to_string())
+    };
+    assert_eq!(line("audio.volume"), ("audio.volume = 35".into(), format!("{}:7", config.display())));
+    assert_eq!(line("screen.id"), ("screen.id = \"test-1\"".into(), format!("{}:3", config.display())));
+    assert_eq!(line("data_dir"), (format!("data_dir = {:?}", root().display().to_string()), "$ESTATION_DATA_DIR".into()));
+    assert_eq!(line("config"), (format!("config = {:?}", config.display().to_string()), "--config".into()));
+    assert_eq!(line("feed.interval"), ("feed.interval = \"1m\"".into(), "default".into()));
+
+    // The same in JSON, and ESTATION_CONFIG named when it chose the file.
+    let out = Command::new(env!("CARGO_BIN_EXE_estation"))
+        .args(["config", "show", "--json"])
+        .env("ESTATION_CONFIG", &config)
+        .env_remove("ESTATION_DATA_DIR")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["volume"], 35, "the settings as before");
+    let origins = &v["origins"];
+    assert_eq!(origins["audio.volume"], serde_json::json!({"from": "file", "path": config, "line": 7}));
+    assert_eq!(origins["config"], serde_json::json!({"from": "env", "var": "ESTATION_CONFIG"}));
+    assert_eq!(origins["data_dir"], serde_json::json!({"from": "default"}));
+    assert_eq!(origins["feed.interval"], serde_json::json!({"from": "default"}));
+}
+
 /// `estation` with a HOME and data folder of its own, so the default cache
 /// folder (where a last good config copy may be looked for) is the test's.
 fn kiosk(config: &std::path::Path, home: &std::path::Path) -> Command {
@@ -331,6 +368,14 @@ fn broken_after_good(cache: &str, broken: impl Fn(&str) -> Vec<u8>) -> (tempfile
     let out = kiosk(&config, home).args(["config", "show", "--json"]).output().expect("run");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(format!("public_key = {}", v["feed"]["public_key"]), op.key_line);
+    let copy = v["origins"]["feed.public_key"]["path"].as_str().unwrap_or_default();
+    assert_eq!(v["origins"]["feed.public_key"]["from"], "last_good", "{v}");
+    assert!(copy.ends_with("config.last-good.toml"), "{copy}");
+    assert_eq!(v["origins"]["feed.public_key"]["line"], 5, "the copy keeps the file's lines");
+    assert_eq!(v["origins"]["config"]["from"], "flag");
+    let text = stdout(&kiosk(&config, home).args(["config", "show"]).output().expect("run"));
+    let line = text.lines().find(|l| l.starts_with("config = ")).unwrap_or_default();
+    assert!(line.starts_with(&format!("config = {:?}", config.display().to_string())) && line.ends_with("# --config"), "the file named, not its copy: {text}");
 
     let out = kiosk(&config, home).args(["status", "--json"]).output().expect("run");
     assert!(out.status.success(), "{}", common::stderr(&out));
