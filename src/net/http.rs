@@ -101,7 +101,7 @@ impl Retry {
     /// spent; each retry is logged with `what`.
     pub async fn run<T, E: Display, Fut: Future<Output = Result<T, E>>>(
         &self,
-        what: &dyn Display,
+        what: &(dyn Display + Sync),
         again: impl Fn(&E) -> bool,
         mut step: impl FnMut(u32) -> Fut,
     ) -> Result<T, E> {

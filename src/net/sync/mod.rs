@@ -10,6 +10,7 @@
 //! files are in. Any failure leaves the current version as it was.
 
 pub mod alert_media;
+pub mod fetch;
 pub mod throttle;
 pub mod upstream;
 
@@ -24,12 +25,11 @@ use std::time::Duration;
 use chrono::Utc;
 use ed25519_dalek::VerifyingKey;
 use futures_util::StreamExt as _;
-use tokio::io::AsyncWriteExt as _;
 
 use crate::core::sync::plan::{Local, Op};
-use crate::net::http::{describe, HttpError, Retry};
+use crate::net::http::{HttpError, Retry};
 use crate::store::cache::{Cache, CacheError, CacheWriter, InstallError};
-use crate::core::feed::manifest::{verify_new, ManifestError, MANIFEST_FILE, MAX_MANIFEST_BYTES};
+use crate::core::feed::manifest::{verify_new, ManifestError};
 use crate::core::feed::{Blob, Digest, Verified};
 use crate::store::status::{Pending, PendingFile, SyncStatus};
 
@@ -190,22 +190,15 @@ impl From<reqwest::Error> for FetchError {
 pub struct Syncer {
     cache: Cache,
     source: Source,
+    fetch: Box<dyn fetch::Fetch>,
     opts: Options,
+    /// For the alerts' linked audio.
     client: reqwest::Client,
-    throttle: throttle::Throttle,
-    /// Whether this process has run [`Cache::start`] yet.
+    /// Whether this process has run the cache's start step yet.
     started: AtomicBool,
 }
 
 pub use crate::net::http::{client_builder, MAX_REDIRECTS};
-
-/// Longest the manifest request may take, however slowly it trickles.
-const MANIFEST_DEADLINE: Duration = Duration::from_secs(60);
-/// A file's download gets this long, plus its size at [`SLOWEST_RATE`].
-const BLOB_DEADLINE_BASE: Duration = Duration::from_secs(60);
-/// The slowest link a download is given time for (bytes per second); a
-/// slower one resumes where it stopped at the next try.
-const SLOWEST_RATE: u64 = 8 * 1024;
 
 impl Syncer {
     pub fn new(cache: Cache, source: Source, opts: Options) -> Result<Syncer, SyncError> {
@@ -214,8 +207,18 @@ impl Syncer {
             .read_timeout(opts.read_timeout)
             .build()
             .map_err(|e| SyncError::Fetch { what: "HTTP client".into(), source: e.into() })?;
-        let throttle = throttle::Throttle::new(opts.max_bytes_per_sec);
-        Ok(Syncer { cache, source, opts, client, throttle, started: AtomicBool::new(false) })
+        let fetch: Box<dyn fetch::Fetch> = match &source {
+            Source::Http(base) => Box::new(fetch::Http {
+                base: base.clone(),
+                client: client.clone(),
+                cache: cache.clone(),
+                retry: Retry { attempts: opts.attempts, base: opts.backoff_base, max: opts.backoff_max },
+                throttle: throttle::Throttle::new(opts.max_bytes_per_sec),
+                max_bytes_per_sec: opts.max_bytes_per_sec,
+            }),
+            Source::Dir(dir) => Box::new(fetch::Folder { dir: dir.clone() }),
+        };
+        Ok(Syncer { cache, source, fetch, opts, client, started: AtomicBool::new(false) })
     }
 
     pub fn cache(&self) -> &Cache {
@@ -246,10 +249,7 @@ impl Syncer {
     /// [`Syncer::once`] without the alert audio.
     async fn poll(&self) -> Result<Outcome, SyncError> {
         // Held until this poll returns.
-        let downloading = match &self.source {
-            Source::Http(_) => Some(self.cache.download_lock()?),
-            Source::Dir(_) => None,
-        };
+        let downloading = if self.fetch.remote() { Some(self.cache.download_lock()?) } else { None };
         let mut writer = Writer { cache: &self.cache, held: Some(self.cache.writer().await?) };
         // The start step clears stray partial downloads: not while another
         // process is downloading into them.
@@ -326,19 +326,19 @@ impl Syncer {
         };
         let had_current = self.cache.current(key).ok().flatten().is_some();
         let validators = status.lock().map(|s| (s.manifest_etag.clone(), s.manifest_last_modified.clone())).unwrap_or_default();
-        let http = matches!(self.source, Source::Http(_));
+        let http = self.fetch.remote();
         if http {
             writer.release();
         }
-        let fetched = self.fetch_manifest(had_current, validators).await;
+        let answer = self.fetch.manifest(had_current.then_some((&validators.0, &validators.1))).await;
         writer.hold().await?;
-        let (fetched, date) = fetched?;
+        let fetch::Answer { fetched, date } = answer?;
         // Read after the wait: a USB import may have moved it meanwhile.
         let current = read_current();
         let refused = |error| SyncError::Manifest { source_name: self.source.to_string(), error };
         let (new, mut validators) = match fetched {
             None => (None, None),
-            Some((bytes, etag, last_modified)) => {
+            Some(fetch::Fetched { bytes, etag, last_modified }) => {
                 let new = verify_new(&bytes, key, Utc::now(), current.as_ref()).map_err(refused)?;
                 if let Some(n) = &new {
                     self.cache.check_not_rolled_back(n).map_err(refused)?;
@@ -396,7 +396,7 @@ impl Syncer {
         (status, status_path): (&Arc<Mutex<SyncStatus>>, &Path),
         writer: &mut Writer<'_>,
     ) -> Result<Outcome, SyncError> {
-        let http = matches!(self.source, Source::Http(_));
+        let http = self.fetch.remote();
         let version = new.manifest.version;
         let fetch: Vec<Blob> = ops.iter().filter_map(|op| if let Op::Fetch(b) = op { Some(b.clone()) } else { None }).collect();
         let mut bytes = 0;
@@ -450,7 +450,7 @@ impl Syncer {
     /// HTTP sync), showing the download's progress in the status file.
     /// Returns the bytes fetched.
     async fn fetch_all(&self, fetch: &[Blob], version: u64, (status, status_path): (&Arc<Mutex<SyncStatus>>, &Path), writer: &mut Writer<'_>) -> Result<u64, SyncError> {
-        let http = matches!(self.source, Source::Http(_));
+        let http = self.fetch.remote();
         let progress: Arc<Mutex<BTreeMap<Digest, u64>>> = Arc::new(Mutex::new(BTreeMap::new()));
         let pending = |progress: &BTreeMap<Digest, u64>| Pending {
             version,
@@ -476,7 +476,13 @@ impl Syncer {
         let downloads = futures_util::stream::iter(fetch.iter().cloned())
             .map(|b| {
                 let progress = progress.clone();
-                async move { self.fetch_blob(&b, &progress, importing).await.map(|()| b.size) }
+                async move {
+                    self.fetch.blob(&b, &progress, importing).await.map_err(|source| SyncError::Fetch { what: b.feed_path(), source })?;
+                    if let Ok(mut p) = progress.lock() {
+                        p.insert(b.sha256, b.size);
+                    }
+                    Ok::<_, SyncError>(b.size)
+                }
             })
             .buffer_unordered(self.opts.concurrency.max(1))
             .collect::<Vec<_>>();
@@ -526,192 +532,6 @@ impl Syncer {
             Ok(Err(e)) => tracing::warn!("cache: scrub: {e}"),
             Err(e) => tracing::warn!("cache: scrub: {e}"),
         }
-    }
-
-    /// The manifest's bytes and validators, or None when unchanged (304),
-    /// and the server's `Date`.
-    #[allow(clippy::type_complexity)] // private: the three parts of one answer
-    async fn fetch_manifest(
-        &self,
-        conditional: bool,
-        (etag, last_modified): (Option<String>, Option<String>),
-    ) -> Result<(Option<(Vec<u8>, Option<String>, Option<String>)>, Option<chrono::DateTime<Utc>>), SyncError> {
-        match &self.source {
-            Source::Dir(dir) => {
-                let path = dir.join(MANIFEST_FILE);
-                let fail = |source| SyncError::Fetch { what: path.display().to_string(), source: FetchError::Io { path: path.clone(), source } };
-                let len = std::fs::metadata(&path).map_err(fail)?.len();
-                if len > MAX_MANIFEST_BYTES {
-                    return Err(SyncError::Manifest { source_name: self.source.to_string(), error: ManifestError::TooLarge(len) });
-                }
-                let bytes = std::fs::read(&path).map_err(fail)?;
-                Ok((Some((bytes, None, None)), None))
-            }
-            Source::Http(base) => {
-                let url = base.join(MANIFEST_FILE).map_err(|e| SyncError::Fetch { what: base.to_string(), source: FetchError::Server(e.to_string()) })?;
-                let answer = self
-                    .retry()
-                    .run(&url, |_| true, |_| async {
-                        let mut req = self.client.get(url.clone()).timeout(MANIFEST_DEADLINE);
-                        if conditional {
-                            if let Some(e) = &etag {
-                                req = req.header(reqwest::header::IF_NONE_MATCH, e);
-                            } else if let Some(lm) = &last_modified {
-                                req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
-                            }
-                        }
-                        let resp = req.send().await.map_err(HttpError::from)?;
-                        let header = |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
-                        let date = header(reqwest::header::DATE).and_then(|d| httpdate::parse_http_date(&d).ok()).map(chrono::DateTime::<Utc>::from);
-                        if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
-                            return Ok((None, date));
-                        }
-                        let (etag, lm) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
-                        let bytes = crate::net::http::body(resp, MAX_MANIFEST_BYTES).await?;
-                        Ok::<_, HttpError>((Some((bytes, etag, lm)), date))
-                    })
-                    .await;
-                answer.map_err(|e| SyncError::Fetch { what: url.to_string(), source: e.into() })
-            }
-        }
-    }
-
-    /// How a step is tried again, from the options.
-    fn retry(&self) -> Retry {
-        Retry { attempts: self.opts.attempts, base: self.opts.backoff_base, max: self.opts.backoff_max }
-    }
-
-    /// Fetches one file into the cache: over HTTP with retries and
-    /// back-off, or copied from a folder under `importing` (the writer a USB
-    /// import holds), once.
-    async fn fetch_blob(&self, blob: &Blob, progress: &Mutex<BTreeMap<Digest, u64>>, importing: Option<&CacheWriter>) -> Result<(), SyncError> {
-        let result = match (&self.source, importing) {
-            (Source::Http(base), _) => self.retry().run(&blob.feed_path(), |_| true, |_| self.fetch_http(base, blob, progress)).await,
-            (Source::Dir(dir), Some(writer)) => self.copy_from_dir(dir, blob, writer).await,
-            (Source::Dir(dir), None) => Err(FetchError::Server(format!("{}: a folder is copied only under the writer", dir.display()))),
-        };
-        result.map_err(|source| SyncError::Fetch { what: blob.feed_path(), source })?;
-        if let Ok(mut p) = progress.lock() {
-            p.insert(blob.sha256, blob.size);
-        }
-        Ok(())
-    }
-
-    async fn fetch_http(&self, base: &reqwest::Url, blob: &Blob, progress: &Mutex<BTreeMap<Digest, u64>>) -> Result<(), FetchError> {
-        let url = base.join(&blob.feed_path()).map_err(|e| FetchError::Server(e.to_string()))?;
-        let partial = self.cache.partial_path(&blob.sha256);
-        let mut have = tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0);
-        if have > blob.size {
-            let _ = tokio::fs::remove_file(&partial).await;
-            have = 0;
-        }
-        if have < blob.size || blob.size == 0 {
-            // An overall deadline: a server that trickles forever must not
-            // hold the download (and its slot) for ever.
-            let rate = self.opts.max_bytes_per_sec.map_or(SLOWEST_RATE, |r| (r / 2).clamp(1, SLOWEST_RATE));
-            let deadline = BLOB_DEADLINE_BASE + Duration::from_secs((blob.size - have) / rate);
-            let mut req = self.client.get(url).timeout(deadline.min(Duration::from_secs(6 * 3600)));
-            if have > 0 {
-                req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
-            }
-            let mut resp = req.send().await?;
-            let code = resp.status();
-            let append = match code {
-                reqwest::StatusCode::PARTIAL_CONTENT if have > 0 => {
-                    let start = resp
-                        .headers()
-                        .get(reqwest::header::CONTENT_RANGE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(content_range_start);
-                    if start != Some(have) {
-                        let _ = tokio::fs::remove_file(&partial).await;
-                        return Err(FetchError::Server(format!("server resumed at {start:?}, not at byte {have}; starting over")));
-                    }
-                    true
-                }
-                reqwest::StatusCode::OK => {
-                    have = 0;
-                    false
-                }
-                reqwest::StatusCode::RANGE_NOT_SATISFIABLE => {
-                    let _ = tokio::fs::remove_file(&partial).await;
-                    return Err(FetchError::Server("server refused to resume; starting over".into()));
-                }
-                other => return Err(HttpError::Status(other).into()),
-            };
-            if let Some(len) = resp.content_length()
-                && have + len != blob.size
-            {
-                return Err(FetchError::Server(format!("server offers {} bytes, the manifest says {}", have + len, blob.size)));
-            }
-            let mut file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .append(append)
-                .truncate(!append)
-                .open(&partial)
-                .await
-                .map_err(FetchError::io(&partial))?;
-            loop {
-                let chunk = match resp.chunk().await {
-                    Ok(Some(c)) => c,
-                    Ok(None) => break,
-                    Err(e) => {
-                        // Keep what arrived: the next try resumes from it.
-                        let _ = file.sync_all().await;
-                        return Err(FetchError::Server(format!("connection cut after {have} of {} bytes ({})", blob.size, describe(&e))));
-                    }
-                };
-                if have + chunk.len() as u64 > blob.size {
-                    drop(file);
-                    let _ = tokio::fs::remove_file(&partial).await;
-                    return Err(FetchError::Server(format!("server sent more than the {} bytes the manifest lists", blob.size)));
-                }
-                self.throttle.pass(chunk.len()).await;
-                file.write_all(&chunk).await.map_err(FetchError::io(&partial))?;
-                have += chunk.len() as u64;
-                if let Ok(mut p) = progress.lock() {
-                    p.insert(blob.sha256, have);
-                }
-            }
-            file.sync_all().await.map_err(FetchError::io(&partial))?;
-            if have < blob.size {
-                return Err(FetchError::Server(format!("connection closed after {have} of {} bytes", blob.size)));
-            }
-        }
-        self.install(blob).await
-    }
-
-    /// Copies a file of a feed folder (a USB stick) into `blobs/` through
-    /// the writer, hashing as it copies: it lands under its name only if
-    /// its digest checks out. It never touches `partial/`, which an HTTP
-    /// download may be writing meanwhile.
-    async fn copy_from_dir(&self, dir: &Path, blob: &Blob, writer: &CacheWriter) -> Result<(), FetchError> {
-        let from = dir.join(blob.feed_path());
-        let src = std::fs::File::open(&from).map_err(FetchError::io(&from))?;
-        let len = src.metadata().map_err(FetchError::io(&from))?.len();
-        if len != blob.size {
-            return Err(FetchError::Server(format!("{}: {len} bytes, the manifest says {}", from.display(), blob.size)));
-        }
-        // Blocking file I/O on the async thread: only `sync --from` copies
-        // from a folder, on a runtime of its own, holding the writer anyway
-        // (its copies go one at a time).
-        writer.import(&mut std::io::BufReader::new(src), blob).map_err(FetchError::from)
-    }
-
-    /// Hashes a complete partial file (off the async thread, without the
-    /// writer) and has the writer move it into `blobs/`.
-    async fn install(&self, blob: &Blob) -> Result<(), FetchError> {
-        let partial = self.cache.partial_path(&blob.sha256);
-        let hashed = tokio::task::spawn_blocking({
-            let partial = partial.clone();
-            move || Digest::of_file(&partial)
-        })
-        .await
-        .map_err(|e| FetchError::io(&partial)(std::io::Error::other(e)))?
-        .map_err(FetchError::io(&partial))?;
-        let writer = self.cache.writer().await.map_err(InstallError::from)?;
-        Ok(writer.install(blob, hashed)?)
     }
 }
 
@@ -768,10 +588,6 @@ fn update(status: &Mutex<SyncStatus>, path: &Path, f: impl FnOnce(&mut SyncStatu
     }
 }
 
-/// `bytes 100-199/200` → 100.
-fn content_range_start(v: &str) -> Option<u64> {
-    v.strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
-}
 
 /// Free bytes on the file system holding `path` (None if it cannot be read).
 fn free_space(path: &Path) -> Option<u64> {
@@ -784,12 +600,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_ranges() {
+    fn feed_urls() {
         let Source::Http(u) = Source::http("http://example.org/feed").unwrap() else { panic!() };
         assert_eq!(u.join("manifest.json").unwrap().as_str(), "http://example.org/feed/manifest.json");
         assert!(Source::http("ftp://x/").is_err());
         assert!(Source::http("not a url").is_err());
-        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
-        assert_eq!(content_range_start("items 1-2"), None);
     }
 }
