@@ -95,13 +95,22 @@ pub async fn sync(client: &reqwest::Client, cache: &Cache, store: &Store, rules:
     }
 }
 
-async fn fetch(client: &reqwest::Client, uri: &str, sha1_hex: Option<&str>) -> Result<Vec<u8>, String> {
-    let resp = client.get(uri).timeout(DEADLINE).send().await.map_err(|e| crate::net::http::describe(&e))?;
-    let bytes = crate::net::http::body(resp, MAX_BYTES).await.map_err(|e| e.to_string())?;
+/// Why a linked audio file was not kept.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error(transparent)]
+    Http(#[from] crate::net::http::HttpError),
+    #[error("SHA-1 is {got}, the message says {want}")]
+    Digest { got: String, want: String },
+}
+
+async fn fetch(client: &reqwest::Client, uri: &str, sha1_hex: Option<&str>) -> Result<Vec<u8>, MediaError> {
+    let resp = client.get(uri).timeout(DEADLINE).send().await.map_err(crate::net::http::HttpError::from)?;
+    let bytes = crate::net::http::body(resp, MAX_BYTES).await?;
     if let Some(want) = sha1_hex {
         let got = hex::encode(sha1::Sha1::digest(&bytes));
         if !got.eq_ignore_ascii_case(want.trim()) {
-            return Err(format!("SHA-1 is {got}, the message says {want}"));
+            return Err(MediaError::Digest { got, want: want.to_string() });
         }
     }
     Ok(bytes)

@@ -18,6 +18,8 @@ use chrono::Utc;
 use reqwest::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::StatusCode;
 
+use crate::net::http::HttpError;
+
 use crate::core::alert::index::{self, Content, Document};
 use crate::store::inbox::{Inbox, Message, Rules};
 use crate::core::alert::{cap, xml};
@@ -39,6 +41,36 @@ const MAX_POLL_BYTES: usize = 32 << 20;
 /// Longest a whole request may take, however slowly the server trickles.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Why a poll of an upstream source took nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("`{url}`: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("HTTP client: {}", crate::net::http::describe(.0))]
+    Client(#[source] reqwest::Error),
+    #[error("{url}: {source}")]
+    Http {
+        url: reqwest::Url,
+        #[source]
+        source: HttpError,
+    },
+    /// The document is neither CAP nor an Atom/RSS index of it.
+    #[error("{0}")]
+    Document(#[from] crate::core::diag::Diagnostics),
+    /// A link answered with something that is no CAP at all (a captive
+    /// portal's page, a proxy's error): perhaps a passing fault.
+    #[error("{url}: not a CAP message ({why})")]
+    NotCap { url: reqwest::Url, why: crate::core::diag::Diagnostics },
+    #[error("{url}: not fetched over {scheme} (the index is {index})")]
+    Scheme { url: reqwest::Url, scheme: String, index: String },
+    #[error(transparent)]
+    Store(#[from] crate::core::alert::store::StoreError),
+}
+
 /// One upstream source being polled.
 pub struct Upstream {
     url: reqwest::Url,
@@ -52,10 +84,11 @@ pub struct Upstream {
     media: super::alert_media::Rules,
 }
 
-/// Why a linked message was not taken.
+/// Why a linked message was not taken: for now (tried again at the next
+/// poll), or for good.
 enum Skip {
-    Again(String),
-    For(String),
+    Again(UpstreamError),
+    For(UpstreamError),
 }
 
 /// What one poll took: the links fetched, and the document's validators
@@ -68,20 +101,20 @@ struct Seen {
 
 impl Upstream {
     /// A source at `url`; its messages' linked audio is fetched by `media`'s rules.
-    pub fn new(url: &str, media: super::alert_media::Rules) -> Result<Upstream, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+    pub fn new(url: &str, media: super::alert_media::Rules) -> Result<Upstream, UpstreamError> {
+        let url = reqwest::Url::parse(url).map_err(|source| UpstreamError::BadUrl { url: url.to_string(), source })?;
         let client = crate::net::http::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(REQUEST_DEADLINE)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(UpstreamError::Client)?;
         Ok(Upstream { url, client, etag: None, last_modified: None, fetched: VecDeque::new(), pending: None, media })
     }
 
     /// One poll: returns the messages found that were not seen before, or
     /// an empty list when the source is unchanged (304). They count as seen
     /// only once [`Upstream::deliver`] has stored them.
-    pub async fn poll(&mut self) -> Result<Vec<Message>, String> {
+    pub async fn poll(&mut self) -> Result<Vec<Message>, UpstreamError> {
         self.pending = None;
         let mut req = self.client.get(self.url.clone()).header(ACCEPT, ACCEPT_CAP);
         if let Some(e) = &self.etag {
@@ -90,18 +123,16 @@ impl Upstream {
         if let Some(m) = &self.last_modified {
             req = req.header(IF_MODIFIED_SINCE, m);
         }
-        let resp = req.send().await.map_err(|e| format!("{}: {e}", self.url))?;
+        let fail = |source| UpstreamError::Http { url: self.url.clone(), source };
+        let resp = req.send().await.map_err(|e| fail(e.into()))?;
         if resp.status() == StatusCode::NOT_MODIFIED {
             return Ok(Vec::new());
         }
-        if !resp.status().is_success() {
-            return Err(format!("{}: HTTP {}", self.url, resp.status()));
-        }
         let header = |name| resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
         let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
-        let bytes = crate::net::http::read_limited(resp, xml::MAX_BYTES as u64).await.map_err(|e| format!("{}: {e}", self.url))?;
+        let bytes = crate::net::http::body(resp, xml::MAX_BYTES as u64).await.map_err(fail)?;
         let name = self.url.to_string();
-        let doc = index::read_with(Path::new(&name), &bytes, cap::Mode::Lenient).map_err(|e| e.to_string())?;
+        let doc = index::read_with(Path::new(&name), &bytes, cap::Mode::Lenient)?;
         let mut out = Vec::new();
         let mut seen_links = Vec::new();
         // Whether every entry was taken; bounded work per poll.
@@ -211,19 +242,17 @@ impl Upstream {
     /// at one URL does not change), so it is not fetched again.
     async fn fetch_one(&self, url: &reqwest::Url) -> Result<Message, Skip> {
         if url.scheme() != self.url.scheme() && url.scheme() != "https" {
-            return Err(Skip::For(format!("{url}: not fetched over {} (the index is {})", url.scheme(), self.url.scheme())));
+            return Err(Skip::For(UpstreamError::Scheme { url: url.clone(), scheme: url.scheme().into(), index: self.url.scheme().into() }));
         }
-        let resp = self.client.get(url.clone()).header(ACCEPT, ACCEPT_CAP).send().await.map_err(|e| Skip::Again(format!("{url}: {e}")))?;
-        if !resp.status().is_success() {
-            return Err(Skip::Again(format!("{url}: HTTP {}", resp.status())));
-        }
-        let bytes = crate::net::http::read_limited(resp, MAX_MESSAGE_BYTES).await.map_err(|e| Skip::Again(format!("{url}: {e}")))?;
+        let fail = |source| Skip::Again(UpstreamError::Http { url: url.clone(), source });
+        let resp = self.client.get(url.clone()).header(ACCEPT, ACCEPT_CAP).send().await.map_err(|e| fail(e.into()))?;
+        let bytes = crate::net::http::body(resp, MAX_MESSAGE_BYTES).await.map_err(fail)?;
         // A CAP message that does not read will not read better later; any
         // other answer (a captive portal's page, a proxy's error) may be a
         // passing fault in front of the real message: fetched again.
         let is_alert = [&b"<alert"[..], b":alert", b"urn:oasis:names:tc:emergency:cap"].iter().any(|m| bytes.windows(m.len()).any(|w| w == *m));
         let p = cap::parse_with(Path::new(url.as_str()), &bytes, cap::Mode::Lenient)
-            .map_err(|e| if is_alert { Skip::For(e.to_string()) } else { Skip::Again(format!("{url}: not a CAP message ({e})")) })?;
+            .map_err(|e| if is_alert { Skip::For(e.into()) } else { Skip::Again(UpstreamError::NotCap { url: url.clone(), why: e }) })?;
         Ok((p.alert, xml::utf8_text(&bytes)))
     }
 
@@ -259,17 +288,17 @@ impl Upstream {
     /// committed, so a failed store sees them again at the next poll), and
     /// the audio they link to is fetched, retrying what failed before.
     /// Returns how many new messages the source had.
-    pub async fn deliver(&mut self, inbox: &Inbox, rules: &Rules) -> Result<usize, String> {
+    pub async fn deliver(&mut self, inbox: &Inbox, rules: &Rules) -> Result<usize, UpstreamError> {
         let taken = self.take(inbox, rules).await;
         Self::fetch_media(&self.client, &self.media, inbox).await;
         taken
     }
 
     /// [`Upstream::deliver`] without the audio.
-    async fn take(&mut self, inbox: &Inbox, rules: &Rules) -> Result<usize, String> {
+    async fn take(&mut self, inbox: &Inbox, rules: &Rules) -> Result<usize, UpstreamError> {
         let msgs = self.poll().await?;
         let n = msgs.len();
-        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::core::trusted_time::now(inbox.cache().trusted_time().as_ref(), Utc::now()).ends, rules).map(drop).map_err(|e| e.to_string()) };
+        let stored = if n == 0 { Ok(()) } else { inbox.receive(msgs, self.url.as_str(), crate::core::trusted_time::now(inbox.cache().trusted_time().as_ref(), Utc::now()).ends, rules).map(drop).map_err(UpstreamError::from) };
         if stored.is_ok() {
             self.commit();
         }
