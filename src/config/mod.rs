@@ -24,7 +24,6 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use chrono_tz::Tz;
 use serde::Deserialize;
@@ -43,27 +42,7 @@ pub use settings::{resolve, Settings};
 pub const ENV_VAR: &str = "ESTATION_CONFIG";
 pub const SYSTEM_PATH: &str = "/etc/estation/config.toml";
 
-/// Display language of the player's own texts (clock, idle screen).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub enum Language {
-    #[default]
-    #[serde(rename = "zh-CN")]
-    ZhCn,
-    #[serde(rename = "en")]
-    En,
-}
-
-impl FromStr for Language {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let lower = s.trim().to_ascii_lowercase();
-        match lower.as_str() {
-            "zh" | "zh-cn" | "zh-hans" | "zh-hans-cn" | "zh_cn" => Ok(Language::ZhCn),
-            "en" | "en-us" | "en-gb" | "en_us" => Ok(Language::En),
-            _ => Err(format!("`{s}` is not a supported language; use zh-CN or en")),
-        }
-    }
-}
+pub use crate::core::clock_text::Language;
 
 /// How the window is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -1,10 +1,32 @@
 //! The words on a clock card: date, weekday, time and the Chinese lunar date,
 //! in the configured language.
 
+use std::str::FromStr;
+
 use chrono::{DateTime, Datelike, Timelike};
 use chrono_tz::Tz;
 
-use crate::config::Language;
+/// Display language of the player's own texts (clock, idle screen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Language {
+    #[default]
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    #[serde(rename = "en")]
+    En,
+}
+
+impl FromStr for Language {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "zh" | "zh-cn" | "zh-hans" | "zh-hans-cn" | "zh_cn" => Ok(Language::ZhCn),
+            "en" | "en-us" | "en-gb" | "en_us" => Ok(Language::En),
+            _ => Err(format!("`{s}` is not a supported language; use zh-CN or en")),
+        }
+    }
+}
 
 /// What a clock card shows at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]

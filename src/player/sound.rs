@@ -423,7 +423,7 @@ pub(crate) fn chime() -> Vec<impl Source + Send + 'static> {
 fn decode(a: &AudioRef, cache: Option<&std::path::Path>) -> Result<Option<rodio::Decoder<Cursor<Vec<u8>>>>, String> {
     let Some(b64) = &a.deref else {
         let (Some(uri), Some(cache)) = (&a.uri, cache) else { return Ok(None) };
-        let path = crate::net::sync::alert_media::path_for(cache, uri);
+        let path = crate::store::cache::alert_media_path(cache, uri);
         return match std::fs::read(&path) {
             Ok(bytes) => rodio::Decoder::new(Cursor::new(bytes)).map(Some).map_err(|e| format!("{uri}: {e}")),
             Err(_) => {
@@ -505,7 +505,7 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let linked = AudioRef { deref: None, uri: Some("https://x/a.wav".into()), ..ok };
         assert!(decode(&linked, Some(cache.path())).unwrap().is_none());
-        let path = crate::net::sync::alert_media::path_for(cache.path(), "https://x/a.wav");
+        let path = crate::store::cache::alert_media_path(cache.path(), "https://x/a.wav");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &wav).unwrap();
         assert!(decode(&linked, Some(cache.path())).unwrap().is_some());
