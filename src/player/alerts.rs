@@ -279,3 +279,43 @@ fn spawn_banner(commands: &mut Commands, fonts: &Fonts, banner: &Banner) {
             b.spawn((Text::new(banner.text.clone()), TextSize::Body.font(fonts), TextColor(fg)));
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::player::testing::{warn, Player};
+
+    fn takeover(w: &World) -> Option<String> {
+        w.resource::<Drawn>().0.takeover.as_ref().map(|t| t.name.clone())
+    }
+
+    #[test]
+    fn a_new_store_file_brings_the_takeover_and_its_cancel_takes_it_away() {
+        let mut p = Player::new("[[items]]\nid = \"a\"\nkind = \"clock\"\n", |_| {});
+        p.until("the programme", |w| w.get_resource::<crate::player::rotation::Programme>().is_some());
+        assert_eq!(takeover(p.app.world()), None);
+        assert_eq!(*p.app.world().resource::<State<Warning>>().get(), Warning::None);
+        warn(&p.cache(), "w", false);
+        p.until("the takeover", |w| takeover(w).is_some());
+        assert_eq!(*p.app.world().resource::<State<Warning>>().get(), Warning::Takeover);
+        assert!(p.app.world().resource::<ChimeRequest>().0.is_some(), "no chime asked for");
+        assert_eq!(p.app.world_mut().query_filtered::<(), With<AlertLayer>>().iter(p.app.world()).count(), 1);
+        warn(&p.cache(), "w", true);
+        p.until("the takeover leaves", |w| takeover(w).is_none());
+        p.app.update();
+        assert_eq!(*p.app.world().resource::<State<Warning>>().get(), Warning::None);
+        assert_eq!(p.app.world_mut().query_filtered::<(), With<AlertLayer>>().iter(p.app.world()).count(), 0);
+    }
+
+    #[test]
+    fn a_warning_leaves_when_it_expires_by_the_clock_alone() {
+        let mut p = Player::new("[[items]]\nid = \"a\"\nkind = \"clock\"\n", |_| {});
+        warn(&p.cache(), "w", false);
+        p.until("the takeover", |w| takeover(w).is_some());
+        // It expires at 20:00; the clock says 10:00.
+        p.advance(Duration::from_secs(9 * 3600 + 3599));
+        assert!(takeover(p.app.world()).is_some());
+        p.advance(Duration::from_secs(2));
+        assert_eq!(takeover(p.app.world()), None);
+    }
+}

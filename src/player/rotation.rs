@@ -427,3 +427,85 @@ fn fade(mut commands: Commands, mut show: ResMut<Show>, mut slides: Query<&mut S
         wake.animate();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::playlist::validity::Validity;
+    use crate::player::mode::Mode;
+    use crate::player::testing::{warn, Player};
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    const TWO: &str = "[[items]]\nid = \"a\"\nkind = \"clock\"\nduration = \"10s\"\n\
+                       [[items]]\nid = \"b\"\nkind = \"clock\"\nduration = \"20s\"\n";
+
+    /// The id of the item on screen (and shown by the shell), if any.
+    fn on_screen(world: &mut World) -> Option<String> {
+        world.resource::<Show>().current.as_ref()?;
+        let p = world.get_resource::<Programme>()?;
+        let next = p.rotation.on_screen()?.next.clone();
+        p.rotation.lookup(&next).map(|(_, item)| item.id.clone())
+    }
+
+    fn showing(id: &'static str) -> impl FnMut(&mut World) -> bool {
+        move |w| on_screen(w).as_deref() == Some(id)
+    }
+
+    #[test]
+    fn the_first_programme_comes_from_the_worker_and_player_json_says_what_is_on_screen() {
+        let mut p = Player::new(TWO, |_| {});
+        p.until("the first item on screen", showing("a"));
+        let json = p.dir.path().join("player.json");
+        p.until("player.json written", |_| std::fs::read_to_string(&json).is_ok_and(|s| s.contains("\"a\"")));
+        p.advance(S(10));
+        p.until("the second item on screen", showing("b"));
+        p.until("player.json follows", |_| std::fs::read_to_string(&json).is_ok_and(|s| s.contains("\"b\"")));
+        assert!(p.app.world().resource::<Started>().0.is_some());
+    }
+
+    #[test]
+    fn a_takeover_pauses_the_rotation_and_it_resumes_where_it_was() {
+        let mut p = Player::new(TWO, |_| {});
+        p.until("the first item on screen", showing("a"));
+        p.advance(S(4));
+        warn(&p.cache(), "w", false);
+        p.until("the takeover", |w| w.get_resource::<State<Mode>>().is_some_and(|m| *m.get() == Mode::Takeover));
+        // Long past the item's end: it is still the one on screen.
+        for _ in 0..5 {
+            p.advance(S(10));
+        }
+        assert_eq!(on_screen(p.app.world_mut()).as_deref(), Some("a"));
+        warn(&p.cache(), "w", true);
+        p.until("the takeover leaves", |w| w.get_resource::<State<Mode>>().is_some_and(|m| *m.get() == Mode::Playing));
+        // The item had 6 s left when the takeover came, and still has.
+        p.advance(S(5));
+        assert_eq!(on_screen(p.app.world_mut()).as_deref(), Some("a"));
+        p.advance(Duration::from_millis(1100));
+        p.until("the next item after the rest of the first", showing("b"));
+    }
+
+    #[test]
+    fn outside_screen_on_hours_nothing_is_shown_until_they_start() {
+        // On from 11:00; the clock says 10:00.
+        let mut p = Player::new(TWO, |c| c.screen_on = vec![Validity { hours: vec!["11:00-12:00".parse().unwrap()], ..Validity::default() }]);
+        p.until("dark", |w| w.get_resource::<State<Mode>>().is_some_and(|m| *m.get() == Mode::Dark));
+        p.until("the programme loaded", |w| w.get_resource::<Programme>().is_some());
+        for _ in 0..20 {
+            p.app.update();
+        }
+        assert_eq!(on_screen(p.app.world_mut()), None, "something is shown outside screen-on hours");
+        assert!(p.app.world().resource::<Started>().0.is_some(), "a dark screen is what is on screen");
+        assert_eq!(p.app.world().resource::<ClearColor>().0, Color::BLACK);
+        p.advance(S(3600));
+        p.until("the programme at 11:00", showing("a"));
+        assert_eq!(p.mode(), Some(Mode::Playing));
+        assert_eq!(p.app.world().resource::<ClearColor>().0, crate::player::hours::BACKGROUND);
+        // And dark again at 12:00: the slide goes.
+        p.advance(S(3600));
+        p.app.update();
+        assert_eq!(p.mode(), Some(Mode::Dark));
+        assert_eq!(on_screen(p.app.world_mut()), None);
+        assert_eq!(p.app.world_mut().query::<&Slide>().iter(p.app.world()).count(), 0);
+    }
+}
