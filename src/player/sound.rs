@@ -98,7 +98,8 @@ struct Speaker {
     sink: Option<MixerDeviceSink>,
     lost: Arc<AtomicBool>,
     retry_at: Instant,
-    backoff: Duration,
+    /// Failed attempts to open the device since it last opened.
+    attempts: u32,
     said_silent: bool,
     /// Why the device is not open, when it is not.
     silent_because: Option<String>,
@@ -120,7 +121,7 @@ pub(super) fn plugin(app: &mut App) {
             sink: None,
             lost: Arc::new(AtomicBool::new(false)),
             retry_at: now,
-            backoff: Duration::from_secs(1),
+            attempts: 0,
             said_silent: false,
             silent_because: None,
             chime: None,
@@ -152,6 +153,12 @@ fn follow_slides(mut wanted: ResMut<ProgrammeSound>, added: Query<(Entity, &Slid
 }
 
 impl Speaker {
+    /// The wait before the next attempt: 1 s, doubling up to
+    /// [`MAX_BACKOFF`] (without jitter: one device, no fleet to spread).
+    fn backoff(&self) -> Duration {
+        crate::core::sync::backoff::delay(self.attempts, Duration::from_secs(1), MAX_BACKOFF, 1.0)
+    }
+
     fn device(&mut self) -> Option<&MixerDeviceSink> {
         if self.lost.swap(false, Ordering::Relaxed) && self.sink.is_some() {
             warn!("audio: the device failed or went away; silent until it is back");
@@ -161,7 +168,7 @@ impl Speaker {
                 m.player = None;
             }
             self.sink = None;
-            self.retry_at = Instant::now() + self.backoff;
+            self.retry_at = Instant::now() + self.backoff();
             self.silent_because = Some("the output device failed or went away".into());
         }
         let now = Instant::now();
@@ -184,7 +191,7 @@ impl Speaker {
                     s.log_on_drop(false);
                     info!("audio: sound on the default output device");
                     self.sink = Some(s);
-                    self.backoff = Duration::from_secs(1);
+                    self.attempts = 0;
                     self.said_silent = false;
                     self.silent_because = None;
                 }
@@ -193,8 +200,8 @@ impl Speaker {
                         warn!("audio: no output device ({e}); silent until one appears");
                         self.said_silent = true;
                     }
-                    self.retry_at = now + self.backoff;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    self.retry_at = now + self.backoff();
+                    self.attempts += 1;
                     self.silent_because = Some(format!("no output device ({e})"));
                 }
             }
@@ -336,15 +343,7 @@ fn programme(
     }
     let target = levels.music;
     if (target - sp.music_target).abs() > f32::EPSILON {
-        let why = if sounding.takeover || sounding.chime {
-            "stopped for a warning"
-        } else if quiet {
-            "quiet hours"
-        } else if sounding.narration || sounding.clip_sound {
-            "ducked under narration or clip sound"
-        } else {
-            "full"
-        };
+        let why = mix::music_reason(quiet, sounding);
         info!("audio: music level {:.0}% ({why})", target * 100.0);
         sp.music_target = target;
     }

@@ -19,7 +19,7 @@ use bevy::prelude::*;
 use super::power::{LoopWaker, Waker};
 use super::{Phase, Settings};
 use crate::core::alert::Store;
-use crate::core::playlist::{ItemKind, Library};
+use crate::core::playlist::Library;
 use crate::core::trusted_time::Record;
 use crate::store::content::{ContentSource, Origin};
 use crate::store::status::PlayerStatus;
@@ -153,9 +153,6 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
         ok &= send(Done::Store(store));
     }
     let (library, mut origin) = load_programme(&files.source);
-    if library.playlists.iter().flat_map(|p| &p.items).any(|i| matches!(i.kind, ItemKind::Video(_))) {
-        super::video::report_decoders();
-    }
     ok &= send(Done::Programme(library, origin.clone()));
     wake();
     let mut next_check = Instant::now() + files.check;
