@@ -3,70 +3,33 @@
 //! What to show is decided by [`crate::core::alert::policy`] from the alert store
 //! that sync writes (`CACHE/alerts.json`), and how it reads (colours, title,
 //! footer lines, the chime) by [`crate::core::alert::view`]; this plugin only
-//! reads the file when it changes and spawns nodes from the view. A small thread looks at the file's
-//! time once a second and wakes the frame loop only when it changed; the
-//! loop also wakes exactly when the answer can change by the clock alone
+//! takes the store the worker thread read ([`super::worker`], which looks at
+//! the file once a second and wakes the frame loop when it changed) and
+//! spawns nodes from the view. The loop also wakes exactly when the answer
+//! can change by the clock alone
 //! (a warning starting or expiring, the takeover's next turn, the chime), so
 //! an alert leaves the screen the second it expires, network or not, and a
 //! screen with no change draws no frames. While a takeover is up,
-//! [`Takeover`] tells the rotation to pause; it resumes where it was.
+//! [`Warning`] makes the [`super::mode::Mode`] a takeover: the rotation
+//! pauses and resumes where it was.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy::ui::PositionType;
-use chrono::Utc;
-
 use super::fonts::Fonts;
+use super::now::{Now, TrustedClock};
 use super::power::Wake;
+use super::worker::StoreLoaded;
 use super::slides::TextSize;
 use super::{Phase, Settings};
 use crate::core::alert::policy::{AudioRef, Chime};
 use crate::core::alert::view::{self, Banner, Colours, Icon, Rgb, View};
 use crate::core::alert::{Policy, Presentation, Store};
 
-/// How often the watcher thread looks at the store file (one `stat`).
-const CHECK: Duration = Duration::from_secs(1);
 /// Above the ticker band (which is at `i32::MAX / 2`).
 const BANNER_Z: i32 = i32::MAX / 2 + 10;
 const TAKEOVER_Z: i32 = i32::MAX / 2 + 20;
-
-/// The kiosk's best idea of the time (see [`crate::core::trusted_time`]): the
-/// local clock, never earlier than the last trusted time sync recorded, and
-/// corrected forward when the clock was found slow. Warnings, schedules and
-/// the on-screen clock go by it.
-#[derive(Resource, Default)]
-pub(crate) struct TrustedClock {
-    path: Option<PathBuf>,
-    modified: Option<SystemTime>,
-    record: Option<crate::core::trusted_time::Record>,
-}
-
-impl TrustedClock {
-    /// The time for schedules, the screen's hours and the clock on screen
-    /// (and for whether a warning has ended).
-    pub(crate) fn now(&self) -> chrono::DateTime<Utc> {
-        self.times().ends
-    }
-
-    fn times(&self) -> crate::core::trusted_time::Times {
-        crate::core::trusted_time::now(self.record.as_ref(), Utc::now())
-    }
-
-    /// Reads the record again if sync rewrote it.
-    fn refresh(&mut self) {
-        let Some(path) = &self.path else { return };
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        if modified != self.modified {
-            self.modified = modified;
-            self.record = path.parent().and_then(|dir| crate::store::cache::Cache::at(dir).trusted_time());
-            if let Some(why) = crate::core::trusted_time::disagreement(self.record.as_ref(), chrono::Duration::minutes(5)) {
-                warn!("clock: {why}");
-            }
-        }
-    }
-}
 
 /// Something to sound now: the chime, then these resources (the sound
 /// plugin plays it). Declared here, by the plugin that asks, so the alert
@@ -74,9 +37,14 @@ impl TrustedClock {
 #[derive(Resource, Default)]
 pub(crate) struct ChimeRequest(pub Option<Vec<AudioRef>>);
 
-/// Whether a takeover is on screen (the rotation pauses while it is).
-#[derive(Resource, Default, PartialEq, Eq)]
-pub(crate) struct Takeover(pub bool);
+/// Whether a warning has taken the screen over (the rotation pauses
+/// while it has: see [`super::mode::Mode`]).
+#[derive(States, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) enum Warning {
+    #[default]
+    None,
+    Takeover,
+}
 
 /// Alert lines for the ticker, most urgent first.
 #[derive(Resource, Default, PartialEq)]
@@ -84,8 +52,6 @@ pub(crate) struct AlertTicker(pub Vec<String>);
 
 #[derive(Resource)]
 struct Watch {
-    path: Option<PathBuf>,
-    modified: Option<SystemTime>,
     store: Store,
     policy: Policy,
     chime: Chime,
@@ -102,24 +68,18 @@ struct Drawn(View);
 struct AlertLayer;
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<Takeover>()
+    app.init_state::<Warning>()
         .init_resource::<ChimeRequest>()
-        .init_resource::<TrustedClock>()
         .init_resource::<AlertTicker>()
         .init_resource::<Drawn>()
         .add_systems(Startup, setup)
-        .add_systems(Update, (check, draw).chain().before(Phase::Decide));
+        .add_systems(PreUpdate, check.in_set(Phase::Sense))
+        .add_systems(Update, draw.before(Phase::Decide));
 }
 
-fn setup(mut commands: Commands, settings: Res<Settings>, proxy: Res<bevy::winit::EventLoopProxyWrapper>, mut clock: ResMut<TrustedClock>) {
-    let path = settings.config.cache.dir().map(|d| crate::store::inbox::Inbox::new(&d).path());
-    clock.path = settings.config.cache.dir().map(|d| d.join(crate::core::trusted_time::FILE));
-    clock.refresh();
-    match &path {
-        Some(p) => {
-            info!("alerts: watching {}", p.display());
-            watch_file(vec![p.clone(), p.with_file_name(crate::core::trusted_time::FILE)], (*proxy).clone());
-        }
+fn setup(mut commands: Commands, settings: Res<Settings>) {
+    match settings.config.cache.dir() {
+        Some(d) => info!("alerts: watching {}", crate::store::inbox::Inbox::new(&d).path().display()),
         None => warn!("alerts: no cache folder, so no alerts will be shown"),
     }
     let policy = settings.config.alert_policy();
@@ -128,61 +88,27 @@ fn setup(mut commands: Commands, settings: Res<Settings>, proxy: Res<bevy::winit
     }
     let chime_interval = chrono::Duration::from_std(settings.config.alerts.chime_interval).unwrap_or_default();
     let tz = settings.config.timezone;
-    commands.insert_resource(Watch { path, modified: None, store: Store::default(), policy, chime: Chime::default(), chime_interval, tz });
+    commands.insert_resource(Watch { store: Store::default(), policy, chime: Chime::default(), chime_interval, tz });
 }
 
-/// Wakes the frame loop when the store file or the trusted time changes
-/// (sync rewrites them by rename, so their modification times move with
-/// every change).
-fn watch_file(paths: Vec<PathBuf>, proxy: bevy::winit::EventLoopProxy<bevy::winit::WinitUserEvent>) {
-    let shown = paths.first().map(|p| p.display().to_string()).unwrap_or_default();
-    let spawned = std::thread::Builder::new().name("alert-watch".into()).spawn(move || {
-        let stamp = |ps: &[PathBuf]| ps.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect::<Vec<_>>();
-        let mut last = stamp(&paths);
-        loop {
-            std::thread::sleep(CHECK);
-            let now = stamp(&paths);
-            if now != last {
-                last = now;
-                // Fails only once the event loop is gone (the app is ending).
-                if proxy.send_event(bevy::winit::WinitUserEvent::WakeUp).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    if let Err(e) = spawned {
-        error!("alerts: cannot watch {shown}: {e}; new warnings show at the next redraw");
-    }
-}
-
+/// Takes the store the worker read, and decides what is shown now.
+#[allow(clippy::too_many_arguments)] // a Bevy system: one parameter per resource it touches
 fn check(
+    mut loaded: MessageReader<StoreLoaded>,
     mut watch: ResMut<Watch>,
     mut drawn: ResMut<Drawn>,
-    mut takeover: ResMut<Takeover>,
+    warning: Res<State<Warning>>,
+    mut next: ResMut<NextState<Warning>>,
     mut ticker: ResMut<AlertTicker>,
     mut wake: ResMut<Wake>,
     mut chime: ResMut<ChimeRequest>,
-    mut clock: ResMut<TrustedClock>,
+    clock: Res<TrustedClock>,
+    now: Res<Now>,
 ) {
-    let now = Instant::now();
-    clock.refresh();
-    if let Some(path) = watch.path.clone() {
-        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        if modified != watch.modified {
-            watch.modified = modified;
-            match crate::store::inbox::load(&path) {
-                Ok(s) => {
-                    info!("alerts: {} message(s) in the store", s.entries().len());
-                    watch.store = s;
-                }
-                // Sync rewrites the file atomically, so this is a damaged
-                // file: keep showing what was read before.
-                Err(e) => error!("alerts: {e}"),
-            }
-        }
+    if let Some(StoreLoaded(store)) = loaded.read().last() {
+        watch.store = store.clone();
     }
-    let times = clock.times();
+    let times = clock.times(&now);
     let utc = times.ends;
     let p: Presentation = crate::core::alert::policy::present(&watch.store, &watch.policy, times);
     let new = View::new(&p, &watch.policy, utc, watch.tz);
@@ -191,13 +117,16 @@ fn check(
         info!("alerts: chime");
         chime.0 = Some(audio);
     }
-    takeover.set_if_neq(Takeover(new.takeover.is_some()));
+    let want = if new.takeover.is_some() { Warning::Takeover } else { Warning::None };
+    if *warning.get() != want {
+        next.set(want);
+    }
     ticker.set_if_neq(AlertTicker(new.ticker.clone()));
     drawn.set_if_neq(Drawn(new));
     // Sleep until the answer can change by the clock alone.
     let until = [crate::core::alert::policy::next_change(&watch.store, &watch.policy, &p, times), watch.chime.next_due(interval)];
     if let Some(t) = until.into_iter().flatten().min() {
-        wake.at(now + (t - utc).to_std().unwrap_or_default() + Duration::from_millis(5));
+        wake.at(now.instant + (t - utc).to_std().unwrap_or_default() + Duration::from_millis(5));
     }
 }
 
@@ -349,4 +278,44 @@ fn spawn_banner(commands: &mut Commands, fonts: &Fonts, banner: &Banner) {
             icon(b, fonts, &banner.icon, banner.colours, 12.0, true);
             b.spawn((Text::new(banner.text.clone()), TextSize::Body.font(fonts), TextColor(fg)));
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::player::testing::{warn, Player};
+
+    fn takeover(w: &World) -> Option<String> {
+        w.resource::<Drawn>().0.takeover.as_ref().map(|t| t.name.clone())
+    }
+
+    #[test]
+    fn a_new_store_file_brings_the_takeover_and_its_cancel_takes_it_away() {
+        let mut p = Player::new("[[items]]\nid = \"a\"\nkind = \"clock\"\n", |_| {});
+        p.until("the programme", |w| w.get_resource::<crate::player::rotation::Programme>().is_some());
+        assert_eq!(takeover(p.app.world()), None);
+        assert_eq!(*p.app.world().resource::<State<Warning>>().get(), Warning::None);
+        warn(&p.cache(), "w", false);
+        p.until("the takeover", |w| takeover(w).is_some());
+        assert_eq!(*p.app.world().resource::<State<Warning>>().get(), Warning::Takeover);
+        assert!(p.app.world().resource::<ChimeRequest>().0.is_some(), "no chime asked for");
+        assert_eq!(p.app.world_mut().query_filtered::<(), With<AlertLayer>>().iter(p.app.world()).count(), 1);
+        warn(&p.cache(), "w", true);
+        p.until("the takeover leaves", |w| takeover(w).is_none());
+        p.app.update();
+        assert_eq!(*p.app.world().resource::<State<Warning>>().get(), Warning::None);
+        assert_eq!(p.app.world_mut().query_filtered::<(), With<AlertLayer>>().iter(p.app.world()).count(), 0);
+    }
+
+    #[test]
+    fn a_warning_leaves_when_it_expires_by_the_clock_alone() {
+        let mut p = Player::new("[[items]]\nid = \"a\"\nkind = \"clock\"\n", |_| {});
+        warn(&p.cache(), "w", false);
+        p.until("the takeover", |w| takeover(w).is_some());
+        // It expires at 20:00; the clock says 10:00.
+        p.advance(Duration::from_secs(9 * 3600 + 3599));
+        assert!(takeover(p.app.world()).is_some());
+        p.advance(Duration::from_secs(2));
+        assert_eq!(takeover(p.app.world()), None);
+    }
 }

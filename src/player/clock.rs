@@ -1,9 +1,8 @@
 //! Keeps clock texts current, waking the loop only when the text changes.
 
-use std::time::Instant;
-
 use bevy::prelude::*;
 
+use super::now::{Now, TrustedClock};
 use super::power::Wake;
 use super::slides::ClockLabel;
 use super::{Phase, Settings};
@@ -13,11 +12,11 @@ pub(super) fn plugin(app: &mut App) {
     app.add_systems(Update, update_clocks.in_set(Phase::Animate));
 }
 
-fn update_clocks(settings: Res<Settings>, mut labels: Query<(&ClockLabel, &mut Text)>, mut wake: ResMut<Wake>, clock: Res<super::alerts::TrustedClock>) {
+fn update_clocks(settings: Res<Settings>, mut labels: Query<(&ClockLabel, &mut Text)>, mut wake: ResMut<Wake>, clock: Res<TrustedClock>, frame: Res<Now>) {
     if labels.is_empty() {
         return;
     }
-    let now = clock.now().with_timezone(&settings.config.timezone);
+    let now = clock.now(&frame).with_timezone(&settings.config.timezone);
     let lang = settings.config.language;
     let mut any_seconds = false;
     for (label, mut text) in &mut labels {
@@ -35,5 +34,5 @@ fn update_clocks(settings: Res<Settings>, mut labels: Query<(&ClockLabel, &mut T
             text.0 = value;
         }
     }
-    wake.at(Instant::now() + next_tick(now, any_seconds));
+    wake.at(frame.instant + next_tick(now, any_seconds));
 }

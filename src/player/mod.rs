@@ -11,12 +11,18 @@ mod capture;
 mod clock;
 mod display;
 mod fonts;
+mod hours;
+mod mode;
+mod now;
 mod power;
 mod rotation;
 mod slides;
 mod sound;
+#[cfg(test)]
+mod testing;
 mod ticker;
 mod video;
+mod worker;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -67,6 +73,11 @@ pub(crate) struct Settings {
 /// The order of the frame's work, written once.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Phase {
+    /// (`PreUpdate`) Take what the worker thread loaded.
+    Receive,
+    /// (`PreUpdate`) Set the states from it and the time (a warning, the
+    /// screen's hours), so the frame's `Update` sees the new [`mode::Mode`].
+    Sense,
     /// Decide what is on screen (rotation, screen hours).
     Decide,
     /// Update what moves or changes (fades, ticker, clocks).
@@ -144,7 +155,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         focused_mode: bevy::winit::UpdateMode::reactive_low_power(Duration::from_millis(100)),
         unfocused_mode: bevy::winit::UpdateMode::reactive_low_power(Duration::from_millis(100)),
     })
-    .insert_resource(ClearColor(Color::srgb_u8(0x0d, 0x2b, 0x4e)))
+    .insert_resource(ClearColor(hours::BACKGROUND))
     .insert_resource(Settings {
         config: opts.config,
         source: opts.source,
@@ -158,27 +169,22 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         opts.exit_after,
         Instant::now(),
     ))
-    .configure_sets(Update, (Phase::Decide, Phase::Animate, Phase::Observe).chain())
-    .add_plugins((
-        fonts::plugin,
-        power::plugin,
-        slides::plugin,
-        rotation::plugin,
-        ticker::plugin,
-        clock::plugin,
-        capture::plugin,
-        display::plugin,
-        alerts::plugin,
-        notice::plugin,
-        sound::plugin,
-        video::plugin,
-    ))
+    .add_plugins((shell, fonts::plugin, slides::plugin, ticker::plugin, clock::plugin, capture::plugin, display::plugin, notice::plugin, sound::plugin))
     .add_systems(Startup, spawn_camera);
 
     Ok(match app.run() {
         AppExit::Success => ExitCode::SUCCESS,
         AppExit::Error(code) => ExitCode::from(code.get()),
     })
+}
+
+/// The order of the frame and the plugins that decide what is on screen
+/// (these need no window, renderer or sound device: the headless tests run
+/// them).
+fn shell(app: &mut App) {
+    app.configure_sets(PreUpdate, (Phase::Receive, Phase::Sense).chain())
+        .configure_sets(Update, (Phase::Decide, Phase::Animate, Phase::Observe).chain())
+        .add_plugins((power::plugin, now::plugin, worker::plugin, hours::plugin, alerts::plugin, mode::plugin, rotation::plugin, video::plugin));
 }
 
 fn spawn_camera(mut commands: Commands) {

@@ -24,12 +24,17 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// device's): a frame runs at once, whatever the low-power wait.
 pub(crate) type Waker = std::sync::Arc<dyn Fn() + Send + Sync>;
 
-pub(crate) fn waker(proxy: &bevy::winit::EventLoopProxyWrapper) -> Waker {
+fn waker(proxy: &bevy::winit::EventLoopProxyWrapper) -> Waker {
     let proxy = (**proxy).clone();
     std::sync::Arc::new(move || {
         let _ = proxy.send_event(bevy::winit::WinitUserEvent::WakeUp);
     })
 }
+
+/// The [`Waker`] of this app's frame loop; one that does nothing when there
+/// is no window (headless tests).
+#[derive(Resource, Clone)]
+pub(crate) struct LoopWaker(pub Waker);
 
 /// When the next frame is needed, gathered anew every frame.
 #[derive(Resource, Default)]
@@ -51,12 +56,19 @@ impl Wake {
 }
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<Wake>()
+    let waker = match app.world().get_resource::<bevy::winit::EventLoopProxyWrapper>() {
+        Some(proxy) => waker(proxy),
+        None => std::sync::Arc::new(|| {}),
+    };
+    app.insert_resource(LoopWaker(waker))
+        .init_resource::<Wake>()
         .add_systems(First, |mut wake: ResMut<Wake>| *wake = Wake::default())
         .add_systems(Last, set_update_mode);
 }
 
-fn set_update_mode(wake: Res<Wake>, mut settings: ResMut<WinitSettings>) {
+fn set_update_mode(wake: Res<Wake>, settings: Option<ResMut<WinitSettings>>) {
+    // No window (headless tests): no loop to pace.
+    let Some(mut settings) = settings else { return };
     let now = Instant::now();
     let wait = if wake.animating {
         ANIMATION_FRAME

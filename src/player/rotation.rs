@@ -15,19 +15,22 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::tasks::{block_on, poll_once, AsyncComputeTaskPool, Task};
 use bevy::window::PrimaryWindow;
-use chrono::{Timelike, Utc};
+use chrono::Utc;
 use image::RgbaImage;
 
 use super::fonts::Fonts;
-use super::power::{self, Wake, Waker};
-use super::sound::{self, ProgrammeSound};
-use super::video::{ClipSignals, VideoSurface};
+use super::mode::Mode;
+use super::now::{Now, TrustedClock};
+use super::power::{LoopWaker, Wake, Waker};
 use super::slides::{self, Content, Pictures, Slide};
+use super::sound::{self, SlideSound};
+use super::video::{ClipStopped, VideoSurface};
+use super::worker::{ProgrammeLoaded, Worker};
 use super::{Phase, Settings};
 use crate::core::media;
 use crate::core::media::timing::{self, Measured};
 use crate::core::playlist::rotation::{Command, Next, Rotation};
-use crate::store::content::{ContentSource, Origin};
+use crate::store::content::Origin;
 use crate::core::playlist::{Fit, Item, ItemKind, Length, Library, Ticker};
 use crate::video::{Clip, ClipOptions};
 use crate::store::status::PlayerStatus;
@@ -38,25 +41,13 @@ const QR_SIDE: f32 = 0.62;
 
 /// The rotation (which owns the loaded playlists, the items found
 /// unplayable and the generation counter) and where the playlists came
-/// from.
+/// from. Inserted when the worker has loaded the first programme.
 #[derive(Resource)]
 pub(crate) struct Programme {
     rotation: Rotation,
     origin: Origin,
-}
-
-/// Loads the programme, logging its problems.
-fn load(source: &ContentSource) -> (Library, Origin) {
-    let (library, origin) = source.load();
-    for p in &library.problems {
-        warn!("playlist: {p}");
-    }
-    info!(
-        "loaded {} playlist(s) with {} item(s) from {origin}",
-        library.playlists.len(),
-        library.playlists.iter().map(|p| p.items.len()).sum::<usize>(),
-    );
-    (library, origin)
+    /// A newer programme the worker loaded, for the next item boundary.
+    newer: Option<(Library, Origin)>,
 }
 
 /// The ticker of the playlist on screen, for the ticker plugin.
@@ -99,54 +90,50 @@ pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Show>()
         .init_resource::<CurrentTicker>()
         .init_resource::<Started>()
-        .add_systems(Startup, load_programme)
-        .add_systems(
-            Update,
-            (screen_hours, rotate).chain().in_set(Phase::Decide),
-        )
+        .add_systems(PreUpdate, take_programme.in_set(Phase::Receive))
+        .add_systems(Update, (follow_mode, rotate).chain().in_set(Phase::Decide))
         .add_systems(Update, fade.in_set(Phase::Animate));
 }
 
-fn load_programme(mut commands: Commands, settings: Res<Settings>) {
-    let (library, origin) = load(&settings.source);
-    if library.playlists.iter().flat_map(|p| &p.items).any(|i| matches!(i.kind, ItemKind::Video(_))) {
-        super::video::report_decoders();
+/// The first programme starts the rotation; a later one waits for the next
+/// item boundary.
+fn take_programme(mut commands: Commands, mut loaded: MessageReader<ProgrammeLoaded>, programme: Option<ResMut<Programme>>, settings: Res<Settings>) {
+    let Some(ProgrammeLoaded { library, origin }) = loaded.read().last() else { return };
+    let (library, origin) = (library.clone(), origin.clone());
+    match programme {
+        Some(mut p) => p.newer = Some((library, origin)),
+        None => {
+            if library.playlists.iter().flat_map(|p| &p.items).any(|i| matches!(i.kind, ItemKind::Video(_))) {
+                super::video::report_decoders();
+            }
+            commands.insert_resource(Programme { rotation: Rotation::new(library, settings.config.timezone), origin, newer: None });
+        }
     }
-    commands.insert_resource(Programme { rotation: Rotation::new(library, settings.config.timezone), origin });
 }
 
-/// Outside screen-on hours nothing is drawn (and no frames are rendered
-/// beyond one a minute to notice the hours starting again).
+/// A dark screen (outside screen-on hours) drops what is on screen and in
+/// preparation; lit again, the rotation starts afresh.
 #[allow(clippy::too_many_arguments)] // a Bevy system: one parameter per resource it touches
-fn screen_hours(
+fn follow_mode(
     mut commands: Commands,
-    settings: Res<Settings>,
-    mut programme: ResMut<Programme>,
+    mode: Res<State<Mode>>,
+    now: Res<Now>,
+    programme: Option<ResMut<Programme>>,
     mut show: ResMut<Show>,
-    mut clear: ResMut<ClearColor>,
     mut ticker: ResMut<CurrentTicker>,
     mut started: ResMut<Started>,
-    mut wake: ResMut<Wake>,
-    mut sound: ResMut<ProgrammeSound>,
-    clock: Res<super::alerts::TrustedClock>,
 ) {
-    let local = clock.now().with_timezone(&settings.config.timezone).naive_local();
-    let on = settings.config.screen_is_on(local);
-    if !on {
+    let dark = *mode.get() == Mode::Dark;
+    if dark {
         // A dark screen is what is on screen: screenshots count from here.
-        started.0.get_or_insert(Instant::now());
+        started.0.get_or_insert(now.instant);
     }
-    if !settings.config.screen_on.is_empty() {
-        // Screen-on hours switch on whole minutes: look again at the next one.
-        let into_minute = Duration::from_secs(u64::from(local.second())) + Duration::from_nanos(u64::from(local.nanosecond()));
-        wake.at(Instant::now() + Duration::from_secs(60).saturating_sub(into_minute) + Duration::from_millis(20));
-    }
-    if on != programme.rotation.is_dark() {
+    let Some(mut programme) = programme else { return };
+    if dark == programme.rotation.is_dark() {
         return;
     }
-    programme.rotation.set_dark(!on);
-    if !on {
-        info!("outside screen-on hours: screen dark");
+    programme.rotation.set_dark(dark);
+    if dark {
         let Show { current, fading_out, fade, pending, ready, .. } = &mut *show;
         for e in fading_out.drain(..).chain(current.take().map(|c| c.root)).chain(fade.take().map(|f| f.0)) {
             commands.entity(e).try_despawn();
@@ -156,12 +143,7 @@ fn screen_hours(
         if let Some(Prepared { clip: Some(clip), .. }) = ready.take() {
             std::thread::spawn(move || drop(clip));
         }
-        clear.0 = Color::BLACK;
-        ticker.0 = None;
-        sound.show(None, None);
-    } else {
-        info!("screen-on hours started");
-        clear.0 = Color::srgb_u8(0x0d, 0x2b, 0x4e);
+        ticker.set_if_neq(CurrentTicker(None));
     }
 }
 
@@ -171,7 +153,7 @@ fn screen_hours(
 fn rotate(
     mut commands: Commands,
     settings: Res<Settings>,
-    mut programme: ResMut<Programme>,
+    programme: Option<ResMut<Programme>>,
     mut show: ResMut<Show>,
     mut images: ResMut<Assets<Image>>,
     fonts: Res<Fonts>,
@@ -179,29 +161,22 @@ fn rotate(
     mut ticker: ResMut<CurrentTicker>,
     mut started: ResMut<Started>,
     mut wake: ResMut<Wake>,
-    takeover: Res<super::alerts::Takeover>,
-    mut signals: ResMut<ClipSignals>,
-    mut sound: ResMut<ProgrammeSound>,
-    proxy: Res<bevy::winit::EventLoopProxyWrapper>,
-    clock: Res<super::alerts::TrustedClock>,
+    mode: Res<State<Mode>>,
+    mut stopped: MessageReader<ClipStopped>,
+    (waker, worker): (Res<LoopWaker>, Option<Res<Worker>>),
+    (clock, now): (Res<TrustedClock>, Res<Now>),
 ) {
-    let now = Instant::now();
+    let Some(mut programme) = programme else { return };
+    let now_utc = clock.now(&now);
+    let now = now.instant;
     // A clip that failed on screen is skipped from now on; an `auto` clip
     // that ended is over.
-    let ClipSignals { failed, ended } = &mut *signals;
-    for (root, failed) in failed.drain(..).map(|r| (r, true)).chain(ended.drain(..).map(|r| (r, false))) {
-        if show.current.as_ref().is_some_and(|c| c.root == root) {
-            programme.rotation.stopped(now, failed);
+    for s in stopped.read() {
+        if show.current.as_ref().is_some_and(|c| c.root == s.root) {
+            programme.rotation.stopped(now, s.failed);
         }
     }
-    // The sound output changed (a device appeared or went): tell `status`.
-    if std::mem::take(&mut sound.output_changed)
-        && let (Some(path), Some(c)) = (&settings.status_path, &show.current)
-        && let Some(next) = programme.rotation.on_screen_is_current()
-    {
-        report(path, &programme, next, c.shown, sound.output.clone());
-    }
-    let (runs, change) = programme.rotation.takeover(now, takeover.0);
+    let (runs, change) = programme.rotation.takeover(now, *mode.get() == Mode::Takeover);
     if matches!(change, Some(Command::Pause)) {
         started.0.get_or_insert(now);
     }
@@ -220,14 +195,11 @@ fn rotate(
             Err((next, why)) => warn!("{}", programme.rotation.not_prepared(next, why)),
         }
     }
-    let Programme { rotation, origin } = &mut *programme;
-    let step = rotation.tick(now, clock.now(), || {
-        // A new feed version takes over at an item boundary, which is
-        // the only time the rotation asks.
-        if !settings.source.changed(origin) {
-            return None;
-        }
-        let (library, fresh) = load(&settings.source);
+    let Programme { rotation, origin, newer } = &mut *programme;
+    // A new feed version takes over at an item boundary, which is the only
+    // time the rotation asks.
+    let step = rotation.tick(now, now_utc, || {
+        let (library, fresh) = newer.take()?;
         *origin = fresh;
         Some(library)
     });
@@ -238,7 +210,12 @@ fn rotate(
                     error!("rotation: nothing prepared to show");
                     continue;
                 };
-                put_on_screen(&mut commands, &settings, &programme, &mut show, &mut images, &fonts, &window, &mut ticker, &mut sound, power::waker(&proxy), prepared, length, now);
+                let shown = prepared.next.clone();
+                let hand = Hand { settings: &settings, programme: &programme, fonts: &fonts, window: &window, waker: waker.0.clone(), now };
+                put_on_screen(&mut commands, &hand, &mut show, &mut images, &mut ticker, prepared, length);
+                if let (Some(path), Some(worker), Some(c)) = (&settings.status_path, &worker, &show.current) {
+                    worker.save_status(path.clone(), status(&programme, &shown, c.shown));
+                }
                 started.0.get_or_insert(now);
             }
             Command::Prepare { next, item, band } => {
@@ -255,24 +232,20 @@ fn rotate(
     }
 }
 
-/// Tells `estation status` what is on screen. A failure is logged once per
-/// item and otherwise ignored: the screen matters more than the report.
-fn report(path: &std::path::Path, programme: &Programme, next: &Next, since: chrono::DateTime<Utc>, sound: Option<String>) {
+/// What `estation status` is to say is on screen (the worker writes it).
+fn status(programme: &Programme, next: &Next, since: chrono::DateTime<Utc>) -> PlayerStatus {
     let (playlist, item) = match programme.rotation.lookup(next) {
         Some((p, item)) => (Some(p.id.clone()), Some(item.id.clone())),
         None => (None, None),
     };
-    let status = PlayerStatus {
+    PlayerStatus {
         pid: std::process::id(),
         since: Some(since),
         playlist,
         item,
         feed_version: programme.origin.feed_version(),
         source: programme.origin.to_string(),
-        sound,
-    };
-    if let Err(e) = status.save(path) {
-        debug!("{}: {e}", path.display());
+        sound: None,
     }
 }
 
@@ -333,22 +306,26 @@ fn prepare(next: Next, item: Option<&Item>, size: UVec2, band: bool) -> Result<P
     Ok(Prepared { next, picture, clip, measured })
 }
 
-#[allow(clippy::too_many_arguments)] // the pieces of one hand-over, kept explicit
+/// What a hand-over to the next slide reads.
+struct Hand<'a> {
+    settings: &'a Settings,
+    programme: &'a Programme,
+    fonts: &'a Fonts,
+    window: &'a Window,
+    waker: Waker,
+    now: Instant,
+}
+
 fn put_on_screen(
     commands: &mut Commands,
-    settings: &Settings,
-    programme: &Programme,
+    hand: &Hand,
     show: &mut Show,
     images: &mut Assets<Image>,
-    fonts: &Fonts,
-    window: &Window,
     ticker: &mut CurrentTicker,
-    sound: &mut ProgrammeSound,
-    waker: Waker,
     prepared: Prepared,
     length: Duration,
-    now: Instant,
 ) {
+    let Hand { settings, programme, fonts, window, now, .. } = *hand;
     let Prepared { next, picture, clip, .. } = prepared;
     let scale = window.scale_factor();
     let pictures = Pictures {
@@ -412,12 +389,12 @@ fn put_on_screen(
         && let ItemKind::Video(v) = &item.kind
     {
         let auto = item.duration == Length::Clip;
-        commands.entity(root).insert(VideoSurface::start(clip, image.clone(), v.clone(), auto, root, now + length, waker));
+        commands.entity(root).insert(VideoSurface::start(clip, image.clone(), v.clone(), auto, root, now + length, hand.waker.clone()));
     }
-    match found {
-        Some((p, item)) => sound.show(item.narration.clone(), p.music.clone()),
-        None => sound.show(None, None),
-    }
+    commands.entity(root).insert(match found {
+        Some((p, item)) => SlideSound { narration: item.narration.clone(), music: p.music.clone() },
+        None => SlideSound::default(),
+    });
     if let Some(old) = show.current.take() {
         if fading {
             show.fading_out.push(old.root);
@@ -426,19 +403,15 @@ fn put_on_screen(
             commands.entity(old.root).try_despawn();
         }
     }
-    let shown = Utc::now();
-    if let Some(path) = &settings.status_path {
-        report(path, programme, &next, shown, sound.output.clone());
-    }
-    show.current = Some(OnScreen { root, shown });
+    show.current = Some(OnScreen { root, shown: Utc::now() });
     if ticker.0 != new_ticker {
         ticker.0 = new_ticker;
     }
 }
 
-fn fade(mut commands: Commands, mut show: ResMut<Show>, mut slides: Query<&mut Slide>, mut wake: ResMut<Wake>) {
+fn fade(mut commands: Commands, mut show: ResMut<Show>, mut slides: Query<&mut Slide>, mut wake: ResMut<Wake>, now: Res<Now>) {
     let Some((root, start, len)) = show.fade else { return };
-    let t = (start.elapsed().as_secs_f32() / len.as_secs_f32()).clamp(0.0, 1.0);
+    let t = (now.instant.saturating_duration_since(start).as_secs_f32() / len.as_secs_f32()).clamp(0.0, 1.0);
     // Smoothstep: eases in and out like a projector's dissolve.
     let alpha = t * t * (3.0 - 2.0 * t);
     if let Ok(mut slide) = slides.get_mut(root)
@@ -452,5 +425,87 @@ fn fade(mut commands: Commands, mut show: ResMut<Show>, mut slides: Query<&mut S
         }
     } else {
         wake.animate();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::playlist::validity::Validity;
+    use crate::player::mode::Mode;
+    use crate::player::testing::{warn, Player};
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    const TWO: &str = "[[items]]\nid = \"a\"\nkind = \"clock\"\nduration = \"10s\"\n\
+                       [[items]]\nid = \"b\"\nkind = \"clock\"\nduration = \"20s\"\n";
+
+    /// The id of the item on screen (and shown by the shell), if any.
+    fn on_screen(world: &mut World) -> Option<String> {
+        world.resource::<Show>().current.as_ref()?;
+        let p = world.get_resource::<Programme>()?;
+        let next = p.rotation.on_screen()?.next.clone();
+        p.rotation.lookup(&next).map(|(_, item)| item.id.clone())
+    }
+
+    fn showing(id: &'static str) -> impl FnMut(&mut World) -> bool {
+        move |w| on_screen(w).as_deref() == Some(id)
+    }
+
+    #[test]
+    fn the_first_programme_comes_from_the_worker_and_player_json_says_what_is_on_screen() {
+        let mut p = Player::new(TWO, |_| {});
+        p.until("the first item on screen", showing("a"));
+        let json = p.dir.path().join("player.json");
+        p.until("player.json written", |_| std::fs::read_to_string(&json).is_ok_and(|s| s.contains("\"a\"")));
+        p.advance(S(10));
+        p.until("the second item on screen", showing("b"));
+        p.until("player.json follows", |_| std::fs::read_to_string(&json).is_ok_and(|s| s.contains("\"b\"")));
+        assert!(p.app.world().resource::<Started>().0.is_some());
+    }
+
+    #[test]
+    fn a_takeover_pauses_the_rotation_and_it_resumes_where_it_was() {
+        let mut p = Player::new(TWO, |_| {});
+        p.until("the first item on screen", showing("a"));
+        p.advance(S(4));
+        warn(&p.cache(), "w", false);
+        p.until("the takeover", |w| w.get_resource::<State<Mode>>().is_some_and(|m| *m.get() == Mode::Takeover));
+        // Long past the item's end: it is still the one on screen.
+        for _ in 0..5 {
+            p.advance(S(10));
+        }
+        assert_eq!(on_screen(p.app.world_mut()).as_deref(), Some("a"));
+        warn(&p.cache(), "w", true);
+        p.until("the takeover leaves", |w| w.get_resource::<State<Mode>>().is_some_and(|m| *m.get() == Mode::Playing));
+        // The item had 6 s left when the takeover came, and still has.
+        p.advance(S(5));
+        assert_eq!(on_screen(p.app.world_mut()).as_deref(), Some("a"));
+        p.advance(Duration::from_millis(1100));
+        p.until("the next item after the rest of the first", showing("b"));
+    }
+
+    #[test]
+    fn outside_screen_on_hours_nothing_is_shown_until_they_start() {
+        // On from 11:00; the clock says 10:00.
+        let mut p = Player::new(TWO, |c| c.screen_on = vec![Validity { hours: vec!["11:00-12:00".parse().unwrap()], ..Validity::default() }]);
+        p.until("dark", |w| w.get_resource::<State<Mode>>().is_some_and(|m| *m.get() == Mode::Dark));
+        p.until("the programme loaded", |w| w.get_resource::<Programme>().is_some());
+        for _ in 0..20 {
+            p.app.update();
+        }
+        assert_eq!(on_screen(p.app.world_mut()), None, "something is shown outside screen-on hours");
+        assert!(p.app.world().resource::<Started>().0.is_some(), "a dark screen is what is on screen");
+        assert_eq!(p.app.world().resource::<ClearColor>().0, Color::BLACK);
+        p.advance(S(3600));
+        p.until("the programme at 11:00", showing("a"));
+        assert_eq!(p.mode(), Some(Mode::Playing));
+        assert_eq!(p.app.world().resource::<ClearColor>().0, crate::player::hours::BACKGROUND);
+        // And dark again at 12:00: the slide goes.
+        p.advance(S(3600));
+        p.app.update();
+        assert_eq!(p.mode(), Some(Mode::Dark));
+        assert_eq!(on_screen(p.app.world_mut()), None);
+        assert_eq!(p.app.world_mut().query::<&Slide>().iter(p.app.world()).count(), 0);
     }
 }

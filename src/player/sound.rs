@@ -24,8 +24,11 @@ use chrono::Utc;
 use rodio::source::SineWave;
 use rodio::{CpalErrorKind, DeviceSinkBuilder, MixerDeviceSink, Player, Source};
 
-use super::power::Wake;
 use super::alerts::ChimeRequest;
+use super::mode::Mode;
+use super::power::Wake;
+use super::video::ClipSound;
+use super::worker::Worker;
 use super::Settings;
 use crate::core::alert::policy::AudioRef;
 use crate::core::media::mix::{self, Fade, Sounding, TrackOrder, Volumes};
@@ -42,29 +45,32 @@ const UNKNOWN_AUDIO: Duration = Duration::from_secs(20);
 /// How often to look for the end of a music track of unknown length.
 const TRACK_POLL: Duration = Duration::from_secs(5);
 
-/// The gain video sound should have now (this plugin's mix; the video
-/// plugin applies it to the clip on screen).
-#[derive(Resource, Default)]
-pub(crate) struct ClipGain(pub f32);
+/// What a slide wants heard: its item's narration and its playlist's
+/// music (none for the idle screen). The rotation puts it on each slide it
+/// spawns; the newest slide is the one heard, and none once it is gone.
+#[derive(Component, Debug, Clone, Default)]
+pub(crate) struct SlideSound {
+    pub narration: Option<PathBuf>,
+    pub music: Option<Music>,
+}
 
-/// What the programme on screen wants heard; the rotation sets it.
+/// What the programme on screen wants heard, from the newest slide.
 #[derive(Resource, Default)]
-pub(crate) struct ProgrammeSound {
+struct ProgrammeSound {
+    /// The slide heard.
+    slide: Option<Entity>,
     narration: Option<PathBuf>,
     /// Bumped at every item, so the same narration twice starts twice.
     item: u64,
     music: Option<Music>,
     music_changes: u64,
-    /// The video on screen has sound.
-    pub clip_sound: bool,
     /// The sound output's state in words, for `estation status`.
-    pub output: Option<String>,
-    pub output_changed: bool,
+    output: Option<String>,
 }
 
 impl ProgrammeSound {
     /// A new item is on screen (or none, with `None, None`).
-    pub fn show(&mut self, narration: Option<PathBuf>, music: Option<Music>) {
+    fn show(&mut self, narration: Option<PathBuf>, music: Option<Music>) {
         self.narration = narration;
         self.item += 1;
         if self.music != music {
@@ -92,7 +98,8 @@ struct Speaker {
     sink: Option<MixerDeviceSink>,
     lost: Arc<AtomicBool>,
     retry_at: Instant,
-    backoff: Duration,
+    /// Failed attempts to open the device since it last opened.
+    attempts: u32,
     said_silent: bool,
     /// Why the device is not open, when it is not.
     silent_because: Option<String>,
@@ -109,13 +116,12 @@ struct Speaker {
 
 pub(super) fn plugin(app: &mut App) {
     let now = Instant::now();
-    app.init_resource::<ClipGain>()
-        .init_resource::<ProgrammeSound>()
+    app.init_resource::<ProgrammeSound>()
         .insert_non_send(Speaker {
             sink: None,
             lost: Arc::new(AtomicBool::new(false)),
             retry_at: now,
-            backoff: Duration::from_secs(1),
+            attempts: 0,
             said_silent: false,
             silent_because: None,
             chime: None,
@@ -126,13 +132,33 @@ pub(super) fn plugin(app: &mut App) {
             music_target: -1.0,
             waker: None,
         })
-        .add_systems(Startup, |mut speaker: NonSendMut<Speaker>, proxy: Res<bevy::winit::EventLoopProxyWrapper>| {
-            speaker.waker = Some(super::power::waker(&proxy));
+        .add_systems(Startup, |mut speaker: NonSendMut<Speaker>, waker: Res<super::power::LoopWaker>| {
+            speaker.waker = Some(waker.0.clone());
         })
-        .add_systems(Update, (chime_and_alert_audio, programme).chain().in_set(super::Phase::Animate));
+        .add_systems(Update, (follow_slides, chime_and_alert_audio, programme).chain().in_set(super::Phase::Animate));
+}
+
+/// Follows the newest slide's sound; with no slide left (a dark screen),
+/// nothing plays.
+fn follow_slides(mut wanted: ResMut<ProgrammeSound>, added: Query<(Entity, &SlideSound), Added<SlideSound>>, slides: Query<(), With<SlideSound>>) {
+    if let Some((e, s)) = added.iter().last() {
+        wanted.slide = Some(e);
+        wanted.show(s.narration.clone(), s.music.clone());
+    } else if let Some(e) = wanted.slide
+        && slides.get(e).is_err()
+    {
+        wanted.slide = None;
+        wanted.show(None, None);
+    }
 }
 
 impl Speaker {
+    /// The wait before the next attempt: 1 s, doubling up to
+    /// [`MAX_BACKOFF`] (without jitter: one device, no fleet to spread).
+    fn backoff(&self) -> Duration {
+        crate::core::sync::backoff::delay(self.attempts, Duration::from_secs(1), MAX_BACKOFF, 1.0)
+    }
+
     fn device(&mut self) -> Option<&MixerDeviceSink> {
         if self.lost.swap(false, Ordering::Relaxed) && self.sink.is_some() {
             warn!("audio: the device failed or went away; silent until it is back");
@@ -142,7 +168,7 @@ impl Speaker {
                 m.player = None;
             }
             self.sink = None;
-            self.retry_at = Instant::now() + self.backoff;
+            self.retry_at = Instant::now() + self.backoff();
             self.silent_because = Some("the output device failed or went away".into());
         }
         let now = Instant::now();
@@ -165,7 +191,7 @@ impl Speaker {
                     s.log_on_drop(false);
                     info!("audio: sound on the default output device");
                     self.sink = Some(s);
-                    self.backoff = Duration::from_secs(1);
+                    self.attempts = 0;
                     self.said_silent = false;
                     self.silent_because = None;
                 }
@@ -174,8 +200,8 @@ impl Speaker {
                         warn!("audio: no output device ({e}); silent until one appears");
                         self.said_silent = true;
                     }
-                    self.retry_at = now + self.backoff;
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    self.retry_at = now + self.backoff();
+                    self.attempts += 1;
                     self.silent_because = Some(format!("no output device ({e})"));
                 }
             }
@@ -225,15 +251,18 @@ fn chime_and_alert_audio(mut request: ResMut<ChimeRequest>, mut speaker: NonSend
 
 /// Narration and music: started, ducked, paused and moved on as the
 /// programme and the mix say.
+#[allow(clippy::too_many_arguments)] // a Bevy system: one parameter per resource it touches
 fn programme(
     mut wanted: ResMut<ProgrammeSound>,
     mut speaker: NonSendMut<Speaker>,
     settings: Res<Settings>,
-    takeover: Res<super::alerts::Takeover>,
-    mut clip_gain: ResMut<ClipGain>,
+    mode: Res<State<Mode>>,
+    clip_sound: Res<ClipSound>,
+    worker: Option<Res<Worker>>,
     mut wake: ResMut<Wake>,
 ) {
     let now = Instant::now();
+    let takeover = *mode.get() == Mode::Takeover;
     // Notice a lost device now (the audio thread woke us), not at the next
     // sound: the players are dropped and the device retried with back-off.
     if speaker.lost.load(Ordering::Relaxed) {
@@ -246,8 +275,10 @@ fn programme(
     }
     let state = speaker.state();
     if state.is_some() && wanted.output != state {
-        wanted.output = state;
-        wanted.output_changed = true;
+        wanted.output.clone_from(&state);
+        if let Some(w) = &worker {
+            w.sound_output(state);
+        }
     }
     let wanted = &*wanted;
     let config = &settings.config;
@@ -255,15 +286,12 @@ fn programme(
     let sp = &mut *speaker;
     let sounding = Sounding {
         narration: sp.narration.as_ref().is_some_and(|p| !p.empty()),
-        clip_sound: wanted.clip_sound,
+        clip_sound: clip_sound.0,
         chime: now < sp.chime_until,
-        takeover: takeover.0,
+        takeover,
     };
     let music_volume = wanted.music.as_ref().map_or(0, |m| m.volume);
     let levels = mix::levels(Volumes { master: config.volume, music: music_volume, clip: 100 }, quiet, sounding);
-    if (clip_gain.0 - levels.clip).abs() > f32::EPSILON {
-        clip_gain.0 = levels.clip;
-    }
     if sounding.chime {
         wake.at(sp.chime_until);
     }
@@ -290,8 +318,8 @@ fn programme(
     }
     if let Some(p) = &sp.narration {
         p.set_volume(levels.narration);
-        if takeover.0 != p.is_paused() {
-            if takeover.0 { p.pause() } else { p.play() }
+        if takeover != p.is_paused() {
+            if takeover { p.pause() } else { p.play() }
         }
     }
 
@@ -315,15 +343,7 @@ fn programme(
     }
     let target = levels.music;
     if (target - sp.music_target).abs() > f32::EPSILON {
-        let why = if sounding.takeover || sounding.chime {
-            "stopped for a warning"
-        } else if quiet {
-            "quiet hours"
-        } else if sounding.narration || sounding.clip_sound {
-            "ducked under narration or clip sound"
-        } else {
-            "full"
-        };
+        let why = mix::music_reason(quiet, sounding);
         info!("audio: music level {:.0}% ({why})", target * 100.0);
         sp.music_target = target;
     }

@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 
+use super::mode::Mode;
+use super::now::Now;
 use super::power::{Wake, Waker};
-use super::sound::ClipGain;
-use super::Phase;
+use super::{Phase, Settings};
+use crate::core::media::mix::{self, Sounding, Volumes};
 use crate::core::media::timing::{self, AtEnd};
 use crate::core::playlist::Video;
 use crate::video::{Clip, ClipEvent, VideoError};
@@ -98,19 +100,26 @@ impl Drop for VideoSurface {
     }
 }
 
-/// Slides whose clip failed, for the rotation to move on from.
-/// What the surfaces tell the rotation, by slide root.
-#[derive(Resource, Default)]
-pub(crate) struct ClipSignals {
+/// A slide's clip stopped before the item's time, for the rotation to move
+/// on from.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClipStopped {
+    /// The slide's root.
+    pub root: Entity,
     /// The clip failed: skip the item (its last frame holds meanwhile).
-    pub failed: Vec<Entity>,
-    /// An `auto`-length clip reached its end: the item is over, whatever
-    /// its container said its length was.
-    pub ended: Vec<Entity>,
+    /// Otherwise an `auto`-length clip reached its end: the item is over,
+    /// whatever its container said its length was.
+    pub failed: bool,
 }
 
+/// Whether a clip's sound is heard now (the sound plugin ducks the music
+/// under it).
+#[derive(Resource, Default, PartialEq, Eq)]
+pub(crate) struct ClipSound(pub bool);
+
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<ClipSignals>()
+    app.add_message::<ClipStopped>()
+        .init_resource::<ClipSound>()
         .add_systems(Update, show_frames.in_set(Phase::Animate));
 }
 
@@ -139,16 +148,29 @@ pub(crate) fn report_decoders() {
     });
 }
 
+#[allow(clippy::too_many_arguments)] // a Bevy system: one parameter per resource it touches
 fn show_frames(
     mut surfaces: Query<&mut VideoSurface>,
     mut images: ResMut<Assets<Image>>,
-    mut signals: ResMut<ClipSignals>,
+    mut stopped: MessageWriter<ClipStopped>,
     mut wake: ResMut<Wake>,
-    takeover: Res<super::alerts::Takeover>,
-    gain: Res<ClipGain>,
-    mut sound: ResMut<super::sound::ProgrammeSound>,
+    mode: Res<State<Mode>>,
+    settings: Res<Settings>,
+    clock: Res<Now>,
+    mut clip_sound: ResMut<ClipSound>,
 ) {
+    if surfaces.is_empty() {
+        clip_sound.set_if_neq(ClipSound(false));
+        return;
+    }
     let now = Instant::now();
+    let takeover = *mode.get() == Mode::Takeover;
+    // The clip's level from the mix: the programme's, silent in quiet hours
+    // and under a warning.
+    let config = &settings.config;
+    let quiet = config.is_quiet(clock.utc.with_timezone(&config.timezone).naive_local());
+    let sounding = Sounding { takeover, ..Sounding::default() };
+    let gain = mix::levels(Volumes { master: config.volume, music: 0, clip: 100 }, quiet, sounding).clip;
     let mut sounding = false;
     for mut s in &mut surfaces {
         let s = &mut *s;
@@ -163,7 +185,7 @@ fn show_frames(
                 }
                 Some(Err(e)) => {
                     warn!("video: {e}; skipping to the next item");
-                    signals.failed.push(s.root);
+                    stopped.write(ClipStopped { root: s.root, failed: true });
                     wake.at(now);
                     s.reopening = None;
                 }
@@ -173,7 +195,7 @@ fn show_frames(
         let Some(clip) = s.clip.as_ref() else { continue };
         // A warning over the screen pauses the clip where it is; the item's
         // end moves by as long as the warning lasted.
-        match (takeover.0, s.paused) {
+        match (takeover, s.paused) {
             (true, None) => {
                 s.paused = Some(now);
                 clip.pause();
@@ -187,8 +209,8 @@ fn show_frames(
             }
             _ => {}
         }
-        if (f64::from(gain.0) - s.gain).abs() > 1e-3 {
-            s.gain = f64::from(gain.0);
+        if (f64::from(gain) - s.gain).abs() > 1e-3 {
+            s.gain = f64::from(gain);
             clip.set_volume(s.gain * f64::from(s.video.volume) / 100.0);
         }
         if let Some(frame) = clip.take_frame()
@@ -226,7 +248,7 @@ fn show_frames(
                 AtEnd::Hold => s.ended = true,
             }
             if s.ended && s.auto_length {
-                signals.ended.push(s.root);
+                stopped.write(ClipStopped { root: s.root, failed: false });
                 wake.at(now);
             }
         }
@@ -249,7 +271,7 @@ fn show_frames(
             }
         } else if let Some(why) = error {
             warn!("video: {}: {why}; skipping to the next item", clip.path().display());
-            signals.failed.push(s.root);
+            stopped.write(ClipStopped { root: s.root, failed: true });
             wake.at(now);
             if let Some(c) = s.clip.take() {
                 std::thread::spawn(move || drop(c));
@@ -262,7 +284,5 @@ fn show_frames(
         }
     }
     // Music ducks while a clip's sound plays, not while its last frame holds.
-    if sound.clip_sound != sounding {
-        sound.clip_sound = sounding;
-    }
+    clip_sound.set_if_neq(ClipSound(sounding));
 }

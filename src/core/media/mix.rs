@@ -64,6 +64,19 @@ pub fn levels(v: Volumes, quiet: bool, s: Sounding) -> Levels {
     }
 }
 
+/// Why the music is at the level [`levels`] gives it, in words for the log.
+pub fn music_reason(quiet: bool, s: Sounding) -> &'static str {
+    if s.takeover || s.chime {
+        "stopped for a warning"
+    } else if quiet {
+        "quiet hours"
+    } else if s.narration || s.clip_sound {
+        "ducked under narration or clip sound"
+    } else {
+        "full"
+    }
+}
+
 fn pct(p: u8) -> f32 {
     f32::from(p.min(100)) / 100.0
 }
@@ -142,6 +155,17 @@ impl TrackOrder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_music_reason_names_the_strongest_cause() {
+        let none = Sounding::default();
+        assert_eq!(music_reason(false, none), "full");
+        assert_eq!(music_reason(true, none), "quiet hours");
+        assert_eq!(music_reason(false, Sounding { clip_sound: true, ..none }), "ducked under narration or clip sound");
+        assert_eq!(music_reason(true, Sounding { narration: true, ..none }), "quiet hours");
+        assert_eq!(music_reason(true, Sounding { chime: true, narration: true, ..none }), "stopped for a warning");
+        assert_eq!(music_reason(false, Sounding { takeover: true, ..none }), "stopped for a warning");
+    }
+
     use super::*;
 
     const V: Volumes = Volumes { master: 80, music: 50, clip: 100 };

@@ -1,0 +1,274 @@
+//! I/O off the frame loop: one thread loads the programme (parsing every
+//! playlist, probing every picture, checking the feed's signature), the
+//! alert store and the trusted time when their files change, and writes
+//! `player.json`; the frame loop only polls its results.
+//!
+//! The thread looks at the files once a second (a `stat` each, and the
+//! feed's current version), loads what changed and wakes the frame loop, so
+//! a new warning or feed version costs no frames until it is there. Its
+//! results reach the other plugins as messages (declared here, where they
+//! are sent); a plugin asks for work through [`Worker`].
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use bevy::prelude::*;
+
+use super::power::{LoopWaker, Waker};
+use super::{Phase, Settings};
+use crate::core::alert::Store;
+use crate::core::playlist::Library;
+use crate::core::trusted_time::Record;
+use crate::store::content::{ContentSource, Origin};
+use crate::store::status::PlayerStatus;
+
+/// How often the thread looks at the files.
+const CHECK: Duration = Duration::from_secs(1);
+/// How long to wait before loading a feed version again that did not load
+/// (the cache names a version whose playlists cannot be used).
+const RELOAD_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+/// A programme was loaded: the first one at start, then each new feed
+/// version.
+#[derive(Message)]
+pub(crate) struct ProgrammeLoaded {
+    pub library: Library,
+    pub origin: Origin,
+}
+
+/// The alert store (`CACHE/alerts.json`) as sync last wrote it.
+#[derive(Message)]
+pub(crate) struct StoreLoaded(pub Store);
+
+/// The trusted-time record as sync last wrote it (sent first, at start,
+/// also when there is none).
+#[derive(Message)]
+pub(crate) struct ClockLoaded(pub Option<Record>);
+
+/// What the worker thread found.
+enum Done {
+    Programme(Library, Origin),
+    Store(Store),
+    Clock(Option<Record>),
+}
+
+/// What a plugin asks of the worker thread.
+enum Job {
+    /// What is on screen (its `sound` is filled in here).
+    SaveStatus(PathBuf, PlayerStatus),
+    /// The sound output's state changed.
+    SoundOutput(Option<String>),
+}
+
+/// The way to the worker thread. Absent until it started.
+#[derive(Resource)]
+pub(crate) struct Worker {
+    jobs: Sender<Job>,
+    // `Receiver` is `Send` but not `Sync`; only `drain` takes it.
+    done: Mutex<Receiver<Done>>,
+}
+
+impl Worker {
+    /// Writes `player.json` for `estation status`. A failure is logged at
+    /// debug level: the screen matters more than the report.
+    pub fn save_status(&self, path: PathBuf, status: PlayerStatus) {
+        let _ = self.jobs.send(Job::SaveStatus(path, status));
+    }
+
+    /// The sound output's state in words, for `player.json` (written again
+    /// at once when something is on screen).
+    pub fn sound_output(&self, state: Option<String>) {
+        let _ = self.jobs.send(Job::SoundOutput(state));
+    }
+}
+
+/// Where the files the worker watches are.
+pub(crate) struct Files {
+    pub source: ContentSource,
+    /// `CACHE/alerts.json`, when there is a cache folder.
+    pub store: Option<PathBuf>,
+    /// `CACHE/trusted-time.json`, likewise.
+    pub clock: Option<PathBuf>,
+    /// How often to look at them.
+    pub check: Duration,
+}
+
+impl Files {
+    pub fn of(settings: &Settings) -> Files {
+        let cache = settings.config.cache.dir();
+        Files {
+            source: settings.source.clone(),
+            store: cache.as_deref().map(|d| crate::store::inbox::Inbox::new(d).path()),
+            clock: cache.map(|d| d.join(crate::core::trusted_time::FILE)),
+            check: CHECK,
+        }
+    }
+}
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_message::<ProgrammeLoaded>()
+        .add_message::<StoreLoaded>()
+        .add_message::<ClockLoaded>()
+        .add_systems(PreStartup, start)
+        .add_systems(PreUpdate, drain.in_set(Phase::Receive));
+}
+
+fn start(mut commands: Commands, settings: Res<Settings>, waker: Res<LoopWaker>, started: Option<Res<Worker>>) {
+    // A test may have started one on its own files.
+    if started.is_some() {
+        return;
+    }
+    match spawn(Files::of(&settings), waker.0.clone()) {
+        Ok(worker) => {
+            commands.insert_resource(worker);
+        }
+        Err(e) => error!("player: cannot start the file worker: {e}; nothing will be loaded"),
+    }
+}
+
+/// Starts the worker thread on `files`; `wake` wakes the frame loop when a
+/// result is waiting.
+pub(crate) fn spawn(files: Files, wake: Waker) -> std::io::Result<Worker> {
+    let (jobs, job_rx) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel();
+    std::thread::Builder::new().name("player-io".into()).spawn(move || run(files, &job_rx, &done_tx, &wake))?;
+    Ok(Worker { jobs, done: Mutex::new(done) })
+}
+
+/// The modification time of a file, `None` when it is missing.
+fn stamp(path: &Option<PathBuf>) -> Option<SystemTime> {
+    path.as_ref().and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+}
+
+fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
+    let send = |d: Done| done.send(d).is_ok();
+    // At start: the clock first (screen hours need it), then the warnings,
+    // and the programme last, so nothing plays before a takeover is known.
+    let mut clock_stamp = stamp(&files.clock);
+    let mut store_stamp = stamp(&files.store);
+    let mut ok = send(Done::Clock(load_clock(&files.clock)));
+    if let Some(store) = files.store.as_ref().and_then(|p| load_store(p)) {
+        ok &= send(Done::Store(store));
+    }
+    let (library, mut origin) = load_programme(&files.source);
+    ok &= send(Done::Programme(library, origin.clone()));
+    wake();
+    let mut next_check = Instant::now() + files.check;
+    let mut programme_after = Instant::now();
+    let mut status: Option<(PathBuf, PlayerStatus)> = None;
+    let mut sound = None;
+    while ok {
+        match jobs.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
+            Ok(job) => {
+                match job {
+                    Job::SaveStatus(path, s) => status = Some((path, s)),
+                    Job::SoundOutput(s) => sound = s,
+                }
+                if let Some((path, s)) = status.as_mut() {
+                    s.sound.clone_from(&sound);
+                    if let Err(e) = s.save(path) {
+                        debug!("{}: {e}", path.display());
+                    }
+                }
+                if Instant::now() < next_check {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            // The app is gone.
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        next_check = Instant::now() + files.check;
+        let mut any = false;
+        // Sync rewrites these by rename, so their times move with every change.
+        let s = stamp(&files.clock);
+        if s != clock_stamp {
+            clock_stamp = s;
+            ok &= send(Done::Clock(load_clock(&files.clock)));
+            any = true;
+        }
+        let s = stamp(&files.store);
+        if s != store_stamp {
+            store_stamp = s;
+            if let Some(store) = files.store.as_ref().and_then(|p| load_store(p)) {
+                ok &= send(Done::Store(store));
+                any = true;
+            }
+        }
+        if Instant::now() >= programme_after && files.source.changed(&origin) {
+            let (library, fresh) = load_programme(&files.source);
+            origin = fresh;
+            if files.source.changed(&origin) {
+                programme_after = Instant::now() + RELOAD_AFTER_FAILURE;
+            }
+            ok &= send(Done::Programme(library, origin.clone()));
+            any = true;
+        }
+        if any {
+            wake();
+        }
+    }
+}
+
+fn load_clock(path: &Option<PathBuf>) -> Option<Record> {
+    let record = path.as_ref()?.parent().and_then(|dir| crate::store::cache::Cache::at(dir).trusted_time());
+    if let Some(why) = crate::core::trusted_time::disagreement(record.as_ref(), chrono::Duration::minutes(5)) {
+        warn!("clock: {why}");
+    }
+    record
+}
+
+/// The store, or `None` when it cannot be read: sync rewrites the file
+/// atomically, so that is a damaged file, and what was read before stays.
+fn load_store(path: &std::path::Path) -> Option<Store> {
+    match crate::store::inbox::load(path) {
+        Ok(s) => {
+            info!("alerts: {} message(s) in the store", s.entries().len());
+            Some(s)
+        }
+        Err(e) => {
+            error!("alerts: {e}");
+            None
+        }
+    }
+}
+
+/// Loads the programme, logging its problems.
+fn load_programme(source: &ContentSource) -> (Library, Origin) {
+    let (library, origin) = source.load();
+    for p in &library.problems {
+        warn!("playlist: {p}");
+    }
+    info!(
+        "loaded {} playlist(s) with {} item(s) from {origin}",
+        library.playlists.len(),
+        library.playlists.iter().map(|p| p.items.len()).sum::<usize>(),
+    );
+    (library, origin)
+}
+
+/// Hands what the thread found to the plugins, as messages.
+fn drain(
+    worker: Option<Res<Worker>>,
+    mut programme: MessageWriter<ProgrammeLoaded>,
+    mut store: MessageWriter<StoreLoaded>,
+    mut clock: MessageWriter<ClockLoaded>,
+) {
+    let Some(worker) = worker else { return };
+    let Ok(rx) = worker.done.lock() else { return };
+    for done in rx.try_iter() {
+        match done {
+            Done::Programme(library, origin) => {
+                programme.write(ProgrammeLoaded { library, origin });
+            }
+            Done::Store(s) => {
+                store.write(StoreLoaded(s));
+            }
+            Done::Clock(r) => {
+                clock.write(ClockLoaded(r));
+            }
+        }
+    }
+}
