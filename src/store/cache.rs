@@ -223,7 +223,7 @@ impl Cache {
 
     /// [`Cache::writer`], blocking the thread while it waits.
     pub fn writer_blocking(&self) -> Result<CacheWriter, CacheError> {
-        Ok(CacheWriter { cache: self.clone(), _lock: self.lock_file(WRITER_LOCK)? })
+        Ok(Held { cache: self.clone(), _lock: self.lock_file(WRITER_LOCK)?, _kind: std::marker::PhantomData })
     }
 
     /// Waits for the alerts' lock and hands out their writer: the alert
@@ -232,7 +232,7 @@ impl Cache {
     /// or a scrub under the writer's lock.
     pub fn alert_writer(&self) -> Result<AlertWriter, CacheError> {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
-        Ok(AlertWriter { cache: self.clone(), _lock: self.lock_file(ALERTS_LOCK)? })
+        Ok(Held { cache: self.clone(), _lock: self.lock_file(ALERTS_LOCK)?, _kind: std::marker::PhantomData })
     }
 
     fn lock_file(&self, name: &str) -> Result<Lock, CacheError> {
@@ -397,13 +397,26 @@ impl Cache {
 /// writer" holds by construction — the player and `status` hold a
 /// [`Cache`], which can only read. Dropping it lets the lock go (and the
 /// kernel does, if the process dies).
+pub type CacheWriter = Held<Content>;
+
+/// A cache with one of its locks held: the right to change what that lock
+/// guards (`K`), and to read everything.
 #[derive(Debug)]
-pub struct CacheWriter {
+pub struct Held<K> {
     cache: Cache,
     _lock: Lock,
+    _kind: std::marker::PhantomData<K>,
 }
 
-impl std::ops::Deref for CacheWriter {
+/// What the writer's lock guards: the content (see [`CacheWriter`]).
+#[derive(Debug)]
+pub enum Content {}
+
+/// What the alerts' lock guards (see [`AlertWriter`]).
+#[derive(Debug)]
+pub enum Alerts {}
+
+impl<K> std::ops::Deref for Held<K> {
     type Target = Cache;
     fn deref(&self) -> &Cache {
         &self.cache
@@ -718,18 +731,7 @@ impl CacheWriter {
 /// The right to change the alert store (`alerts.json`) and the audio its
 /// messages link to (`alert-media/`), handed out only by the alerts' lock
 /// ([`Cache::alert_writer`]).
-#[derive(Debug)]
-pub struct AlertWriter {
-    cache: Cache,
-    _lock: Lock,
-}
-
-impl std::ops::Deref for AlertWriter {
-    type Target = Cache;
-    fn deref(&self) -> &Cache {
-        &self.cache
-    }
-}
+pub type AlertWriter = Held<Alerts>;
 
 impl AlertWriter {
     /// Writes the alert store atomically.
