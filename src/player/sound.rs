@@ -404,16 +404,37 @@ fn next_track(m: &mut MusicState, mixer: &rodio::mixer::Mixer, now: Instant) {
 
 type TrackSource = rodio::Decoder<BufReader<File>>;
 
-fn open_track(path: &Path) -> Result<(TrackSource, Option<Duration>), String> {
-    let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let source = rodio::Decoder::try_from(file).map_err(|e| format!("not playable: {e}"))?;
+/// Why a sound was not played (its file or message is named by the caller).
+#[derive(Debug, thiserror::Error)]
+pub enum SoundError {
+    #[error("cannot open: {0}")]
+    Open(#[source] std::io::Error),
+    #[error("not playable: {0}")]
+    Decode(#[source] rodio::decoder::DecoderError),
+    #[error("no sound in it")]
+    Empty,
+    #[error("{uri}: {source}")]
+    Linked {
+        uri: String,
+        #[source]
+        source: rodio::decoder::DecoderError,
+    },
+    #[error("larger than {MAX_AUDIO_BYTES} bytes")]
+    TooLarge,
+    #[error("derefUri is not base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+}
+
+fn open_track(path: &Path) -> Result<(TrackSource, Option<Duration>), SoundError> {
+    let file = File::open(path).map_err(SoundError::Open)?;
+    let source = rodio::Decoder::try_from(file).map_err(SoundError::Decode)?;
     let length = source.total_duration();
     Ok((source, length))
 }
 
 /// How long a narration lasts: from its header when it says, otherwise by
 /// decoding it (off the frame loop: the rotation calls this while preparing).
-pub(crate) fn narration_length(path: &Path) -> Result<Duration, String> {
+pub(crate) fn narration_length(path: &Path) -> Result<Duration, SoundError> {
     let (source, length) = open_track(path)?;
     if let Some(d) = length {
         return Ok(d);
@@ -421,7 +442,7 @@ pub(crate) fn narration_length(path: &Path) -> Result<Duration, String> {
     let per_second = f64::from(source.sample_rate().get()) * f64::from(source.channels().get());
     let samples = source.count();
     if samples == 0 {
-        return Err("no sound in it".into());
+        return Err(SoundError::Empty);
     }
     Ok(Duration::from_secs_f64(samples as f64 / per_second))
 }
@@ -440,12 +461,12 @@ pub(crate) fn chime() -> Vec<impl Source + Send + 'static> {
 /// An alert's audio: embedded (`derefUri`) resources are decoded; linked
 /// ones are played from where sync cached them (the player reads only the
 /// cache), and skipped until they are there.
-fn decode(a: &AudioRef, cache: Option<&std::path::Path>) -> Result<Option<rodio::Decoder<Cursor<Vec<u8>>>>, String> {
+fn decode(a: &AudioRef, cache: Option<&std::path::Path>) -> Result<Option<rodio::Decoder<Cursor<Vec<u8>>>>, SoundError> {
     let Some(b64) = &a.deref else {
         let (Some(uri), Some(cache)) = (&a.uri, cache) else { return Ok(None) };
         let path = crate::store::cache::alert_media_path(cache, uri);
         return match std::fs::read(&path) {
-            Ok(bytes) => rodio::Decoder::new(Cursor::new(bytes)).map(Some).map_err(|e| format!("{uri}: {e}")),
+            Ok(bytes) => rodio::Decoder::new(Cursor::new(bytes)).map(Some).map_err(|source| SoundError::Linked { uri: uri.clone(), source }),
             Err(_) => {
                 info!("audio: alert audio {uri} is not in the cache yet");
                 Ok(None)
@@ -454,10 +475,10 @@ fn decode(a: &AudioRef, cache: Option<&std::path::Path>) -> Result<Option<rodio:
     };
     let cleaned: String = b64.split_whitespace().collect();
     if cleaned.len() / 4 * 3 > MAX_AUDIO_BYTES {
-        return Err(format!("larger than {MAX_AUDIO_BYTES} bytes"));
+        return Err(SoundError::TooLarge);
     }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(cleaned).map_err(|e| format!("derefUri is not base64: {e}"))?;
-    rodio::Decoder::new(Cursor::new(bytes)).map(Some).map_err(|e| e.to_string())
+    let bytes = base64::engine::general_purpose::STANDARD.decode(cleaned).map_err(SoundError::Base64)?;
+    rodio::Decoder::new(Cursor::new(bytes)).map(Some).map_err(SoundError::Decode)
 }
 
 #[cfg(test)]
@@ -489,7 +510,7 @@ mod tests {
         assert!((d.as_secs_f64() - 1.5).abs() < 0.01, "{d:?}");
         std::fs::write(&path, b"RIFF nonsense").unwrap();
         assert!(narration_length(&path).is_err());
-        assert!(narration_length(&dir.path().join("missing.wav")).unwrap_err().starts_with("cannot open"));
+        assert!(matches!(narration_length(&dir.path().join("missing.wav")), Err(SoundError::Open(_))));
     }
 
     /// A WAV of `samples` 16-bit mono samples of silence at 8 kHz.

@@ -54,7 +54,7 @@ pub enum UpstreamError {
     Client(#[source] reqwest::Error),
     #[error("{url}: {source}")]
     Http {
-        url: reqwest::Url,
+        url: String,
         #[source]
         source: HttpError,
     },
@@ -64,9 +64,9 @@ pub enum UpstreamError {
     /// A link answered with something that is no CAP at all (a captive
     /// portal's page, a proxy's error): perhaps a passing fault.
     #[error("{url}: not a CAP message ({why})")]
-    NotCap { url: reqwest::Url, why: crate::core::diag::Diagnostics },
+    NotCap { url: String, why: crate::core::diag::Diagnostics },
     #[error("{url}: not fetched over {scheme} (the index is {index})")]
-    Scheme { url: reqwest::Url, scheme: String, index: String },
+    Scheme { url: String, scheme: String, index: String },
     #[error(transparent)]
     Store(#[from] crate::core::alert::store::StoreError),
 }
@@ -123,7 +123,7 @@ impl Upstream {
         if let Some(m) = &self.last_modified {
             req = req.header(IF_MODIFIED_SINCE, m);
         }
-        let fail = |source| UpstreamError::Http { url: self.url.clone(), source };
+        let fail = |source| UpstreamError::Http { url: self.url.to_string(), source };
         let resp = req.send().await.map_err(|e| fail(e.into()))?;
         if resp.status() == StatusCode::NOT_MODIFIED {
             return Ok(Vec::new());
@@ -242,9 +242,9 @@ impl Upstream {
     /// at one URL does not change), so it is not fetched again.
     async fn fetch_one(&self, url: &reqwest::Url) -> Result<Message, Skip> {
         if url.scheme() != self.url.scheme() && url.scheme() != "https" {
-            return Err(Skip::For(UpstreamError::Scheme { url: url.clone(), scheme: url.scheme().into(), index: self.url.scheme().into() }));
+            return Err(Skip::For(UpstreamError::Scheme { url: url.to_string(), scheme: url.scheme().into(), index: self.url.scheme().into() }));
         }
-        let fail = |source| Skip::Again(UpstreamError::Http { url: url.clone(), source });
+        let fail = |source| Skip::Again(UpstreamError::Http { url: url.to_string(), source });
         let resp = self.client.get(url.clone()).header(ACCEPT, ACCEPT_CAP).send().await.map_err(|e| fail(e.into()))?;
         let bytes = crate::net::http::body(resp, MAX_MESSAGE_BYTES).await.map_err(fail)?;
         // A CAP message that does not read will not read better later; any
@@ -252,7 +252,7 @@ impl Upstream {
         // passing fault in front of the real message: fetched again.
         let is_alert = [&b"<alert"[..], b":alert", b"urn:oasis:names:tc:emergency:cap"].iter().any(|m| bytes.windows(m.len()).any(|w| w == *m));
         let p = cap::parse_with(Path::new(url.as_str()), &bytes, cap::Mode::Lenient)
-            .map_err(|e| if is_alert { Skip::For(e.into()) } else { Skip::Again(UpstreamError::NotCap { url: url.clone(), why: e }) })?;
+            .map_err(|e| if is_alert { Skip::For(e.into()) } else { Skip::Again(UpstreamError::NotCap { url: url.to_string(), why: e }) })?;
         Ok((p.alert, xml::utf8_text(&bytes)))
     }
 
