@@ -237,11 +237,15 @@ fn the_player_switches_to_a_new_version_without_a_restart_or_a_black_frame() {
     op.card("第二版", "#b71c1c");
     std::fs::rename(&stick, op.path("feed")).unwrap();
     assert!(op.build().status.success());
-    let shots = ["1s", "2s", "6s", "6.2s", "6.4s", "6.6s", "6.8s", "7s", "7.5s"];
+    // Version 1 twice, then shots close together once version 2 has had
+    // time to come in and take over (a new programme waits for an item
+    // boundary, and a loaded machine draws slowly).
+    let shots = ["1s", "2s", "9s", "9.2s", "9.4s", "9.6s", "9.8s", "10s", "10.5s"];
     let player = from_cache(&config, &shots);
     let second = player.shot_path(2);
     let mut running = player.spawn();
-    // The new version comes in once version 1 has been seen twice.
+    // The new version comes in once version 1 has been seen twice, so
+    // neither of those shots can have caught version 2.
     wait_until(Duration::from_secs(120), "the player's second screenshot", || second.exists() || running.exited());
     let out = sync(&config, &["--from", op.path("feed").to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
