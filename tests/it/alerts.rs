@@ -461,7 +461,8 @@ fn a_slow_audio_host_does_not_hold_up_the_cancel() {
     let config = upstream_kiosk(kiosk.path(), &server);
     let child = Killed::spawn(estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()));
     let shown = || status_json(&config)["alerts"].as_array().is_some_and(|a| !a.is_empty());
-    wait_until(Duration::from_secs(20), "the warning to come", shown);
+    // Each look runs `estation status`: four a second are plenty.
+    common::wait_until_every(Duration::from_millis(250), Duration::from_secs(20), "the warning to come", shown);
     // The source cancels it (its own message) while the audio still hangs.
     let w = std::fs::read_to_string(upstream.path().join("red.xml")).unwrap();
     let field = |n: &str| w.split(&format!("<{n}>")).nth(1).unwrap().split('<').next().unwrap().to_string();
