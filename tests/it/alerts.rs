@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::feedsrv::FeedServer;
 use common::operator::{status_json, Operator};
-use common::{estation, root, stderr, stdout, Xvfb};
+use common::pixels::near;
+use common::player::{Played, Player};
+use common::{estation, poll_until, root, stderr, stdout, wait_until, Killed};
 
 fn cap_dir() -> PathBuf {
     root().join("tests/data/cap")
@@ -179,6 +181,8 @@ fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
         format!("{},{},{}", field("sender"), field("identifier"), field("sent"))
     };
     let first = key("w.xml");
+    // About time passing: CAP's `sent` has whole seconds, and the update
+    // must be sent later than what it updates.
     std::thread::sleep(Duration::from_secs(1));
     new_alert(&op, "u.xml", &["--updates", &first, "--level", "orange"]);
     op.run(&["alert", "publish", "u.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
@@ -288,10 +292,10 @@ fn upstream_atom_sources_are_polled_with_conditional_gets() {
 
     // Polling on: the second poll of the unchanged index is a 304.
     server.take_seen();
-    let mut child = estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(8));
-    let _ = child.kill();
-    let _ = child.wait();
+    let child = Killed::spawn(estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()));
+    let index_polls = || server.seen().iter().filter(|s| s.path == "/index.atom").count();
+    wait_until(Duration::from_secs(30), "two polls of the index", || index_polls() >= 2);
+    drop(child);
     let seen = server.take_seen();
     let index: Vec<_> = seen.iter().filter(|s| s.path == "/index.atom").collect();
     assert!(index.len() >= 2, "{seen:?}");
@@ -364,15 +368,9 @@ fn an_index_entry_that_failed_to_fetch_is_fetched_again_at_the_next_poll() {
     server.set(|k| k.fail_path = Some(("/red.xml".into(), 503, 1)));
     let kiosk = tempfile::tempdir().unwrap();
     let config = upstream_kiosk(kiosk.path(), &server);
-    let mut child = estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let start = Instant::now();
-    let mut shown = false;
-    while !shown && start.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(250));
-        shown = status_json(&config)["alerts"].as_array().is_some_and(|a| !a.is_empty());
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let child = Killed::spawn(estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()));
+    let shown = poll_until(Duration::from_secs(30), Duration::from_millis(250), || status_json(&config)["alerts"].as_array().is_some_and(|a| !a.is_empty()));
+    drop(child);
     let seen = server.take_seen();
     assert!(shown, "the warning whose first fetch failed never reached the screen: {seen:?}");
     let red: Vec<u16> = seen.iter().filter(|s| s.path == "/red.xml").map(|s| s.status).collect();
@@ -461,18 +459,10 @@ fn a_slow_audio_host_does_not_hold_up_the_cancel() {
     let server = FeedServer::start(upstream.path().to_path_buf());
     let kiosk = tempfile::tempdir().unwrap();
     let config = upstream_kiosk(kiosk.path(), &server);
-    let mut child = estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let wait_for = |want: bool, limit: Duration| {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if status_json(&config)["alerts"].as_array().is_some_and(|a| a.is_empty() != want) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        false
-    };
-    assert!(wait_for(true, Duration::from_secs(20)), "the warning never came");
+    let child = Killed::spawn(estation(&config).arg("sync").stdout(Stdio::null()).stderr(Stdio::null()));
+    let shown = || status_json(&config)["alerts"].as_array().is_some_and(|a| !a.is_empty());
+    // Each look runs `estation status`: four a second are plenty.
+    common::wait_until_every(Duration::from_millis(250), Duration::from_secs(20), "the warning to come", shown);
     // The source cancels it (its own message) while the audio still hangs.
     let w = std::fs::read_to_string(upstream.path().join("red.xml")).unwrap();
     let field = |n: &str| w.split(&format!("<{n}>")).nth(1).unwrap().split('<').next().unwrap().to_string();
@@ -489,64 +479,24 @@ fn a_slow_audio_host_does_not_hold_up_the_cancel() {
     )
     .unwrap();
     write_index(upstream.path(), &["red.xml", "cancel.xml"]);
-    let cleared = wait_for(false, Duration::from_secs(25));
-    let _ = child.kill();
-    let _ = child.wait();
+    let cleared = poll_until(Duration::from_secs(25), Duration::from_millis(250), || status_json(&config)["alerts"].as_array().is_some_and(|a| a.is_empty()));
+    drop(child);
     assert!(cleared, "the Cancel waited on the slow audio host");
 }
 
-/// Plays the kiosk's cache in a real window; the closure runs once the
+/// Plays the kiosk's cache in a 640×360 window; the closure runs once the
 /// first frame is on screen (`player.json` written) and gets that instant.
-/// Sound goes to the ALSA device `pcm` (`null`: a device that discards
-/// what it is sent; a missing card: no device at all), set in a home folder
-/// of the kiosk's own so the tester's sound setup never leaks in.
+/// Sound goes to the ALSA device `pcm` (see [`Player::sound`]).
 fn play(config: &Path, kiosk: &Path, pcm: &str, shots: &[f32], during: impl FnOnce(Instant)) -> (String, Vec<image::RgbImage>) {
-    let x = Xvfb::start(640, 360);
-    let shot = kiosk.join("shot.png");
-    let home = kiosk.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(home.join(".asoundrc"), format!("pcm.!default {{ {pcm} }}\n")).unwrap();
     let at: Vec<String> = shots.iter().map(|s| format!("{s}s")).collect();
-    let mut child = estation(config)
-        .env("HOME", &home)
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .args(["play", "--window", "640x360", "--screenshot"])
-        .arg(&shot)
-        .arg("--screenshot-at")
-        .arg(at.join(","))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut { err }, &mut s);
-        s
-    });
-    let start = Instant::now();
+    let at: Vec<&str> = at.iter().map(String::as_str).collect();
+    let mut running = Player::new(config).window(640, 360).sound(pcm).shots(&at).spawn();
     // Under a takeover from the start no playlist item is put on screen (and
     // reported); the player then just takes its screenshots and ends.
-    while !kiosk.join("player.json").exists() && child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(120), "the player never showed a first frame");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(120), "the player's first frame (player.json)", || kiosk.join("player.json").exists() || running.exited());
     during(Instant::now());
-    let ok = child.wait().unwrap().success();
-    let stderr = log.join().unwrap();
-    assert!(ok, "player failed:\n{stderr}");
-    // One screenshot keeps its name; several are numbered.
-    let name = |i: usize| if shots.len() == 1 { "shot.png".to_string() } else { format!("shot-{i}.png") };
-    let images = (1..=shots.len())
-        .map(|i| image::open(kiosk.join(name(i))).unwrap_or_else(|e| panic!("shot {i}: {e}\n{stderr}")).to_rgb8())
-        .collect();
-    (stderr, images)
-}
-
-fn is(img: &image::RgbImage, x: u32, y: u32, want: [u8; 3]) -> bool {
-    let p = img.get_pixel(x, y);
-    (0..3).all(|i| p[i].abs_diff(want[i]) <= 16)
+    let Played { log, shots } = running.finish();
+    (log, shots)
 }
 
 const SIGNAL_RED: [u8; 3] = [215, 0, 15];
@@ -567,22 +517,24 @@ fn a_published_red_warning_takes_over_within_one_poll_and_leaves_after_its_cance
     let shots = [1.5, 11.0, 13.5, 23.5];
     let (log, imgs) = play(&config, kiosk.path(), "type null", &shots, |t0| {
         let id = new_alert(&op, "w.xml", &[]);
+        // About time passing: the test is how soon a message published at
+        // a given instant is on screen, so it is published at that instant.
         std::thread::sleep(Duration::from_secs(2).saturating_sub(t0.elapsed()));
         op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
         std::thread::sleep(Duration::from_secs(14).saturating_sub(t0.elapsed()));
         op.run(&["alert", "cancel", &id, "--feed", "feed", "--key", "keys/feed-key.pem"]);
-        // Let the last screenshot be taken.
-        std::thread::sleep(Duration::from_secs(25).saturating_sub(t0.elapsed()));
+        // The feed server stays up until the player has taken its last
+        // screenshot and ended.
     });
     let (w, _) = imgs[0].dimensions();
-    assert!(is(&imgs[0], 6, 6, CARD_GREEN), "before: the playlist; (6,6) is {:?}\n{log}", imgs[0].get_pixel(6, 6));
+    assert!(near(&imgs[0], 6, 6, CARD_GREEN, 16), "before: the playlist; (6,6) is {:?}\n{log}", imgs[0].get_pixel(6, 6));
     for (i, img) in imgs[1..3].iter().enumerate() {
-        assert!(is(img, w / 2, 4, SIGNAL_RED), "shot {}: the takeover's red header is not on screen; the top is {:?}\n{log}", i + 2, img.get_pixel(w / 2, 4));
+        assert!(near(img, w / 2, 4, SIGNAL_RED, 16), "shot {}: the takeover's red header is not on screen; the top is {:?}\n{log}", i + 2, img.get_pixel(w / 2, 4));
         // The icon's white frame sits at the header's left.
-        let frame = (0..80).any(|x| is(img, x, 40, [255, 255, 255]));
+        let frame = (0..80).any(|x| near(img, x, 40, [255, 255, 255], 16));
         assert!(frame, "shot {}: no icon frame", i + 2);
     }
-    assert!(is(&imgs[3], 6, 6, CARD_GREEN), "after the Cancel the playlist is back; (6,6) is {:?}\n{log}", imgs[3].get_pixel(6, 6));
+    assert!(near(&imgs[3], 6, 6, CARD_GREEN, 16), "after the Cancel the playlist is back; (6,6) is {:?}\n{log}", imgs[3].get_pixel(6, 6));
     assert!(log.contains("alerts: takeover 暴雨红色预警"), "{log}");
     // The chime sounded on the (null) device.
     assert!(log.contains("alerts: chime") && log.contains("audio: sound on the default output device"), "{log}");
@@ -599,7 +551,7 @@ fn no_sound_device_means_a_silent_takeover_not_a_crash() {
     assert!(out.status.success(), "{}", stderr(&out));
     let (log, imgs) = play(&config, kiosk.path(), "type hw card 99", &[3.0], |_| {});
     let (w, _) = imgs[0].dimensions();
-    assert!(is(&imgs[0], w / 2, 4, SIGNAL_RED), "{log}");
+    assert!(near(&imgs[0], w / 2, 4, SIGNAL_RED, 16), "{log}");
     assert!(log.contains("alerts: chime") && log.contains("audio: no output device"), "{log}");
 }
 
@@ -620,6 +572,6 @@ fn a_warning_leaves_the_screen_when_it_expires_with_no_network() {
     let (log, imgs) = play(&config, kiosk.path(), "type null", &[1.0, 31.0], |_| {});
     assert!(published.elapsed() > Duration::from_secs(31), "the run must outlast the warning");
     let (w, _) = imgs[0].dimensions();
-    assert!(is(&imgs[0], w / 2, 4, SIGNAL_RED), "the warning is up at first; the top is {:?}\n{log}", imgs[0].get_pixel(w / 2, 4));
-    assert!(is(&imgs[1], 6, 6, CARD_GREEN), "expired: the playlist is back; (6,6) is {:?}\n{log}", imgs[1].get_pixel(6, 6));
+    assert!(near(&imgs[0], w / 2, 4, SIGNAL_RED, 16), "the warning is up at first; the top is {:?}\n{log}", imgs[0].get_pixel(w / 2, 4));
+    assert!(near(&imgs[1], 6, 6, CARD_GREEN, 16), "expired: the playlist is back; (6,6) is {:?}\n{log}", imgs[1].get_pixel(6, 6));
 }

@@ -28,6 +28,7 @@ fn playlist_check_accepts_the_bundled_playlists() {
     );
     assert_eq!(stdout(&out), "ok: 5 playlist(s) checked, no problems\n", "stderr: {}", common::stderr(&out));
     assert!(out.status.success());
+    insta::assert_snapshot!(stdout(&out));
 }
 
 #[test]
@@ -64,6 +65,7 @@ fn playlist_check_reports_every_problem_with_file_line_and_field() {
     ];
     let got: Vec<&str> = std::str::from_utf8(&out.stdout).expect("utf-8").lines().collect();
     assert_eq!(got, expected);
+    insta::assert_snapshot!(named(&stdout(&out), &[(&data, "[DATA]")]));
 }
 
 #[test]
@@ -189,6 +191,7 @@ fn config_check_names_file_line_and_field() {
         stdout(&out).trim_end(),
         format!("{}:8: audio.volume: must be between 0 and 100", config.display())
     );
+    insta::assert_snapshot!(named(&stdout(&out), &[(dir.path(), "[TMP]")]));
 }
 
 /// No config anywhere: defaults, and a note saying so. An explicit
@@ -277,6 +280,7 @@ fn config_check_names_the_line_and_byte_of_a_gbk_file() {
         format!("{}:2: (file): not UTF-8 text (byte 0xb2 at column 9); it looks like GBK/GB18030 — save it as UTF-8\n", config.display())
     );
     let err = common::stderr(&out);
+    insta::assert_snapshot!(named(&format!("{}{err}", stdout(&out)), &[(dir.path(), "[TMP]")]));
     assert!(err.contains("no last good copy of it was found") && err.contains("built-in defaults"), "{err}");
 
     // First boot with that file: defaults, and status says so.
@@ -294,6 +298,7 @@ fn config_check_names_the_line_of_a_syntax_error() {
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.starts_with(&format!("{}:6: ", config.display())), "{text}");
+    insta::assert_snapshot!(named(&text, &[(dir.path(), "[TMP]")]));
 }
 
 #[test]
@@ -309,6 +314,7 @@ fn config_check_names_a_utf16_file_and_accepts_a_utf8_bom() {
         stdout(&out),
         format!("{}:1: (file): UTF-16 (little-endian) text, as Windows Notepad saves \"Unicode\"; save it as UTF-8\n", config.display())
     );
+    insta::assert_snapshot!("config_check_utf16", named(&stdout(&out), &[(dir.path(), "[TMP]")]));
 
     // Notepad's "UTF-8 with BOM" is fine.
     std::fs::write(&config, "\u{feff}[screen]\nname = \"测试\"\n").expect("write");
@@ -458,4 +464,128 @@ fn alert_publish_of_dev_zero_or_a_huge_file_is_refused_by_size_before_reading_it
         assert!(run.stderr.contains("bytes; a CAP document is 1 to 1048576 bytes"), "{}", run.stderr);
     }
     assert_eq!(std::fs::read(op.path("feed/manifest.json")).unwrap(), before);
+}
+
+/// `text` with each folder in `paths` written as its name (`[TMP]`), so a
+/// snapshot holds no temp folder.
+fn named(text: &str, paths: &[(&std::path::Path, &str)]) -> String {
+    paths.iter().fold(text.to_string(), |t, (path, name)| t.replace(&path.display().to_string(), name))
+}
+
+/// Snapshot filters for what changes from build to build: versions (the
+/// build time), key ids, expiry times, content hashes.
+fn feed_filters() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.add_filter(r"version \d+", "version [VERSION]");
+    s.add_filter(r"signed by [0-9a-f]+", "signed by [KEY]");
+    s.add_filter(r"expires \d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)? (UTC|[+-]\d\d:\d\d)", "expires [TIME]");
+    s.add_filter(r"[0-9a-f]{64}", "[SHA256]");
+    s
+}
+
+/// The instants of `playlist_at_json_names_playlist_item_rule_and_next_change`,
+/// as an operator reads them.
+#[test]
+fn playlist_at_text_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), "");
+    let mut text = String::new();
+    for time in ["2026-11-23T09:00:05+08:00", "2026-11-23T19:59:59+08:00", "2026-11-28T10:00:00+08:00", "2026-11-23T23:30:00+08:00", "2027-08-02T09:00:00+08:00", "2026-11-23T01:00:00Z"] {
+        let out = in_dir(estation(&config).args(["playlist", "at", "playlists/school", "--time", time]), &root());
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        text += &format!("$ estation playlist at playlists/school --time {time}\n{}\n", stdout(&out));
+    }
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn playlist_at_json_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), "");
+    let out = in_dir(estation(&config).args(["playlist", "at", "playlists/school", "--time", "2026-11-23T09:00:05+08:00", "--json"]), &root());
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    insta::assert_snapshot!(stdout(&out));
+}
+
+/// `alert check` over every CAP fixture at once, as an operator runs it in
+/// the fixtures' folder: one verdict per message, every problem named.
+#[test]
+fn alert_check_of_every_fixture_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), "");
+    let cap = root().join("tests/data/cap");
+    let mut files: Vec<String> = std::fs::read_dir(&cap)
+        .expect("fixtures")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".xml"))
+        .collect();
+    files.sort();
+    let out = in_dir(estation(&config).args(["alert", "check"]).args(&files), &cap);
+    assert_eq!(out.status.code(), Some(1), "the bad fixtures fail the check");
+    insta::assert_snapshot!(stdout(&out));
+    // The normalised form of one message, as `--json` gives it.
+    let out = in_dir(estation(&config).args(["alert", "check", "--json", "cma-baoding-thunder-yellow.xml"]), &cap);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    insta::assert_snapshot!("alert_check_json_cma", stdout(&out));
+}
+
+/// `feed build` and `feed verify`, on a feed that is whole and then on one
+/// with a damaged file.
+#[test]
+fn feed_build_and_verify_snapshot() {
+    let op = common::operator::Operator::new();
+    image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, 90])).save(op.path("playlists/pic.png")).expect("png");
+    std::fs::write(
+        op.path("playlists/main.toml"),
+        "id = \"main\"\n[[items]]\nkind = \"text\"\ntitle = \"科普\"\n[[items]]\nkind = \"image\"\npath = \"pic.png\"\n",
+    )
+    .expect("playlist");
+    let tmp = op.dir.path();
+    let out = op.build();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let build = named(&stdout(&out), &[(tmp, "[TMP]")]);
+    let verify = || op.try_run(&["feed", "verify", "feed", "--public-key", "keys/feed-key.pub"]);
+    let ok = verify();
+    assert!(ok.status.success(), "{}", common::stderr(&ok));
+    let blob = std::fs::read_dir(op.path("feed/blobs")).expect("blobs").flatten().find(|e| e.file_name().to_string_lossy().ends_with(".png")).expect("the picture").path();
+    let mut bytes = std::fs::read(&blob).expect("read");
+    bytes[40] ^= 1;
+    std::fs::write(&blob, bytes).expect("write");
+    let bad = verify();
+    assert_eq!(bad.status.code(), Some(1));
+    let text = format!(
+        "$ estation feed build\n{build}\n$ estation feed verify feed\n{}\n$ estation feed verify feed   # one byte of the picture flipped\n{}{}",
+        named(&stdout(&ok), &[(tmp, "[TMP]")]),
+        named(&stdout(&bad), &[(tmp, "[TMP]")]),
+        named(&common::stderr(&bad), &[(tmp, "[TMP]")]),
+    );
+    feed_filters().bind(|| insta::assert_snapshot!(text));
+}
+
+/// `status` of a kiosk that never synced, as text and JSON.
+#[test]
+fn status_on_an_empty_cache_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), &format!("[cache]\ndir = \"{}\"\n", dir.path().join("cache").display()));
+    let text = kiosk(&config, dir.path()).arg("status").output().expect("run");
+    assert!(text.status.success(), "{}", common::stderr(&text));
+    insta::assert_snapshot!("status_text_empty_cache", named(&stdout(&text), &[(dir.path(), "[TMP]")]));
+    let json = kiosk(&config, dir.path()).args(["status", "--json"]).output().expect("run");
+    assert!(json.status.success(), "{}", common::stderr(&json));
+    insta::assert_snapshot!("status_json_empty_cache", named(&stdout(&json), &[(dir.path(), "[TMP]")]));
+}
+
+/// `config show`: every setting, and where it came from.
+#[test]
+fn config_show_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), "[audio]\nvolume = 35\n");
+    let out = kiosk(&config, dir.path()).args(["config", "show"]).output().expect("run");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = named(&stdout(&out), &[(dir.path(), "[TMP]"), (&root(), "[ROOT]")]);
+    // The origins are aligned in a column, whose width depends on the
+    // length of the temp folder's name.
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r" +# ", "  # ");
+    settings.bind(|| insta::assert_snapshot!(text));
 }

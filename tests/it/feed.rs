@@ -5,17 +5,17 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::feedsrv::FeedServer;
 use common::nginx::Nginx;
 use common::operator::{status_json, Operator};
-use common::{estation, root, stderr, stdout, Xvfb};
+use common::pixels::near;
+use common::player::{Played, Player};
+use common::{estation, root, stderr, stdout, wait_until, Killed};
 use estation::core::feed::Digest;
-
-const LIMIT: Duration = Duration::from_secs(240);
 
 fn sync(config: &Path, args: &[&str]) -> std::process::Output {
     estation(config).arg("sync").args(args).output().unwrap()
@@ -151,43 +151,19 @@ fn a_bad_playlist_fails_the_build_like_playlist_check_and_writes_nothing() {
     assert!(!op.path("feed").exists());
 }
 
-/// Plays what the cache holds, with no network; returns the screenshots.
-fn play_from_cache(config: &Path, shots: &[&str], extra: &mut dyn FnMut()) -> (common::Run, Vec<image::RgbImage>) {
-    let x = Xvfb::start(320, 180);
-    let shot = config.with_file_name("shot.png");
-    let mut cmd = estation(config);
-    cmd.env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .args(["play", "--window", "320x180", "--screenshot"])
-        .arg(&shot)
-        .arg("--screenshot-at")
-        .arg(shots.join(","));
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let err = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut { err }, &mut s);
-        s
-    });
-    extra();
-    let start = Instant::now();
-    let ok = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.success();
-        }
-        assert!(start.elapsed() < LIMIT, "player did not finish");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stderr = log.join().unwrap();
-    assert!(ok, "player failed:\n{stderr}");
-    let paths: Vec<PathBuf> = if shots.len() == 1 { vec![shot] } else { (1..=shots.len()).map(|i| config.with_file_name(format!("shot-{i}.png"))).collect() };
-    let images = paths.iter().map(|p| image::open(p).unwrap_or_else(|e| panic!("{}: {e}\n{stderr}", p.display())).to_rgb8()).collect();
-    (common::Run { success: ok, stdout: String::new(), stderr }, images)
+/// The player on what the cache holds (no `--playlist`), in a 320×180 window.
+fn from_cache(config: &Path, shots: &[&str]) -> Player {
+    Player::new(config).window(320, 180).shots(shots)
 }
 
+/// Plays what the cache holds; returns the log and the screenshots.
+fn play_from_cache(config: &Path, shots: &[&str]) -> Played {
+    from_cache(config, shots).run()
+}
+
+/// The card's colour in the top-left corner, away from its title.
 fn corner_is(img: &image::RgbImage, want: [u8; 3]) -> bool {
-    let p = img.get_pixel(6, 6);
-    (0..3).all(|i| p[i].abs_diff(want[i]) <= 12)
+    near(img, 6, 6, want, 12)
 }
 
 const GREEN: [u8; 3] = [0x1b, 0x5e, 0x20];
@@ -212,19 +188,13 @@ fn kill_9_mid_sync_leaves_the_last_good_version_and_the_restart_resumes() {
     std::fs::write(op.path("playlists/extra.toml"), "id = \"extra\"\n[schedule]\nweekdays = \"mon\"\nhours = [\"03:00-03:01\"]\n[[items]]\nkind = \"image\"\npath = \"big.png\"\n").unwrap();
     assert!(op.build().status.success());
     server.set(|k| k.rate = Some(60_000));
-    let mut child = estation(&config).args(["sync", "--once"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Killed::spawn(estation(&config).args(["sync", "--once"]).stdout(Stdio::null()).stderr(Stdio::null()));
     let partial = kiosk.path().join("cache/partial");
-    let start = Instant::now();
-    loop {
-        let grown = std::fs::read_dir(&partial).unwrap().flatten().any(|e| e.metadata().map(|m| m.len() > 100_000).unwrap_or(false));
-        if grown {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "the download never got going");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    wait_until(Duration::from_secs(60), "the download to pass 100 kB", || {
+        std::fs::read_dir(&partial).unwrap().flatten().any(|e| e.metadata().map(|m| m.len() > 100_000).unwrap_or(false))
+    });
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
 
     // The cache is whole, still on version 1, and a player starts on it.
     let st = status_json(&config);
@@ -236,7 +206,7 @@ fn kill_9_mid_sync_leaves_the_last_good_version_and_the_restart_resumes() {
         let name: Digest = e.file_name().to_str().unwrap().parse().unwrap();
         assert_eq!(Digest::of_file(&e.path()).unwrap().0, name);
     }
-    let (_, shots) = play_from_cache(&config, &["1.5s"], &mut || {});
+    let Played { shots, .. } = play_from_cache(&config, &["1.5s"]);
     assert!(corner_is(&shots[0], GREEN), "expected version 1's card, got {:?}", shots[0].get_pixel(6, 6));
 
     // The restart resumes the partial file with a Range request.
@@ -247,7 +217,7 @@ fn kill_9_mid_sync_leaves_the_last_good_version_and_the_restart_resumes() {
     let resumed = server.take_seen().into_iter().filter(|s| s.range.is_some()).count();
     assert_eq!(resumed, 1);
     assert!(status_json(&config)["feed_version"].as_u64().unwrap() > v1);
-    let (_, shots) = play_from_cache(&config, &["1.5s"], &mut || {});
+    let Played { shots, .. } = play_from_cache(&config, &["1.5s"]);
     assert!(corner_is(&shots[0], RED), "expected version 2's card, got {:?}", shots[0].get_pixel(6, 6));
 }
 
@@ -267,20 +237,21 @@ fn the_player_switches_to_a_new_version_without_a_restart_or_a_black_frame() {
     op.card("第二版", "#b71c1c");
     std::fs::rename(&stick, op.path("feed")).unwrap();
     assert!(op.build().status.success());
-    let config2 = config.clone();
-    let feed = op.path("feed");
-    let shots = ["1s", "2s", "6s", "6.2s", "6.4s", "6.6s", "6.8s", "7s", "7.5s"];
-    let (run, imgs) = play_from_cache(&config, &shots, &mut || {
-        let config2 = config2.clone();
-        let feed = feed.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(2500));
-            let out = sync(&config2, &["--from", feed.to_str().unwrap()]);
-            assert!(out.status.success(), "{}", stderr(&out));
-        });
-    });
-    assert!(corner_is(&imgs[0], GREEN) && corner_is(&imgs[1], GREEN), "{}", run.stderr);
-    assert!(corner_is(imgs.last().unwrap(), RED), "never switched:\n{}", run.stderr);
+    // Version 1 twice, then shots close together once version 2 has had
+    // time to come in and take over (a new programme waits for an item
+    // boundary, and a loaded machine draws slowly).
+    let shots = ["1s", "2s", "9s", "9.2s", "9.4s", "9.6s", "9.8s", "10s", "10.5s"];
+    let player = from_cache(&config, &shots);
+    let second = player.shot_path(2);
+    let mut running = player.spawn();
+    // The new version comes in once version 1 has been seen twice, so
+    // neither of those shots can have caught version 2.
+    wait_until(Duration::from_secs(120), "the player's second screenshot", || second.exists() || running.exited());
+    let out = sync(&config, &["--from", op.path("feed").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let Played { log, shots: imgs } = running.finish();
+    assert!(corner_is(&imgs[0], GREEN) && corner_is(&imgs[1], GREEN), "{log}");
+    assert!(corner_is(imgs.last().unwrap(), RED), "never switched:\n{log}");
     for (i, img) in imgs.iter().enumerate() {
         assert!(corner_is(img, GREEN) || corner_is(img, RED), "shot {} is neither version: {:?}", i + 1, img.get_pixel(6, 6));
     }
@@ -305,16 +276,20 @@ fn the_player_syncs_in_the_background_and_a_stale_feed_keeps_playing() {
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str("[player]\nplaylist = \"local.toml\"\n");
     std::fs::write(&config, text).unwrap();
-    let (run, imgs) = play_from_cache(&config, &["5s"], &mut || {});
-    assert!(corner_is(&imgs[0], RED), "the synced feed is not on screen:\n{}", run.stderr);
+    let Played { log, shots: imgs } = play_from_cache(&config, &["5s"]);
+    assert!(corner_is(&imgs[0], RED), "the synced feed is not on screen:\n{log}");
     assert!(server.take_seen().iter().any(|s| s.path == "/manifest.json"));
 
-    // Past its expiry: still played, flagged stale.
-    std::thread::sleep(Duration::from_secs(3));
+    // Past its expiry: still played, flagged stale. About time passing, so a
+    // sleep: until the build's wall-clock expiry (usually past by now, the
+    // player having run for longer than the feed lasts).
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(op.path("feed/manifest.json")).unwrap()).unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(manifest["signed"]["expires"].as_str().unwrap()).unwrap();
+    std::thread::sleep((expires.to_utc() - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100));
     let st = status_json(&config);
     assert_eq!(st["stale"], true, "{st}");
     let server_gone = op.kiosk(kiosk.path(), Some("http://127.0.0.1:9/"));
-    let (_, imgs) = play_from_cache(&server_gone, &["1.5s"], &mut || {});
+    let Played { shots: imgs, .. } = play_from_cache(&server_gone, &["1.5s"]);
     assert!(corner_is(&imgs[0], RED), "a stale feed must keep playing");
 }
 

@@ -8,31 +8,24 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::clips::tone;
-use common::{estation, run_with_limit, write_config, Run, Xvfb};
+use common::player::Player;
+use common::{estation, wait_until, write_config};
 
-/// Runs the player for `secs` with `pcm` as ALSA's default device.
-fn play(dir: &Path, playlist: &Path, pcm: &str, secs: u32) -> Run {
+/// The player for `secs` with `pcm` as ALSA's default device, and more
+/// `[audio]` settings.
+fn player(dir: &Path, playlist: &Path, pcm: &str, secs: u32, audio: &str) -> Player {
+    let config = write_config(dir, &format!("[audio]\nvolume = 80\n{audio}"));
+    Player::new(&config).window(640, 360).sound(pcm).exit_after(&format!("{secs}s")).playlist(playlist)
+}
+
+/// Runs [`player`] to its end; returns its log.
+fn play(dir: &Path, playlist: &Path, pcm: &str, secs: u32) -> String {
     play_with(dir, playlist, pcm, secs, "")
 }
 
 /// [`play`] with more `[audio]` settings.
-fn play_with(dir: &Path, playlist: &Path, pcm: &str, secs: u32, audio: &str) -> Run {
-    let x = Xvfb::start(640, 360);
-    let home = dir.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(home.join(".asoundrc"), format!("pcm.!default {{ {pcm} }}\n")).unwrap();
-    let config = write_config(dir, &format!("[audio]\nvolume = 80\n{audio}"));
-    let mut cmd = estation(&config);
-    cmd.env("HOME", &home)
-        .env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .args(["play", "--window", "640x360", "--exit-after"])
-        .arg(format!("{secs}s"))
-        .arg("--playlist")
-        .arg(playlist);
-    let run = run_with_limit(&mut cmd, Duration::from_secs(240));
-    assert!(run.success, "player failed:\n{}", run.stderr);
-    run
+fn play_with(dir: &Path, playlist: &Path, pcm: &str, secs: u32, audio: &str) -> String {
+    player(dir, playlist, pcm, secs, audio).run().log
 }
 
 /// Seconds between the first log lines containing `a` and then `b`.
@@ -88,8 +81,7 @@ fn narrated(dir: &Path, music_secs: u32, more: &str) -> PathBuf {
 fn narration_sets_the_item_length_and_music_ducks_under_it() {
     let dir = tempfile::tempdir().unwrap();
     let playlist = narrated(dir.path(), 4, "");
-    let run = play(dir.path(), &playlist, "type null", 12);
-    let log = &run.stderr;
+    let log = &play(dir.path(), &playlist, "type null", 12);
     assert!(log.contains("audio: sound on the default output device"), "{log}");
     // Master 80 % × music 50 % = 40 %; under narration a fifth of that.
     for want in ["audio: music ", "m1.ogg (1/2)", "audio: music level 40% (full)", "talk.ogg", "audio: music level 8% (ducked under narration or clip sound)"] {
@@ -112,8 +104,7 @@ fn with_no_sound_device_the_programme_goes_on_in_silence() {
     let dir = tempfile::tempdir().unwrap();
     common::clips::make(dir.path(), "v.mp4", &common::clips::Spec { sound: true, frames: 45, ..Default::default() });
     let playlist = narrated(dir.path(), 1, "\n[[items]]\nid = \"clip\"\nkind = \"video\"\npath = \"v.mp4\"\n");
-    let run = play(dir.path(), &playlist, "type hw card 99", 14);
-    let log = &run.stderr;
+    let log = &play(dir.path(), &playlist, "type hw card 99", 14);
     assert_eq!(log.matches("audio: no output device").count(), 1, "one line, not a flood:\n{log}");
     // Every item still comes and goes on time, the narrated one included
     // (measured from its file, not from a player that never drains).
@@ -140,16 +131,12 @@ fn sound_comes_back_when_a_device_appears() {
     tone(dir.path(), "m1.ogg", 3, 330);
     let playlist = dir.path().join("p.toml");
     std::fs::write(&playlist, "[music]\ntracks = [\"m1.ogg\"]\n\n[[items]]\nkind = \"text\"\ntitle = \"音乐\"\nduration = \"1h\"\n").unwrap();
-    // Speakers plugged in a few seconds after start: ALSA re-reads its
+    // Speakers plugged in once the player has found none: ALSA re-reads its
     // config when the file changes.
-    let asoundrc = dir.path().join("home/.asoundrc");
-    let plug = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(5));
-        std::fs::write(asoundrc, "pcm.!default { type null }\n").unwrap();
-    });
-    let run = play(dir.path(), &playlist, "type hw card 99", 20);
-    plug.join().unwrap();
-    let log = &run.stderr;
+    let running = player(dir.path(), &playlist, "type hw card 99", 20, "").spawn();
+    wait_until(Duration::from_secs(120), "the player to find no sound device", || running.log().contains("audio: no output device"));
+    std::fs::write(dir.path().join("home/.asoundrc"), "pcm.!default { type null }\n").unwrap();
+    let log = &running.finish().log;
     let silent = log.find("audio: no output device").unwrap_or_else(|| panic!("never silent:\n{log}"));
     let back = log.find("audio: sound on the default output device").unwrap_or_else(|| panic!("never came back:\n{log}"));
     assert!(silent < back, "{log}");
@@ -162,8 +149,7 @@ fn in_quiet_hours_the_programme_is_silent() {
     let dir = tempfile::tempdir().unwrap();
     let playlist = narrated(dir.path(), 2, "");
     // All day quiet.
-    let run = play_with(dir.path(), &playlist, "type null", 9, "quiet_hours = \"00:00-24:00\"\n");
-    let log = &run.stderr;
+    let log = &play_with(dir.path(), &playlist, "type null", 9, "quiet_hours = \"00:00-24:00\"\n");
     assert!(log.contains("audio: music level 0% (quiet hours)"), "{log}");
     assert!(!log.contains("audio: music level 40%"), "{log}");
     // No narration is started, but the item still lasts it.

@@ -541,15 +541,13 @@ fn leftovers_of_a_kill_9_are_cleaned_at_the_next_start_and_the_download_still_re
 
     // Kill the kiosk's sync mid-file.
     server.set(|k| k.rate = Some(60_000));
-    let mut child = common::estation(&config).args(["sync", "--once"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = common::Killed::spawn(common::estation(&config).args(["sync", "--once"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()));
     let cache = kiosk_dir.path().join("cache");
-    let start = std::time::Instant::now();
-    while !std::fs::read_dir(cache.join("partial")).unwrap().flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 50_000)) {
-        assert!(start.elapsed() < Duration::from_secs(60), "the download never got going");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    common::wait_until(Duration::from_secs(60), "the download to pass 50 kB", || {
+        std::fs::read_dir(cache.join("partial")).unwrap().flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 50_000))
+    });
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
     let partials = std::fs::read_dir(cache.join("partial")).unwrap().flatten().filter(|e| e.metadata().is_ok_and(|m| m.len() > 0)).count();
 
     // What a kill inside an atomic write leaves, a while ago; and a partial
@@ -588,14 +586,12 @@ fn a_usb_import_proceeds_while_a_throttled_background_download_runs() {
     let server = FeedServer::start(fx.feed.path().to_path_buf());
     let dir = tempfile::tempdir().unwrap();
     let config = kiosk(dir.path(), &server, &fx.key, "max_bytes_per_sec = 20000\ninterval = \"5s\"\n");
-    let mut background = common::estation(&config).arg("sync").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let background = common::Killed::spawn(common::estation(&config).arg("sync").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()));
     // The download is under way (≈ 380 KB at 20 KB/s).
     let status = dir.path().join("cache/status.json");
-    let start = std::time::Instant::now();
-    while !std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"pending\": {")) {
-        assert!(start.elapsed() < Duration::from_secs(20), "the background download never started");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_until(Duration::from_secs(20), "the background download to start", || {
+        std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"pending\": {"))
+    });
     // A newer build, on a stick.
     let stick = Fixture { src: tempfile::tempdir().unwrap(), feed: tempfile::tempdir().unwrap(), key: SigningKey::from_bytes(&[9; 32]) };
     stick.write(1, "优盘", 7);
@@ -608,14 +604,15 @@ fn a_usb_import_proceeds_while_a_throttled_background_download_runs() {
     assert_eq!(current_version(&dir.path().join("cache"), &fx.key), Some(usb_version));
     // The background download finishes and does not roll the screen back.
     let http_cache = Cache::at(&dir.path().join("cache"));
-    let start = std::time::Instant::now();
-    while !fx.manifest().manifest.blobs().iter().all(|b| http_cache.has(b)) {
-        assert!(start.elapsed() < Duration::from_secs(60), "the background download did not finish (its files were taken?)");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    let _ = background.kill();
-    let _ = background.wait();
+    common::wait_until(Duration::from_secs(60), "the background download to finish (its files were taken?)", || {
+        fx.manifest().manifest.blobs().iter().all(|b| http_cache.has(b))
+    });
+    // The background sync clears its pending download where it decides
+    // whether to commit its version (or keep the newer one).
+    common::wait_until(Duration::from_secs(30), "the background sync to decide on its download", || {
+        std::fs::read_to_string(&status).is_ok_and(|s| !s.contains("\"pending\": {"))
+    });
+    drop(background);
     assert_eq!(current_version(&dir.path().join("cache"), &fx.key), Some(usb_version));
     let (ok, report) = cache_verify(&config);
     assert!(ok, "{report}");

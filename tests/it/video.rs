@@ -22,17 +22,16 @@ fn play_through(clip: &Clip, limit: Duration) -> (Vec<Duration>, Duration) {
     }
     let t0 = Instant::now();
     clip.play();
-    loop {
+    // Every 2 ms, so no frame is missed; at `limit` the caller's timing
+    // assertions say what went wrong.
+    common::poll_until(limit, Duration::from_millis(2), || {
         if let Some(f) = clip.take_frame() {
             pts.extend(f.pts);
         }
         let events = clip.events();
         assert!(!events.iter().any(|e| matches!(e, ClipEvent::Error(_))), "{events:?}");
-        if events.contains(&ClipEvent::Eos) || t0.elapsed() > limit {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+        events.contains(&ClipEvent::Eos)
+    });
     (pts, t0.elapsed())
 }
 
@@ -99,14 +98,12 @@ fn a_start_offset_and_a_rewind_land_on_their_frame() {
     assert!(pts.iter().all(|p| *p >= first));
     clip.rewind().unwrap();
     // The seek does not wait: the frame at `start` comes like any other.
-    let t0 = Instant::now();
-    let again = loop {
-        if let Some(f) = clip.take_frame() {
-            break f.pts.unwrap();
-        }
-        assert!(t0.elapsed() < Duration::from_secs(5), "no frame after the rewind");
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let mut again = None;
+    common::wait_until_every(Duration::from_millis(5), Duration::from_secs(5), "a frame after the rewind", || {
+        again = clip.take_frame().map(|f| f.pts.unwrap());
+        again.is_some()
+    });
+    let again = again.unwrap();
     assert!((again.as_secs_f64() - 1.0).abs() < 0.04, "{again:?}");
 }
 
@@ -174,10 +171,14 @@ fn plugins_without(dir: &std::path::Path, left_out: &[&str]) -> std::path::PathB
     only
 }
 
-fn restricted(cmd: &mut std::process::Command, dir: &std::path::Path, plugins: &std::path::Path) {
-    cmd.env("GST_PLUGIN_SYSTEM_PATH_1_0", plugins)
-        .env("GST_PLUGIN_PATH_1_0", plugins)
-        .env("GST_REGISTRY_1_0", dir.join("registry.bin"));
+/// The environment that makes GStreamer see only `plugins` (with a registry
+/// of its own in `dir`).
+fn restricted(dir: &std::path::Path, plugins: &std::path::Path) -> [(&'static str, std::path::PathBuf); 3] {
+    [
+        ("GST_PLUGIN_SYSTEM_PATH_1_0", plugins.to_path_buf()),
+        ("GST_PLUGIN_PATH_1_0", plugins.to_path_buf()),
+        ("GST_REGISTRY_1_0", dir.join("registry.bin")),
+    ]
 }
 
 #[test]
@@ -192,9 +193,7 @@ fn doctor_names_the_decoders_and_the_packages_that_are_missing() {
 
     // No libav and no openh264 (plugins-bad): H.264, H.265 and AAC have no decoder.
     let plugins = plugins_without(dir.path(), &["libgstlibav", "libgstopenh264", "libgstfaad", "libgstva"]);
-    let mut cmd = common::estation(&config);
-    restricted(&mut cmd, dir.path(), &plugins);
-    let out = cmd.arg("doctor").output().unwrap();
+    let out = common::estation(&config).envs(restricted(dir.path(), &plugins)).arg("doctor").output().unwrap();
     let text = common::stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("MISSING  H.264 video            install gstreamer1.0-libav"), "{text}");
@@ -220,17 +219,12 @@ fn a_clip_the_machine_cannot_decode_is_skipped_naming_file_and_package() {
     )
     .unwrap();
     let plugins = plugins_without(dir.path(), &["libgstlibav", "libgstopenh264", "libgstva"]);
-    let x = common::Xvfb::start(320, 240);
     let config = common::write_config(dir.path(), "");
-    let mut cmd = common::estation(&config);
-    restricted(&mut cmd, dir.path(), &plugins);
-    cmd.env("DISPLAY", &x.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .args(["play", "--window", "320x240", "--exit-after", "6s", "--playlist"])
-        .arg(&playlist);
-    let run = common::run_with_limit(&mut cmd, Duration::from_secs(240));
-    assert!(run.success, "{}", run.stderr);
-    let log = &run.stderr;
+    let mut player = common::player::Player::new(&config).window(320, 240).exit_after("6s").playlist(&playlist);
+    for (k, v) in restricted(dir.path(), &plugins) {
+        player = player.env(k, v);
+    }
+    let log = &player.run().log;
     let skip = |id: &str| log.lines().filter(|l| l.contains(&format!("skipping item `{id}`"))).collect::<Vec<_>>();
     let h264 = skip("h264");
     assert_eq!(h264.len(), 1, "one line for the undecodable clip:\n{log}");

@@ -77,6 +77,11 @@ impl FeedServer {
         f(&mut self.shared.knobs.lock().expect("knobs"));
     }
 
+    /// The requests seen so far (a copy; they are kept).
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().expect("seen").clone()
+    }
+
     /// The requests seen so far, and forget them.
     pub fn take_seen(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.shared.seen.lock().expect("seen"))

@@ -8,6 +8,8 @@ pub mod feedsrv;
 #[cfg(feature = "net")]
 pub mod nginx;
 pub mod operator;
+pub mod pixels;
+pub mod player;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -119,18 +121,14 @@ pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Run {
     };
     let out = drain(child.stdout.take().map(|r| Box::new(r) as _));
     let err = drain(child.stderr.take().map(|r| Box::new(r) as _));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for estation") {
-            break Some(status);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut status = None;
+    if !poll_until(limit, Duration::from_millis(100), || {
+        status = child.try_wait().expect("wait for estation");
+        status.is_some()
+    }) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let run = Run {
         success: status.is_some_and(|s| s.success()),
         stdout: out.join().unwrap_or_default(),
@@ -138,4 +136,50 @@ pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Run {
     };
     assert!(status.is_some(), "estation did not finish within {limit:?}\nstderr:\n{}", run.stderr);
     run
+}
+
+/// Polls `condition` every 50 ms until it holds and returns how long that
+/// took; fails the test after `timeout`, naming `what` it waited for.
+pub fn wait_until(timeout: Duration, what: &str, condition: impl FnMut() -> bool) -> Duration {
+    wait_until_every(Duration::from_millis(50), timeout, what, condition)
+}
+
+/// [`wait_until`], polling every `every` (a video frame pump needs
+/// milliseconds; running a command to look needs no more than a few a second).
+pub fn wait_until_every(every: Duration, timeout: Duration, what: &str, condition: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    assert!(poll_until(timeout, every, condition), "timed out after {timeout:?} waiting for {what}");
+    start.elapsed()
+}
+
+/// Polls `condition` every `every` until it holds (true) or `timeout` has
+/// passed (false), for a caller that has more to say when it never held.
+pub fn poll_until(timeout: Duration, every: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// A child process killed when the test lets go of it, failed assertions
+/// included, so a panicking test never leaves a `sync` loop running.
+pub struct Killed(pub Child);
+
+impl Killed {
+    pub fn spawn(cmd: &mut Command) -> Killed {
+        Killed(cmd.spawn().expect("start estation"))
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -45,6 +45,8 @@ impl Nginx {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let nginx = Nginx { child, dir, addr };
         let start = Instant::now();
+        // A poll, not a fixed wait; written out because benches/sync.rs
+        // includes this file without the rest of `common`.
         while std::net::TcpStream::connect(addr).is_err() {
             if start.elapsed() > Duration::from_secs(10) {
                 return Err(format!("nginx did not start: {}", nginx.log()));

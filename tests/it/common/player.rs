@@ -1,0 +1,216 @@
+//! The one way the tests start the real player: `estation play` in a
+//! private Xvfb (Mesa's software renderer), with a config, a playlist, a
+//! screen and window size, screenshot times, an end time, a sound device
+//! and more environment; it hands back the log and the screenshots.
+//!
+//! Screenshots and the home folder go beside the config file.
+
+use std::ffi::OsString;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use image::RgbImage;
+
+use super::{estation, wait_until, write_config, Xvfb};
+
+/// Generous: a cold debug build under llvmpipe on 2 busy cores is slow.
+const LIMIT: Duration = Duration::from_secs(240);
+
+/// One player run, set up builder-style; [`Player::run`] or [`Player::spawn`].
+pub struct Player {
+    config: PathBuf,
+    dir: PathBuf,
+    playlist: Option<PathBuf>,
+    screen: Option<(u32, u32)>,
+    window: Option<(u32, u32)>,
+    shots: Vec<String>,
+    exit_after: Option<String>,
+    pcm: Option<String>,
+    env: Vec<(OsString, OsString)>,
+}
+
+/// What a finished run left: its log (stderr) and screenshots, in order.
+pub struct Played {
+    pub log: String,
+    pub shots: Vec<RgbImage>,
+}
+
+impl Player {
+    /// The player on the config file `config` (it must exist); its
+    /// screenshots are written beside it.
+    pub fn new(config: &Path) -> Player {
+        Player {
+            config: config.to_path_buf(),
+            dir: config.parent().expect("the config is in a folder").to_path_buf(),
+            playlist: None,
+            screen: None,
+            window: None,
+            shots: Vec::new(),
+            exit_after: None,
+            pcm: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// The player on a fresh `dir/config.toml` ([`write_config`] with `extra`).
+    pub fn fresh(dir: &Path, extra: &str) -> Player {
+        Player::new(&write_config(dir, extra))
+    }
+
+    /// `--playlist` (a file or folder) instead of what the config or cache holds.
+    pub fn playlist(mut self, path: &Path) -> Player {
+        self.playlist = Some(path.to_path_buf());
+        self
+    }
+
+    /// The X screen's size; full screen unless [`Player::window`] is given.
+    /// Without it the screen is the window's size (or 640×360).
+    pub fn screen(mut self, width: u32, height: u32) -> Player {
+        self.screen = Some((width, height));
+        self
+    }
+
+    /// `--window WxH`.
+    pub fn window(mut self, width: u32, height: u32) -> Player {
+        self.window = Some((width, height));
+        self
+    }
+
+    /// `--screenshot-at`: times after the first frame (`1s`, `2700ms`). The
+    /// player ends after the last one.
+    pub fn shots(mut self, at: &[&str]) -> Player {
+        self.shots = at.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// `--exit-after` (`12s`).
+    pub fn exit_after(mut self, after: &str) -> Player {
+        self.exit_after = Some(after.to_string());
+        self
+    }
+
+    /// Sound to the ALSA device `pcm` (`type null`: one that discards what it
+    /// is sent; `type hw card 99`: none at all), set in a home folder of the
+    /// run's own (`home/` beside the config) so the tester's sound setup never
+    /// leaks in.
+    pub fn sound(mut self, pcm: &str) -> Player {
+        self.pcm = Some(pcm.to_string());
+        self
+    }
+
+    /// One more environment variable.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Player {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Where the screenshot `i` (from 1) of this run is written: one keeps
+    /// the `--screenshot` name, several are numbered.
+    pub fn shot_path(&self, i: usize) -> PathBuf {
+        if self.shots.len() == 1 { self.dir.join("shot.png") } else { self.dir.join(format!("shot-{i}.png")) }
+    }
+
+    /// Runs the player to its end; it must succeed.
+    pub fn run(self) -> Played {
+        self.spawn().finish()
+    }
+
+    /// Starts the player and returns at once, for a test that acts while it
+    /// plays.
+    pub fn spawn(self) -> Running {
+        let shots: Vec<PathBuf> = (1..=self.shots.len()).map(|i| self.shot_path(i)).collect();
+        // A run before this one in the same folder must not pass for this one.
+        for p in &shots {
+            let _ = std::fs::remove_file(p);
+        }
+        let (w, h) = self.screen.or(self.window).unwrap_or((640, 360));
+        let x = Xvfb::start(w, h);
+        let mut cmd = estation(&self.config);
+        cmd.env("DISPLAY", &x.display).env_remove("WAYLAND_DISPLAY").arg("play");
+        if let Some(p) = &self.playlist {
+            cmd.arg("--playlist").arg(p);
+        }
+        if let Some((w, h)) = self.window {
+            cmd.arg("--window").arg(format!("{w}x{h}"));
+        }
+        if !self.shots.is_empty() {
+            cmd.arg("--screenshot").arg(self.dir.join("shot.png")).arg("--screenshot-at").arg(self.shots.join(","));
+        }
+        if let Some(after) = &self.exit_after {
+            cmd.arg("--exit-after").arg(after);
+        }
+        if let Some(pcm) = &self.pcm {
+            let home = self.dir.join("home");
+            std::fs::create_dir_all(&home).expect("home folder");
+            std::fs::write(home.join(".asoundrc"), format!("pcm.!default {{ {pcm} }}\n")).expect("write .asoundrc");
+            cmd.env("HOME", &home);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start estation play");
+        // The log is read as it comes, so a test can wait for a line and a
+        // chatty player never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let log = log.clone();
+            let err = child.stderr.take().expect("piped stderr");
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    let mut log = log.lock().expect("log");
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            })
+        };
+        Running { child, _x: x, log, reader: Some(reader), shots }
+    }
+}
+
+/// A player that is running; killed (and its X server closed) if the test
+/// lets go of it before [`Running::finish`].
+pub struct Running {
+    child: Child,
+    _x: Xvfb,
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    shots: Vec<PathBuf>,
+}
+
+impl Running {
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Whether the player has ended (for whatever reason).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().expect("wait for the player").is_some()
+    }
+
+    /// Waits for the player to end; it must succeed and have written every
+    /// screenshot.
+    pub fn finish(mut self) -> Played {
+        wait_until(LIMIT, "the player to finish", || self.exited());
+        let ok = self.child.wait().expect("wait for the player").success();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let log = self.log();
+        assert!(ok, "estation play failed:\n{log}");
+        let shots = self
+            .shots
+            .iter()
+            .map(|p| image::open(p).unwrap_or_else(|e| panic!("screenshot {}: {e}\nlog:\n{log}", p.display())).to_rgb8())
+            .collect();
+        Played { log, shots }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
