@@ -73,7 +73,7 @@ pub(super) fn plugin(app: &mut App) {
         .init_resource::<AlertTicker>()
         .init_resource::<Drawn>()
         .add_systems(Startup, setup)
-        .add_systems(PreUpdate, check.in_set(Phase::Sense))
+        .add_systems(PreUpdate, check.run_if(TrustedClock::loaded).in_set(Phase::Sense))
         .add_systems(Update, draw.before(Phase::Decide));
 }
 

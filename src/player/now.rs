@@ -73,7 +73,7 @@ pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Now>()
         .init_resource::<TrustedClock>()
         .add_systems(First, read_clocks)
-        .add_systems(PreUpdate, take_record.in_set(Phase::Receive));
+        .add_systems(PreUpdate, take_record.in_set(Phase::Receive).after(super::worker::drain));
 }
 
 fn read_clocks(mut now: ResMut<Now>) {

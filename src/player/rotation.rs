@@ -90,7 +90,7 @@ pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Show>()
         .init_resource::<CurrentTicker>()
         .init_resource::<Started>()
-        .add_systems(PreUpdate, take_programme.in_set(Phase::Receive))
+        .add_systems(PreUpdate, take_programme.in_set(Phase::Receive).after(super::worker::drain))
         .add_systems(Update, (follow_mode, rotate).chain().in_set(Phase::Decide))
         .add_systems(Update, fade.in_set(Phase::Animate));
 }

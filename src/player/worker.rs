@@ -189,13 +189,9 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
             ok &= send(Done::Clock(load_clock(&files.clock)));
             any = true;
         }
-        let s = stamp(&files.store);
-        if s != store_stamp {
-            store_stamp = s;
-            if let Some(store) = files.store.as_ref().and_then(|p| load_store(p)) {
-                ok &= send(Done::Store(store));
-                any = true;
-            }
+        if let Some(store) = changed_store(&files.store, &mut store_stamp) {
+            ok &= send(Done::Store(store));
+            any = true;
         }
         if Instant::now() >= programme_after && files.source.changed(&origin) {
             let (library, fresh) = load_programme(&files.source);
@@ -205,6 +201,12 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
             }
             ok &= send(Done::Programme(library, origin.clone()));
             any = true;
+            // A load takes a while (every playlist parsed, every picture
+            // probed), and sync writes a new version's warnings just after
+            // the version: look at the store again at once, not a check later.
+            if let Some(store) = changed_store(&files.store, &mut store_stamp) {
+                ok &= send(Done::Store(store));
+            }
         }
         if any {
             wake();
@@ -222,6 +224,16 @@ fn load_clock(path: &Option<PathBuf>) -> Option<Record> {
 
 /// The store, or `None` when it cannot be read: sync rewrites the file
 /// atomically, so that is a damaged file, and what was read before stays.
+/// The alert store, when its file changed since `seen` (which it updates).
+fn changed_store(path: &Option<PathBuf>, seen: &mut Option<SystemTime>) -> Option<Store> {
+    let s = stamp(path);
+    if s == *seen {
+        return None;
+    }
+    *seen = s;
+    path.as_ref().and_then(|p| load_store(p))
+}
+
 fn load_store(path: &std::path::Path) -> Option<Store> {
     match crate::store::inbox::load(path) {
         Ok(s) => {
@@ -250,7 +262,7 @@ fn load_programme(source: &ContentSource) -> (Library, Origin) {
 }
 
 /// Hands what the thread found to the plugins, as messages.
-fn drain(
+pub(super) fn drain(
     worker: Option<Res<Worker>>,
     mut programme: MessageWriter<ProgrammeLoaded>,
     mut store: MessageWriter<StoreLoaded>,

@@ -341,7 +341,16 @@ impl Cache {
 
     /// The verified files held: digest → size.
     pub fn blobs(&self) -> Result<std::collections::BTreeMap<Digest, u64>, CacheError> {
-        let dir = self.root.join("blobs");
+        self.sizes("blobs")
+    }
+
+    /// The partial downloads held: digest → bytes so far.
+    pub fn partials(&self) -> Result<std::collections::BTreeMap<Digest, u64>, CacheError> {
+        self.sizes("partial")
+    }
+
+    fn sizes(&self, sub: &str) -> Result<std::collections::BTreeMap<Digest, u64>, CacheError> {
+        let dir = self.root.join(sub);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),

@@ -617,3 +617,40 @@ fn a_usb_import_proceeds_while_a_throttled_background_download_runs() {
     let (ok, report) = cache_verify(&config);
     assert!(ok, "{report}");
 }
+
+/// The switch keeps two versions as the cache names them at that moment:
+/// a USB import that brought an older version while a background download
+/// ran leaves it current until the download's newer version takes over,
+/// and it stays, whole, as the version before.
+#[test]
+fn a_usb_import_during_a_download_stays_whole_as_the_previous_version() {
+    let fx = Fixture::new(2, "网");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let dir = tempfile::tempdir().unwrap();
+    let config = kiosk(dir.path(), &server, &fx.key, "max_bytes_per_sec = 20000\ninterval = \"5s\"\n");
+    let background = common::Killed::spawn(common::estation(&config).arg("sync").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()));
+    let status = dir.path().join("cache/status.json");
+    common::wait_until(Duration::from_secs(20), "the background download to start", || {
+        std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"pending\": {"))
+    });
+    // An older build on a stick: lower version than the one downloading.
+    let stick = Fixture { src: tempfile::tempdir().unwrap(), feed: tempfile::tempdir().unwrap(), key: SigningKey::from_bytes(&[9; 32]) };
+    stick.write(1, "优盘", 7);
+    let usb_version = stick.build_at(chrono::Utc::now() - chrono::Duration::hours(1), Duration::from_secs(86_400));
+    let http_version = fx.manifest().manifest.version;
+    assert!(usb_version < http_version);
+    let out = common::estation(&config).args(["sync", "--from"]).arg(stick.feed.path()).output().unwrap();
+    assert!(out.status.success(), "{}{}", common::stdout(&out), common::stderr(&out));
+    let cache = dir.path().join("cache");
+    assert_eq!(current_version(&cache, &fx.key), Some(usb_version));
+    common::wait_until(Duration::from_secs(90), "the background sync to switch to its newer version", || {
+        current_version(&cache, &fx.key) == Some(http_version)
+    });
+    drop(background);
+    let kept = Cache::at(&cache);
+    let previous = kept.previous(&fx.key.verifying_key()).unwrap().expect("a previous version");
+    assert_eq!(previous.manifest.version, usb_version);
+    assert!(previous.manifest.blobs().iter().all(|b| kept.has(b)), "the version before the switch lost files");
+    let (ok, report) = cache_verify(&config);
+    assert!(ok, "{report}");
+}

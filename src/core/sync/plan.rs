@@ -14,8 +14,10 @@ pub struct Local {
     pub current: Option<Manifest>,
     /// The verified files held (digest → size).
     pub blobs: BTreeMap<Digest, u64>,
-    /// Bytes held besides them (partial downloads, the alert store and its
-    /// audio), which count against the budget too.
+    /// The partial downloads held (digest → bytes so far).
+    pub partial: BTreeMap<Digest, u64>,
+    /// Bytes held besides them (the alert store and its audio), which count
+    /// against the budget too.
     pub other_bytes: u64,
     /// Free bytes on the disk (None: unknown).
     pub free: Option<u64>,
@@ -28,8 +30,14 @@ pub struct Local {
 /// One step of a sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// Remove every file of `blobs/` and `partial/` not named in `keep`.
+    /// Remove every file of `blobs/` and `partial/` not named in `keep`
+    /// (to make room before a download).
     Collect { keep: BTreeSet<Digest> },
+    /// After the switch: remove the files neither the current version nor
+    /// the one before it lists, as the cache names them at that moment (a
+    /// USB import may have switched meanwhile), unless another sync is
+    /// downloading then (it collects after its own switch).
+    CollectOld,
     /// Bring this file into the cache, verified against its digest.
     Fetch(Blob),
     /// Make this version current (the cache refuses unless every file is in).
@@ -51,7 +59,7 @@ impl Local {
     }
 
     fn used(&self) -> u64 {
-        self.blobs.values().sum::<u64>() + self.other_bytes
+        self.blobs.values().sum::<u64>() + self.partial.values().sum::<u64>() + self.other_bytes
     }
 }
 
@@ -76,7 +84,7 @@ pub fn plan(local: &Local, new: Option<&Manifest>, budget: u64) -> Result<Vec<Op
     if check_space(current, target, to_fetch, budget, free).is_err() || local.used() + to_fetch > budget {
         let mut keep = versions(current, target);
         keep.extend(local.downloading.iter().flatten());
-        let freed: u64 = local.blobs.iter().filter(|(d, _)| !keep.contains(d)).map(|(_, n)| n).sum();
+        let freed: u64 = local.blobs.iter().chain(&local.partial).filter(|(d, _)| !keep.contains(d)).map(|(_, n)| n).sum();
         free = free.map(|f| f.saturating_add(freed));
         ops.push(Op::Collect { keep });
     }
@@ -85,7 +93,7 @@ pub fn plan(local: &Local, new: Option<&Manifest>, budget: u64) -> Result<Vec<Op
     if let Some(new) = new {
         ops.push(Op::Commit { version: new.version });
         if local.downloading.is_none() {
-            ops.push(Op::Collect { keep: versions(current, new) });
+            ops.push(Op::CollectOld);
         }
     }
     Ok(ops)
@@ -146,7 +154,7 @@ mod tests {
         let local = holding(Some(&v5), &[(b"stray", 1)]);
         let ops = plan(&local, Some(&v6), 100).unwrap();
         let new_picture = v6.blobs().into_iter().find(|b| b.sha256 == Digest::of(b"new picture")).unwrap();
-        assert_eq!(ops, vec![Op::Fetch(new_picture), Op::Commit { version: 6 }, Op::Collect { keep: keep(&[&v5, &v6]) }]);
+        assert_eq!(ops, vec![Op::Fetch(new_picture), Op::Commit { version: 6 }, Op::CollectOld]);
     }
 
     #[test]
@@ -178,6 +186,21 @@ mod tests {
         assert!(matches!(plan(&tight, Some(&v6), 100), Ok(ref ops) if ops[0] == Op::Collect { keep: keep(&[&v5, &v6]) }), "5 freed make room for 3");
         let full = Local { free: Some(0), blobs: holding(Some(&v5), &[]).blobs, ..local };
         assert!(matches!(plan(&full, Some(&v6), 100), Err(NoSpace::Disk { version: 6, .. })));
+    }
+
+    #[test]
+    fn partial_downloads_count_against_the_budget_and_collecting_frees_them() {
+        let (v5, mut v6) = (sample(5), sample(6));
+        v6.media[0].sha256 = Digest::of(b"new picture");
+        let mut local = holding(Some(&v5), &[]);
+        local.partial.insert(Digest::of(b"abandoned"), 5);
+        local.free = Some(4);
+        // 7 + 5 held, 3 to fetch: over a budget of 10 until the abandoned
+        // download goes; and the disk has room only once it has.
+        let ops = plan(&local, Some(&v6), 10).unwrap();
+        assert_eq!(ops[0], Op::Collect { keep: keep(&[&v5, &v6]) });
+        local.free = Some(0);
+        assert!(matches!(plan(&local, Some(&v6), 10), Ok(ref ops) if ops[0] == Op::Collect { keep: keep(&[&v5, &v6]) }), "its 5 bytes make room for 3");
     }
 
     #[test]

@@ -243,7 +243,9 @@ impl Http {
 }
 
 /// Hashes a complete partial file (off the async thread, without the
-/// writer) and has the writer move it into `blobs/`.
+/// writer), then has the writer move it into `blobs/` (a rename and a
+/// folder fsync, off the async thread too: the kiosk's sync shares its
+/// thread with the upstream warning polls).
 async fn install(cache: &Cache, blob: &Blob, partial: &Path) -> Result<(), FetchError> {
     let hashed = tokio::task::spawn_blocking({
         let partial = partial.to_path_buf();
@@ -253,7 +255,11 @@ async fn install(cache: &Cache, blob: &Blob, partial: &Path) -> Result<(), Fetch
     .map_err(|e| FetchError::io(partial)(std::io::Error::other(e)))?
     .map_err(FetchError::io(partial))?;
     let writer = cache.writer().await.map_err(InstallError::from)?;
-    Ok(writer.install(blob, hashed)?)
+    let blob = blob.clone();
+    tokio::task::spawn_blocking(move || writer.install(&blob, hashed))
+        .await
+        .map_err(|e| FetchError::io(partial)(std::io::Error::other(e)))?
+        .map_err(FetchError::from)
 }
 
 /// `bytes 100-199/200` → 100.

@@ -371,15 +371,30 @@ impl Syncer {
         // A USB import while an HTTP sync downloads: its files are not ours to take.
         let downloading = (!http && self.cache.downloading())
             .then(|| SyncStatus::load(status_path).pending.iter().flat_map(|p| p.files.iter().map(|f| f.sha256)).collect::<BTreeSet<_>>());
-        let local = Local {
-            current: current.as_ref().map(|c| c.manifest.clone()),
-            blobs: self.cache.blobs()?,
-            other_bytes: 0,
-            free: free_space(self.cache.root()),
-            downloading,
+        let snapshot = || -> Result<Local, SyncError> {
+            let blobs = self.cache.blobs()?;
+            let partial = self.cache.partials()?;
+            let held = blobs.values().chain(partial.values()).sum::<u64>();
+            Ok(Local {
+                current: current.as_ref().map(|c| c.manifest.clone()),
+                other_bytes: self.cache.used_bytes().saturating_sub(held),
+                blobs,
+                partial,
+                free: free_space(self.cache.root()),
+                downloading: downloading.clone(),
+            })
         };
-        let local = Local { other_bytes: self.cache.used_bytes().saturating_sub(local.blobs.values().sum()), ..local };
-        let ops = plan::plan(&local, (!repair).then_some(&new.manifest), self.opts.budget)?;
+        let target = (!repair).then_some(&new.manifest);
+        let mut ops = plan::plan(&snapshot()?, target, self.opts.budget)?;
+        // Room first; then plan again on what the disk says now (a file
+        // that could not be removed frees nothing).
+        if let Some(Op::Collect { keep }) = ops.first() {
+            if let Err(e) = writer.held()?.collect_except(keep) {
+                tracing::warn!("cache: {e}");
+            }
+            ops = plan::plan(&snapshot()?, target, self.opts.budget)?;
+            ops.retain(|op| !matches!(op, Op::Collect { .. }));
+        }
         self.apply(&ops, &new, current.as_ref().map(|c| c.manifest.version), repair, validators, (status, status_path), writer).await
     }
 
@@ -405,11 +420,14 @@ impl Syncer {
             match op {
                 Op::Collect { keep } => {
                     writer.hold().await?;
-                    match writer.held()?.collect_except(keep) {
-                        Ok(c) if c.files > 0 => tracing::info!("cache: removed {} unused file(s), {}", c.files, bytesize::ByteSize(c.bytes)),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!("cache: {e}"),
-                    }
+                    log_collected(writer.held()?.collect_except(keep));
+                }
+                // While an HTTP sync downloads (a USB import meanwhile), its
+                // files are not ours to collect: it collects after its own switch.
+                Op::CollectOld if !http && self.cache.downloading() => {}
+                Op::CollectOld => {
+                    writer.hold().await?;
+                    log_collected(writer.held()?.collect_garbage(&self.opts.key));
                 }
                 Op::Fetch(_) if fetched => {}
                 Op::Fetch(_) => {
@@ -560,6 +578,14 @@ impl Writer<'_> {
 
     fn take(&mut self) -> Option<CacheWriter> {
         self.held.take()
+    }
+}
+
+fn log_collected(result: Result<crate::store::cache::Collected, CacheError>) {
+    match result {
+        Ok(c) if c.files > 0 => tracing::info!("cache: removed {} unused file(s), {}", c.files, bytesize::ByteSize(c.bytes)),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cache: {e}"),
     }
 }
 
