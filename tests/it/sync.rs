@@ -576,25 +576,49 @@ fn leftovers_of_a_kill_9_are_cleaned_at_the_next_start_and_the_download_still_re
 }
 
 
+/// A kiosk whose background sync (`estation sync`, killed on drop) is
+/// downloading a two-picture feed throttled to 20 KB/s (≈ 380 KB: about
+/// twenty seconds), under way when this returns.
+struct Downloading {
+    fx: Fixture,
+    server: FeedServer,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    background: common::Killed,
+    status: std::path::PathBuf,
+}
+
+fn downloading() -> Downloading {
+    let fx = Fixture::new(2, "网");
+    let server = FeedServer::start(fx.feed.path().to_path_buf());
+    let dir = tempfile::tempdir().unwrap();
+    let config = kiosk(dir.path(), &server, &fx.key, "max_bytes_per_sec = 20000\ninterval = \"5s\"\n");
+    let background = common::Killed::spawn(common::estation(&config).arg("sync").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()));
+    let status = dir.path().join("cache/status.json");
+    common::wait_until(Duration::from_secs(20), "the background download to start", || {
+        std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"pending\": {"))
+    });
+    Downloading { fx, server, dir, config, background, status }
+}
+
+impl Fixture {
+    /// Another build of the same feed (same key), on a USB stick, not built yet.
+    fn stick() -> Fixture {
+        let stick = Fixture { src: tempfile::tempdir().unwrap(), feed: tempfile::tempdir().unwrap(), key: SigningKey::from_bytes(&[9; 32]) };
+        stick.write(1, "优盘", 7);
+        stick
+    }
+}
+
 /// A slow host must not stop a USB import: while a throttled background
 /// download runs (holding only the download lock), `sync --from` brings a
 /// newer version in, and the background sync then never goes back to its
 /// older one.
 #[test]
 fn a_usb_import_proceeds_while_a_throttled_background_download_runs() {
-    let fx = Fixture::new(2, "网");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
-    let dir = tempfile::tempdir().unwrap();
-    let config = kiosk(dir.path(), &server, &fx.key, "max_bytes_per_sec = 20000\ninterval = \"5s\"\n");
-    let background = common::Killed::spawn(common::estation(&config).arg("sync").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()));
-    // The download is under way (≈ 380 KB at 20 KB/s).
-    let status = dir.path().join("cache/status.json");
-    common::wait_until(Duration::from_secs(20), "the background download to start", || {
-        std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"pending\": {"))
-    });
+    let Downloading { fx, server: _server, dir, config, background, status } = downloading();
     // A newer build, on a stick.
-    let stick = Fixture { src: tempfile::tempdir().unwrap(), feed: tempfile::tempdir().unwrap(), key: SigningKey::from_bytes(&[9; 32]) };
-    stick.write(1, "优盘", 7);
+    let stick = Fixture::stick();
     let usb_version = stick.build_at(chrono::Utc::now() + chrono::Duration::seconds(5), Duration::from_secs(86_400));
     let began = std::time::Instant::now();
     let out = common::estation(&config).args(["sync", "--from"]).arg(stick.feed.path()).output().unwrap();
@@ -624,18 +648,9 @@ fn a_usb_import_proceeds_while_a_throttled_background_download_runs() {
 /// and it stays, whole, as the version before.
 #[test]
 fn a_usb_import_during_a_download_stays_whole_as_the_previous_version() {
-    let fx = Fixture::new(2, "网");
-    let server = FeedServer::start(fx.feed.path().to_path_buf());
-    let dir = tempfile::tempdir().unwrap();
-    let config = kiosk(dir.path(), &server, &fx.key, "max_bytes_per_sec = 20000\ninterval = \"5s\"\n");
-    let background = common::Killed::spawn(common::estation(&config).arg("sync").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()));
-    let status = dir.path().join("cache/status.json");
-    common::wait_until(Duration::from_secs(20), "the background download to start", || {
-        std::fs::read_to_string(&status).is_ok_and(|s| s.contains("\"pending\": {"))
-    });
+    let Downloading { fx, server: _server, dir, config, background, status: _ } = downloading();
     // An older build on a stick: lower version than the one downloading.
-    let stick = Fixture { src: tempfile::tempdir().unwrap(), feed: tempfile::tempdir().unwrap(), key: SigningKey::from_bytes(&[9; 32]) };
-    stick.write(1, "优盘", 7);
+    let stick = Fixture::stick();
     let usb_version = stick.build_at(chrono::Utc::now() - chrono::Duration::hours(1), Duration::from_secs(86_400));
     let http_version = fx.manifest().manifest.version;
     assert!(usb_version < http_version);
