@@ -78,6 +78,61 @@ pub async fn read_limited(mut resp: reqwest::Response, max: u64) -> Result<Vec<u
     Ok(out)
 }
 
+/// A GET of a document: conditional when validators are given (an
+/// unchanged one costs a 304 and no body), its body bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Get<'a> {
+    pub url: &'a Url,
+    /// The `Accept` header, for servers that negotiate the format.
+    pub accept: Option<&'a str>,
+    /// What the last answer said of itself: its `ETag`, else its
+    /// `Last-Modified` (sent as `If-None-Match`, else `If-Modified-Since`).
+    pub etag: Option<&'a str>,
+    pub last_modified: Option<&'a str>,
+    /// Longest the whole request may take, however slowly it trickles.
+    pub deadline: Option<Duration>,
+    /// Largest body taken.
+    pub max: u64,
+}
+
+/// What a [`Get`] brought.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Got {
+    /// None: not modified (304).
+    pub body: Option<Vec<u8>>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// The server's `Date`.
+    pub date: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Get<'_> {
+    pub async fn send(self, client: &reqwest::Client) -> Result<Got, HttpError> {
+        use reqwest::header::{ACCEPT, DATE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+        let mut req = client.get(self.url.clone());
+        if let Some(a) = self.accept {
+            req = req.header(ACCEPT, a);
+        }
+        if let Some(d) = self.deadline {
+            req = req.timeout(d);
+        }
+        if let Some(e) = self.etag {
+            req = req.header(IF_NONE_MATCH, e);
+        } else if let Some(lm) = self.last_modified {
+            req = req.header(IF_MODIFIED_SINCE, lm);
+        }
+        let resp = req.send().await?;
+        let header = |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
+        let date = header(DATE).and_then(|d| httpdate::parse_http_date(&d).ok()).map(chrono::DateTime::<chrono::Utc>::from);
+        let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
+        if resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Got { body: None, etag, last_modified, date });
+        }
+        let body = body(resp, self.max).await?;
+        Ok(Got { body: Some(body), etag, last_modified, date })
+    }
+}
+
 /// The answer's body when it is a success, else [`HttpError::Status`].
 pub async fn body(resp: reqwest::Response, max: u64) -> Result<Vec<u8>, HttpError> {
     if !resp.status().is_success() {

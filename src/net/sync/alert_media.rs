@@ -100,13 +100,16 @@ pub async fn sync(client: &reqwest::Client, cache: &Cache, store: &Store, rules:
 pub enum MediaError {
     #[error(transparent)]
     Http(#[from] crate::net::http::HttpError),
+    #[error("not a URL: {0}")]
+    Url(String),
     #[error("SHA-1 is {got}, the message says {want}")]
     Digest { got: String, want: String },
 }
 
 async fn fetch(client: &reqwest::Client, uri: &str, sha1_hex: Option<&str>) -> Result<Vec<u8>, MediaError> {
-    let resp = client.get(uri).timeout(DEADLINE).send().await.map_err(crate::net::http::HttpError::from)?;
-    let bytes = crate::net::http::body(resp, MAX_BYTES).await?;
+    let url = reqwest::Url::parse(uri).map_err(|e| MediaError::Url(e.to_string()))?;
+    let get = crate::net::http::Get { url: &url, accept: None, etag: None, last_modified: None, deadline: Some(DEADLINE), max: MAX_BYTES };
+    let bytes = get.send(client).await?.body.unwrap_or_default();
     if let Some(want) = sha1_hex {
         let got = hex::encode(sha1::Sha1::digest(&bytes));
         if !got.eq_ignore_ascii_case(want.trim()) {

@@ -126,28 +126,12 @@ impl Fetch for Http {
     fn manifest<'a>(&'a self, validators: Option<(&'a Option<String>, &'a Option<String>)>) -> BoxFuture<'a, Result<Answer, SyncError>> {
         Box::pin(async move {
             let url = self.base.join(MANIFEST_FILE).map_err(|e| SyncError::Fetch { what: self.base.to_string(), source: FetchError::Server(e.to_string()) })?;
-            let answer = self
-                .retry
-                .run(&url, |_| true, |_| async {
-                    let mut req = self.client.get(url.clone()).timeout(MANIFEST_DEADLINE);
-                    if let Some((etag, last_modified)) = validators {
-                        if let Some(e) = etag {
-                            req = req.header(reqwest::header::IF_NONE_MATCH, e);
-                        } else if let Some(lm) = last_modified {
-                            req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
-                        }
-                    }
-                    let resp = req.send().await.map_err(HttpError::from)?;
-                    let header = |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
-                    let date = header(reqwest::header::DATE).and_then(|d| httpdate::parse_http_date(&d).ok()).map(chrono::DateTime::<Utc>::from);
-                    if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
-                        return Ok(Answer { fetched: None, date });
-                    }
-                    let (etag, last_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
-                    let bytes = crate::net::http::body(resp, MAX_MANIFEST_BYTES).await?;
-                    Ok::<_, HttpError>(Answer { fetched: Some(Fetched { bytes, etag, last_modified }), date })
-                })
-                .await;
+            let (etag, last_modified) = validators.map_or((None, None), |(e, lm)| (e.as_deref(), lm.as_deref()));
+            let get = crate::net::http::Get { url: &url, accept: None, etag, last_modified, deadline: Some(MANIFEST_DEADLINE), max: MAX_MANIFEST_BYTES };
+            let answer = self.retry.run(&url, |_| true, |_| get.send(&self.client)).await.map(|got| Answer {
+                fetched: got.body.map(|bytes| Fetched { bytes, etag: got.etag, last_modified: got.last_modified }),
+                date: got.date,
+            });
             answer.map_err(|e| SyncError::Fetch { what: url.to_string(), source: e.into() })
         })
     }

@@ -15,10 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::header::{ACCEPT, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
-use reqwest::StatusCode;
 
-use crate::net::http::HttpError;
+use crate::net::http::{Get, HttpError};
 
 use crate::core::alert::index::{self, Content, Document};
 use crate::store::inbox::{Inbox, Message, Rules};
@@ -116,21 +114,10 @@ impl Upstream {
     /// only once [`Upstream::deliver`] has stored them.
     pub async fn poll(&mut self) -> Result<Vec<Message>, UpstreamError> {
         self.pending = None;
-        let mut req = self.client.get(self.url.clone()).header(ACCEPT, ACCEPT_CAP);
-        if let Some(e) = &self.etag {
-            req = req.header(IF_NONE_MATCH, e);
-        }
-        if let Some(m) = &self.last_modified {
-            req = req.header(IF_MODIFIED_SINCE, m);
-        }
         let fail = |source| UpstreamError::Http { url: self.url.to_string(), source };
-        let resp = req.send().await.map_err(|e| fail(e.into()))?;
-        if resp.status() == StatusCode::NOT_MODIFIED {
-            return Ok(Vec::new());
-        }
-        let header = |name| resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
-        let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
-        let bytes = crate::net::http::body(resp, xml::MAX_BYTES as u64).await.map_err(fail)?;
+        let get = Get { url: &self.url, accept: Some(ACCEPT_CAP), etag: self.etag.as_deref(), last_modified: self.last_modified.as_deref(), deadline: None, max: xml::MAX_BYTES as u64 };
+        let got = get.send(&self.client).await.map_err(fail)?;
+        let (Some(bytes), etag, last_modified) = (got.body, got.etag, got.last_modified) else { return Ok(Vec::new()) };
         let name = self.url.to_string();
         let doc = index::read_with(Path::new(&name), &bytes, cap::Mode::Lenient)?;
         let mut out = Vec::new();
@@ -245,8 +232,8 @@ impl Upstream {
             return Err(Skip::For(UpstreamError::Scheme { url: url.to_string(), scheme: url.scheme().into(), index: self.url.scheme().into() }));
         }
         let fail = |source| Skip::Again(UpstreamError::Http { url: url.to_string(), source });
-        let resp = self.client.get(url.clone()).header(ACCEPT, ACCEPT_CAP).send().await.map_err(|e| fail(e.into()))?;
-        let bytes = crate::net::http::body(resp, MAX_MESSAGE_BYTES).await.map_err(fail)?;
+        let get = Get { url, accept: Some(ACCEPT_CAP), etag: None, last_modified: None, deadline: None, max: MAX_MESSAGE_BYTES };
+        let bytes = get.send(&self.client).await.map_err(fail)?.body.unwrap_or_default();
         // A CAP message that does not read will not read better later; any
         // other answer (a captive portal's page, a proxy's error) may be a
         // passing fault in front of the real message: fetched again.
