@@ -6,7 +6,9 @@
 //! (with back-off) after it failed or vanished (USB speakers unplugged, the
 //! sound server restarted): no device means silence and one log line, never
 //! a crash or a stalled frame loop; the music comes back with the device.
-//! How loud each part is comes from [`crate::core::media::mix`]. Nothing here
+//! How loud each part is comes from [`crate::core::media::mix`]; which music
+//! track plays, when the next starts and when it pauses, from
+//! [`crate::core::media::music`]. Nothing here
 //! waits for a sound to end: item lengths come from measured durations
 //! (rodio never drains a player whose device is gone). The chime is
 //! synthesised here, so no sample file needs a licence.
@@ -31,7 +33,8 @@ use super::video::ClipSound;
 use super::worker::Worker;
 use super::Settings;
 use crate::core::alert::policy::AudioRef;
-use crate::core::media::mix::{self, Fade, Sounding, TrackOrder, Volumes};
+use crate::core::media::mix::{self, Sounding, Volumes};
+use crate::core::media::music::{self, Next};
 use crate::core::playlist::Music;
 
 /// Longest back-off between attempts to open a missing device.
@@ -42,8 +45,6 @@ const MAX_AUDIO_BYTES: usize = 4 * 1024 * 1024;
 const CHIME: Duration = Duration::from_millis(2280);
 /// Assumed length of alert audio whose length the decoder cannot tell.
 const UNKNOWN_AUDIO: Duration = Duration::from_secs(20);
-/// How often to look for the end of a music track of unknown length.
-const TRACK_POLL: Duration = Duration::from_secs(5);
 
 /// What a slide wants heard: its item's narration and its playlist's
 /// music (none for the idle screen). The rotation puts it on each slide it
@@ -80,18 +81,6 @@ impl ProgrammeSound {
     }
 }
 
-struct MusicState {
-    changes: u64,
-    tracks: Vec<PathBuf>,
-    order: TrackOrder,
-    player: Option<Player>,
-    /// When the track playing ends, if known.
-    track_ends: Option<Instant>,
-    fade: Fade,
-    /// Tracks that would not decode in a row: stop trying after a round.
-    failures: usize,
-}
-
 /// The output device and what plays on it, held on the main thread (audio
 /// streams are not `Send` on every platform).
 struct Speaker {
@@ -107,9 +96,10 @@ struct Speaker {
     chime_until: Instant,
     narration: Option<Player>,
     narration_item: u64,
-    music: Option<MusicState>,
-    /// The music level last logged.
-    music_target: f32,
+    /// Which track, when the next, how loud: decided in [`music`].
+    music: music::Music,
+    /// The player of the music track that plays.
+    music_player: Option<Player>,
     /// Wakes the frame loop from the audio thread when the device fails.
     waker: Option<super::power::Waker>,
 }
@@ -128,8 +118,8 @@ pub(super) fn plugin(app: &mut App) {
             chime_until: now,
             narration: None,
             narration_item: 0,
-            music: None,
-            music_target: -1.0,
+            music: music::Music::default(),
+            music_player: None,
             waker: None,
         })
         .add_systems(Startup, |mut speaker: NonSendMut<Speaker>, waker: Res<super::power::LoopWaker>| {
@@ -164,9 +154,8 @@ impl Speaker {
             warn!("audio: the device failed or went away; silent until it is back");
             self.chime = None;
             self.narration = None;
-            if let Some(m) = self.music.as_mut() {
-                m.player = None;
-            }
+            self.music_player = None;
+            self.music.lost();
             self.sink = None;
             self.retry_at = Instant::now() + self.backoff();
             self.silent_because = Some("the output device failed or went away".into());
@@ -324,82 +313,59 @@ fn programme(
     }
 
     // Music: follows the playlist on screen.
-    if sp.music.as_ref().map(|m| m.changes) != Some(wanted.music_changes) {
-        sp.music = wanted.music.as_ref().map(|m| MusicState {
-            changes: wanted.music_changes,
-            tracks: m.tracks.clone(),
-            order: TrackOrder::new(m.tracks.len(), m.shuffle, fastrand::u64(..)),
-            player: None,
-            track_ends: None,
-            fade: Fade::new(0.0, now),
-            failures: 0,
-        });
-        if sp.music.is_none() {
-            sp.music_target = -1.0;
-        }
+    if sp.music.follow(wanted.music_changes, wanted.music.as_ref(), fastrand::u64(..), now) {
+        sp.music_player = None;
     }
-    if sp.music.is_none() {
+    if sp.music.deck().is_none() {
         return;
     }
     let target = levels.music;
-    if (target - sp.music_target).abs() > f32::EPSILON {
-        let why = mix::music_reason(quiet, sounding);
-        info!("audio: music level {:.0}% ({why})", target * 100.0);
-        sp.music_target = target;
+    if sp.music.news(target) {
+        info!("audio: music level {:.0}% ({})", target * 100.0, mix::music_reason(quiet, sounding));
     }
-    let finished = sp.music.as_ref().is_some_and(|m| {
-        m.player.as_ref().is_none_or(|p| p.empty() || m.track_ends.is_some_and(|t| now >= t))
-    });
-    if finished && target > 0.0 {
-        let device = sp.device().map(|d| d.mixer().clone());
-        if let (Some(mixer), Some(m)) = (device, sp.music.as_mut()) {
-            next_track(m, &mixer, now);
-        } else {
-            wake.at(sp.retry_at);
+    let drained = sp.music_player.as_ref().is_some_and(|p| p.empty());
+    if sp.music.deck().is_some_and(|d| d.due(now, target, drained)) {
+        match sp.device().map(|d| d.mixer().clone()) {
+            Some(mixer) => next_track(sp, &mixer, now),
+            None => wake.at(sp.retry_at),
         }
     }
-    let Some(m) = sp.music.as_mut() else { return };
-    m.fade.retarget(target, now);
-    if let Some(p) = &m.player {
-        let level = m.fade.level(now);
-        p.set_volume(level);
-        if m.fade.moving(now) {
+    let Some(steer) = sp.music.deck().and_then(|d| d.steer(target, now)) else { return };
+    if let Some(p) = &sp.music_player {
+        p.set_volume(steer.volume);
+        match steer.pause {
+            Some(true) => p.pause(),
+            Some(false) => p.play(),
+            None => {}
+        }
+        if steer.animate {
             wake.animate();
-        } else if level <= 0.0 && !p.is_paused() {
-            p.pause();
-            // Paused, the track's end moves: look for it by `empty()` again.
-            m.track_ends = None;
-        } else if level > 0.0 && p.is_paused() {
-            p.play();
         }
-        if !p.is_paused() {
-            wake.at(m.track_ends.unwrap_or(now + TRACK_POLL));
+        if let Some(t) = steer.wake_at {
+            wake.at(t);
         }
     }
 }
 
-fn next_track(m: &mut MusicState, mixer: &rodio::mixer::Mixer, now: Instant) {
-    m.player = None;
-    while m.failures < m.tracks.len() {
-        let Some(i) = m.order.next_track() else { return };
-        let path = &m.tracks[i];
-        match open_track(path) {
-            Ok((source, length)) => {
-                let player = Player::connect_new(mixer);
-                player.set_volume(m.fade.level(now));
-                player.append(source);
-                info!("audio: music {} ({}/{})", path.display(), i + 1, m.tracks.len());
-                m.player = Some(player);
-                m.track_ends = length.map(|d| now + d);
-                m.failures = 0;
-                return;
-            }
-            Err(e) => {
-                warn!("audio: music {}: {e}; next track", path.display());
-                m.failures += 1;
-            }
+/// Starts the deck's next track that opens.
+fn next_track(sp: &mut Speaker, mixer: &rodio::mixer::Mixer, now: Instant) {
+    let slot = &mut sp.music_player;
+    *slot = None;
+    let Some(deck) = sp.music.deck() else { return };
+    deck.advance(now, |next: Next<'_>| match open_track(next.path) {
+        Ok((source, length)) => {
+            let player = Player::connect_new(mixer);
+            player.set_volume(next.level);
+            player.append(source);
+            info!("audio: music {} ({}/{})", next.path.display(), next.index + 1, next.of);
+            *slot = Some(player);
+            Ok(length)
         }
-    }
+        Err(e) => {
+            warn!("audio: music {}: {e}; next track", next.path.display());
+            Err(e)
+        }
+    });
 }
 
 type TrackSource = rodio::Decoder<BufReader<File>>;

@@ -5,6 +5,7 @@
 //! otherwise cost ~100 MB of texture memory for a 1080p screen.
 
 pub mod mix;
+pub mod music;
 pub mod sniff;
 pub mod spec;
 pub mod timing;
