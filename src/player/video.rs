@@ -19,33 +19,23 @@ use super::now::Now;
 use super::power::{Wake, Waker};
 use super::{Phase, Settings};
 use crate::core::media::mix::{self, Sounding, Volumes};
-use crate::core::media::timing::{self, AtEnd};
+use crate::core::media::playback::{Pausing, Playback, Reported, Trouble};
 use crate::core::playlist::Video;
 use crate::video::{Clip, ClipEvent, VideoError};
 
-/// Safety net while a clip plays, should a frame's wake-up be missed.
-const WATCH: Duration = Duration::from_millis(250);
+/// How often to look for a clip being reopened.
+const WATCH: Duration = crate::core::media::playback::WATCH;
 
 #[derive(Component)]
 pub(crate) struct VideoSurface {
     clip: Option<Clip>,
     image: Handle<Image>,
-    video: Video,
     /// The slide this surface belongs to.
     root: Entity,
-    /// When the item leaves the screen (for loop-or-hold at clip end).
-    ends: Instant,
-    ended: bool,
-    /// The item lasts as long as the clip (`duration = "auto"`).
-    auto_length: bool,
-    /// The clip's sound is heard (it has sound, not muted, volume above 0).
-    sound: bool,
-    said_resized: bool,
-    /// Since when a warning has paused the clip.
-    paused: Option<Instant>,
+    /// Pausing, volume, loop-or-hold: decided in [`Playback`].
+    playback: Playback,
     /// The same clip being reopened without sound, off the frame loop.
     reopening: Option<Reopening>,
-    gain: f64,
     frames_shown: u64,
     wake: Waker,
 }
@@ -69,23 +59,45 @@ impl VideoSurface {
         let w = wake.clone();
         clip.set_waker(move || w());
         clip.play();
-        let sound = clip.has_sound() && video.volume > 0;
+        let playback = Playback::new(video, auto_length, clip.has_sound(), ends);
         VideoSurface {
-            auto_length,
-            sound,
-            said_resized: false,
             clip: Some(clip),
             image,
-            video,
             root,
-            ends,
-            ended: false,
-            paused: None,
+            playback,
             reopening: None,
-            gain: -1.0,
             frames_shown: 0,
             wake,
         }
+    }
+}
+
+impl VideoSurface {
+    /// Reopens the clip without sound. Reopening prerolls (up to seconds):
+    /// on a thread, while the last frame stays on screen.
+    fn reopen_without_sound(&mut self) {
+        let Some(c) = self.clip.take() else { return };
+        let slot = Reopening::default();
+        let (out, w) = (slot.clone(), self.wake.clone());
+        std::thread::spawn(move || {
+            let reopened = c.without_sound();
+            if let Ok(mut o) = out.lock() {
+                *o = Some(reopened);
+            }
+            w();
+        });
+        self.reopening = Some(slot);
+    }
+
+    /// A reopened clip, once it is there: it takes over the surface.
+    fn reopened(&mut self) -> Option<Result<(), VideoError>> {
+        let done = self.reopening.as_ref()?.lock().ok().and_then(|mut r| r.take())?;
+        self.reopening = None;
+        Some(done.map(|clip| {
+            let w = self.wake.clone();
+            clip.set_waker(move || w());
+            self.clip = Some(clip);
+        }))
     }
 }
 
@@ -174,44 +186,25 @@ fn show_frames(
     let mut sounding = false;
     for mut s in &mut surfaces {
         let s = &mut *s;
-        if let Some(slot) = &s.reopening {
-            let done = slot.lock().ok().and_then(|mut r| r.take());
-            match done {
-                Some(Ok(clip)) => {
-                    let w = s.wake.clone();
-                    clip.set_waker(move || w());
-                    s.clip = Some(clip);
-                    s.reopening = None;
-                }
-                Some(Err(e)) => {
-                    warn!("video: {e}; skipping to the next item");
-                    stopped.write(ClipStopped { root: s.root, failed: true });
-                    wake.at(now);
-                    s.reopening = None;
-                }
-                None => wake.at(now + WATCH),
+        match s.reopened() {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                warn!("video: {e}; skipping to the next item");
+                stopped.write(ClipStopped { root: s.root, failed: true });
+                wake.at(now);
             }
+            None if s.reopening.is_some() => wake.at(now + WATCH),
+            None => {}
         }
         let Some(clip) = s.clip.as_ref() else { continue };
-        // A warning over the screen pauses the clip where it is; the item's
-        // end moves by as long as the warning lasted.
-        match (takeover, s.paused) {
-            (true, None) => {
-                s.paused = Some(now);
-                clip.pause();
-            }
-            (false, Some(since)) => {
-                s.paused = None;
-                s.ends += now - since;
-                if !s.ended {
-                    clip.play();
-                }
-            }
-            _ => {}
+        // A warning over the screen pauses the clip where it is.
+        match s.playback.takeover(takeover, now) {
+            Some(Pausing::Pause) => clip.pause(),
+            Some(Pausing::Play) => clip.play(),
+            None => {}
         }
-        if (f64::from(gain) - s.gain).abs() > 1e-3 {
-            s.gain = f64::from(gain);
-            clip.set_volume(s.gain * f64::from(s.video.volume) / 100.0);
+        if let Some(volume) = s.playback.volume(gain) {
+            clip.set_volume(volume);
         }
         if let Some(frame) = clip.take_frame()
             && let Some(mut image) = images.get_mut(&s.image)
@@ -219,68 +212,49 @@ fn show_frames(
             if image.size() == UVec2::new(frame.width, frame.height) {
                 image.data = Some(frame.data);
                 s.frames_shown += 1;
-            } else if !s.said_resized {
+            } else if s.playback.say_resized() {
                 // Rare (adaptive streams); the first size's frame holds.
                 warn!("video: {} changed picture size mid-clip; its new frames are not shown", clip.path().display());
-                s.said_resized = true;
             }
         }
-        let events = clip.events();
-        // A failing sound output makes the demuxer fail too, often in the
-        // same batch: the picture goes on without sound rather than the
-        // item being skipped.
-        let audio_lost = events.iter().find_map(|e| match e {
-            ClipEvent::AudioLost(why) => Some(why.clone()),
-            _ => None,
-        });
-        let error = events.iter().find_map(|e| match e {
-            ClipEvent::Error(why) => Some(why.clone()),
-            _ => None,
-        });
-        if events.contains(&ClipEvent::Eos) {
-            match timing::at_clip_end(&s.video, s.ends.saturating_duration_since(now)) {
-                AtEnd::Loop => {
-                    if let Err(e) = clip.rewind() {
-                        warn!("video: {e}; holding the last frame");
-                        s.ended = true;
-                    }
-                }
-                AtEnd::Hold => s.ended = true,
+        let mut reported = Reported::default();
+        for e in clip.events() {
+            match e {
+                ClipEvent::Eos => reported.end = true,
+                ClipEvent::AudioLost(why) => _ = reported.audio_lost.get_or_insert(why),
+                ClipEvent::Error(why) => _ = reported.error.get_or_insert(why),
             }
-            if s.ended && s.auto_length {
+        }
+        if reported.end {
+            if s.playback.at_end(now)
+                && let Err(e) = clip.rewind()
+            {
+                warn!("video: {e}; holding the last frame");
+                s.playback.hold();
+            }
+            if s.playback.over() {
                 stopped.write(ClipStopped { root: s.root, failed: false });
                 wake.at(now);
             }
         }
-        if let Some(why) = audio_lost {
-            warn!("video: {}: sound output failed ({why}); the clip goes on without sound", clip.path().display());
-            s.sound = false;
-            // Reopening prerolls (up to seconds): on a thread, while the
-            // last frame stays on screen.
-            if let Some(c) = s.clip.take() {
-                let slot = Reopening::default();
-                let (out, w) = (slot.clone(), s.wake.clone());
-                std::thread::spawn(move || {
-                    let reopened = c.without_sound();
-                    if let Ok(mut o) = out.lock() {
-                        *o = Some(reopened);
-                    }
-                    w();
-                });
-                s.reopening = Some(slot);
+        match s.playback.trouble(reported) {
+            Some(Trouble::Reopen(why)) => {
+                warn!("video: {}: sound output failed ({why}); the clip goes on without sound", clip.path().display());
+                s.reopen_without_sound();
             }
-        } else if let Some(why) = error {
-            warn!("video: {}: {why}; skipping to the next item", clip.path().display());
-            stopped.write(ClipStopped { root: s.root, failed: true });
-            wake.at(now);
-            if let Some(c) = s.clip.take() {
-                std::thread::spawn(move || drop(c));
+            Some(Trouble::Fail(why)) => {
+                warn!("video: {}: {why}; skipping to the next item", clip.path().display());
+                stopped.write(ClipStopped { root: s.root, failed: true });
+                wake.at(now);
+                if let Some(c) = s.clip.take() {
+                    std::thread::spawn(move || drop(c));
+                }
             }
+            None => {}
         }
-        let playing = s.clip.is_some() && !s.ended && s.paused.is_none();
-        sounding |= playing && s.sound;
-        if playing {
-            wake.at(now + WATCH);
+        sounding |= s.playback.sounding(s.clip.is_some());
+        if let Some(t) = s.playback.look_again(s.clip.is_some(), now) {
+            wake.at(t);
         }
     }
     // Music ducks while a clip's sound plays, not while its last frame holds.

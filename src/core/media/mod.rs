@@ -6,6 +6,7 @@
 
 pub mod mix;
 pub mod music;
+pub mod playback;
 pub mod sniff;
 pub mod spec;
 pub mod timing;
