@@ -4,12 +4,14 @@
 //! The next item is decoded (and its texture created) *before* the current
 //! one ends, and the outgoing slide stays fully opaque underneath until the
 //! incoming one has faded all the way in, so there is never a black frame
-//! between items. An item that cannot be prepared (missing or corrupt file)
-//! is logged once and skipped; with nothing playable the idle screen shows.
+//! between items (the hand-over is [`crate::core::playlist::handover`]'s).
+//! An item that cannot be prepared (missing or corrupt file) is logged once
+//! and skipped; with nothing playable the idle screen shows.
 
 use std::time::{Duration, Instant};
 
 use bevy::asset::RenderAssetUsages;
+use bevy::ecs::system::SystemParam;
 use bevy::image::ImageSampler;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
@@ -21,14 +23,15 @@ use image::RgbaImage;
 use super::fonts::Fonts;
 use super::mode::Mode;
 use super::now::{Now, TrustedClock};
-use super::power::{LoopWaker, Wake, Waker};
-use super::slides::{self, Content, Pictures, Slide};
+use super::power::{LoopWaker, Wake};
+use super::slides::{self, Content, Pictures, Slide, SlideSpec};
 use super::sound::{self, SlideSound};
 use super::video::{ClipStopped, VideoSurface};
 use super::worker::{ProgrammeLoaded, Worker};
 use super::{Phase, Settings};
 use crate::core::media;
 use crate::core::media::timing::{self, Measured};
+use crate::core::playlist::handover::{self, Handover};
 use crate::core::playlist::rotation::{Command, Next, Rotation};
 use crate::store::content::Origin;
 use crate::core::playlist::{Fit, Item, ItemKind, Length, Library, Ticker};
@@ -67,19 +70,14 @@ struct Prepared {
     measured: Measured,
 }
 
-/// The slide on screen, for the rotation's current item.
-struct OnScreen {
-    root: Entity,
-    /// When it came on screen, for `estation status`.
-    shown: chrono::DateTime<Utc>,
-}
-
 /// What the rotation's commands have put on screen or in preparation.
 #[derive(Resource, Default)]
 struct Show {
-    current: Option<OnScreen>,
-    fading_out: Vec<Entity>,
-    fade: Option<(Entity, Instant, Duration)>,
+    /// The slides on screen (the newest is the rotation's current item's)
+    /// and the fade between them.
+    slides: Handover<Entity>,
+    /// When the newest came on screen, for `estation status`.
+    since: Option<chrono::DateTime<Utc>>,
     pending: Option<Task<Result<Prepared, (Next, String)>>>,
     /// Prepared and waiting for the rotation to show it.
     ready: Option<Prepared>,
@@ -134,10 +132,11 @@ fn follow_mode(
     }
     programme.rotation.set_dark(dark);
     if dark {
-        let Show { current, fading_out, fade, pending, ready, .. } = &mut *show;
-        for e in fading_out.drain(..).chain(current.take().map(|c| c.root)).chain(fade.take().map(|f| f.0)) {
+        let Show { slides, since, pending, ready, .. } = &mut *show;
+        for e in slides.clear() {
             commands.entity(e).try_despawn();
         }
+        *since = None;
         *pending = None;
         // A prerolled clip stops its pipeline on drop: not on the frame loop.
         if let Some(Prepared { clip: Some(clip), .. }) = ready.take() {
@@ -151,19 +150,14 @@ fn follow_mode(
 /// preparation, the time) and carries out what it asks.
 #[allow(clippy::too_many_arguments)] // a Bevy system: one parameter per resource it touches
 fn rotate(
-    mut commands: Commands,
+    mut stage: Stage,
     settings: Res<Settings>,
     programme: Option<ResMut<Programme>>,
-    mut show: ResMut<Show>,
-    mut images: ResMut<Assets<Image>>,
-    fonts: Res<Fonts>,
-    window: Single<&Window, With<PrimaryWindow>>,
-    mut ticker: ResMut<CurrentTicker>,
     mut started: ResMut<Started>,
     mut wake: ResMut<Wake>,
     mode: Res<State<Mode>>,
     mut stopped: MessageReader<ClipStopped>,
-    (waker, worker): (Res<LoopWaker>, Option<Res<Worker>>),
+    worker: Option<Res<Worker>>,
     (clock, now): (Res<TrustedClock>, Res<Now>),
 ) {
     let Some(mut programme) = programme else { return };
@@ -172,7 +166,7 @@ fn rotate(
     // A clip that failed on screen is skipped from now on; an `auto` clip
     // that ended is over.
     for s in stopped.read() {
-        if show.current.as_ref().is_some_and(|c| c.root == s.root) {
+        if stage.show.slides.current() == Some(s.root) {
             programme.rotation.stopped(now, s.failed);
         }
     }
@@ -183,6 +177,7 @@ fn rotate(
     if !runs {
         return;
     }
+    let show = &mut *stage.show;
     if let Some(task) = show.pending.as_mut()
         && let Some(result) = block_on(poll_once(task))
     {
@@ -206,21 +201,20 @@ fn rotate(
     for command in step.commands {
         match command {
             Command::Show { next, length } => {
-                let Some(prepared) = show.ready.take().filter(|p| p.next == next) else {
+                let Some(prepared) = stage.show.ready.take().filter(|p| p.next == next) else {
                     error!("rotation: nothing prepared to show");
                     continue;
                 };
                 let shown = prepared.next.clone();
-                let hand = Hand { settings: &settings, programme: &programme, fonts: &fonts, window: &window, waker: waker.0.clone(), now };
-                put_on_screen(&mut commands, &hand, &mut show, &mut images, &mut ticker, prepared, length);
-                if let (Some(path), Some(worker), Some(c)) = (&settings.status_path, &worker, &show.current) {
-                    worker.save_status(path.clone(), status(&programme, &shown, c.shown));
+                stage.put_on_screen(&settings, &programme, prepared, length, now);
+                if let (Some(path), Some(worker), Some(since)) = (&settings.status_path, &worker, stage.show.since) {
+                    worker.save_status(path.clone(), status(&programme, &shown, since));
                 }
                 started.0.get_or_insert(now);
             }
             Command::Prepare { next, item, band } => {
-                let size = window.physical_size();
-                show.pending = Some(AsyncComputeTaskPool::get().spawn(async move {
+                let size = stage.window.physical_size();
+                stage.show.pending = Some(AsyncComputeTaskPool::get().spawn(async move {
                     prepare(next, item.as_deref(), size, band)
                 }));
             }
@@ -306,124 +300,95 @@ fn prepare(next: Next, item: Option<&Item>, size: UVec2, band: bool) -> Result<P
     Ok(Prepared { next, picture, clip, measured })
 }
 
-/// What a hand-over to the next slide reads.
-struct Hand<'a> {
-    settings: &'a Settings,
-    programme: &'a Programme,
-    fonts: &'a Fonts,
-    window: &'a Window,
-    waker: Waker,
-    now: Instant,
+/// What putting a slide on screen touches.
+#[derive(SystemParam)]
+struct Stage<'w, 's> {
+    commands: Commands<'w, 's>,
+    show: ResMut<'w, Show>,
+    images: ResMut<'w, Assets<Image>>,
+    fonts: Res<'w, Fonts>,
+    window: Single<'w, 's, &'static Window, With<PrimaryWindow>>,
+    ticker: ResMut<'w, CurrentTicker>,
+    waker: Res<'w, LoopWaker>,
 }
 
-fn put_on_screen(
-    commands: &mut Commands,
-    hand: &Hand,
-    show: &mut Show,
-    images: &mut Assets<Image>,
-    ticker: &mut CurrentTicker,
-    prepared: Prepared,
-    length: Duration,
-) {
-    let Hand { settings, programme, fonts, window, now, .. } = *hand;
-    let Prepared { next, picture, clip, .. } = prepared;
-    let scale = window.scale_factor();
-    let pictures = Pictures {
-        main: picture.map(|(img, nearest)| {
-            let (w, h) = img.dimensions();
-            let mut image = Image::new(
-                Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-                TextureDimension::D2,
-                img.into_raw(),
-                TextureFormat::Rgba8UnormSrgb,
-                // The pixels are needed on the GPU only; drop the CPU copy.
-                RenderAssetUsages::RENDER_WORLD,
-            );
-            if nearest {
-                image.sampler = ImageSampler::nearest();
+impl Stage<'_, '_> {
+    /// Spawns the slide for what the rotation shows next, with its clip
+    /// and its sound, and hands over to it from the one on screen.
+    fn put_on_screen(&mut self, settings: &Settings, programme: &Programme, prepared: Prepared, length: Duration, now: Instant) {
+        let Prepared { next, picture, clip, .. } = prepared;
+        let scale = self.window.scale_factor();
+        let pictures = Pictures { main: picture.map(|(img, nearest)| texture(&mut self.images, img, nearest, scale)) };
+        let found = programme.rotation.lookup(&next);
+        let (content, ticker, transition) = match found {
+            Some((p, item)) => {
+                info!("showing `{}` ({}) from {}", item.id, item.kind.name(), p.id);
+                (Content::Item(item), p.ticker.clone(), item.transition)
             }
-            let logical = UVec2::new((w as f32 / scale) as u32, (h as f32 / scale) as u32);
-            (images.add(image), logical)
-        }),
-    };
-    let found = programme.rotation.lookup(&next);
-    let (content, new_ticker, transition) = match found {
-        Some((p, item)) => {
-            info!("showing `{}` ({}) from {}", item.id, item.kind.name(), p.id);
-            (Content::Item(item), p.ticker.clone(), item.transition)
+            None => {
+                info!("nothing to play now: idle screen");
+                let c = &settings.config;
+                let idle = Content::Idle { name: &c.screen_name, language: c.language, notice: settings.config_fallback.as_deref() };
+                (idle, None, handover::IDLE_TRANSITION)
+            }
+        };
+        let cut = self.show.slides.cut(transition);
+        if let Some(root) = cut.opaque {
+            self.commands.entity(root).insert(Slide { alpha: 1.0 });
         }
-        None => {
-            info!("nothing to play now: idle screen");
-            (
-                Content::Idle {
-                    name: &settings.config.screen_name,
-                    language: settings.config.language,
-                    notice: settings.config_fallback.as_deref(),
-                },
-                None,
-                Duration::from_millis(500),
-            )
+        for e in cut.remove {
+            self.commands.entity(e).try_despawn();
         }
-    };
-    // An unfinished fade is cut short: its outgoing slides go now.
-    if let Some((root, _, _)) = show.fade.take() {
-        commands.entity(root).insert(Slide { alpha: 1.0 });
+        self.show.z += 1;
+        let spec = SlideSpec { content: &content, pictures: &pictures, band: ticker.is_some(), window: self.window.size(), z: self.show.z, alpha: cut.alpha };
+        let root = slides::spawn(&mut self.commands, &spec, &self.fonts);
+        if let (Some(clip), Some((image, _)), Some((_, item))) = (clip, &pictures.main, found)
+            && let ItemKind::Video(v) = &item.kind
+        {
+            let auto = item.duration == Length::Clip;
+            self.commands.entity(root).insert(VideoSurface::start(clip, image.clone(), v.clone(), auto, root, now + length, self.waker.0.clone()));
+        }
+        self.commands.entity(root).insert(match found {
+            Some((p, item)) => SlideSound { narration: item.narration.clone(), music: p.music.clone() },
+            None => SlideSound::default(),
+        });
+        if let Some(old) = self.show.slides.shown(root, transition, now) {
+            self.commands.entity(old).try_despawn();
+        }
+        self.show.since = Some(Utc::now());
+        self.ticker.set_if_neq(CurrentTicker(ticker));
     }
-    for e in show.fading_out.drain(..) {
-        commands.entity(e).try_despawn();
-    }
-    let fading = show.current.is_some() && !transition.is_zero();
-    show.z += 1;
-    let band = new_ticker.is_some();
-    let root = slides::spawn(
-        commands,
-        &content,
-        &pictures,
-        fonts,
-        band,
-        window.size(),
-        show.z,
-        if fading { 0.0 } else { 1.0 },
+}
+
+/// A decoded picture as a texture, and its size in logical pixels.
+fn texture(images: &mut Assets<Image>, img: RgbaImage, nearest: bool, scale: f32) -> (Handle<Image>, UVec2) {
+    let (w, h) = img.dimensions();
+    let mut image = Image::new(
+        Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+        TextureDimension::D2,
+        img.into_raw(),
+        TextureFormat::Rgba8UnormSrgb,
+        // The pixels are needed on the GPU only; drop the CPU copy.
+        RenderAssetUsages::RENDER_WORLD,
     );
-    if let (Some(clip), Some((image, _)), Some((_, item))) = (clip, &pictures.main, found)
-        && let ItemKind::Video(v) = &item.kind
-    {
-        let auto = item.duration == Length::Clip;
-        commands.entity(root).insert(VideoSurface::start(clip, image.clone(), v.clone(), auto, root, now + length, hand.waker.clone()));
+    if nearest {
+        image.sampler = ImageSampler::nearest();
     }
-    commands.entity(root).insert(match found {
-        Some((p, item)) => SlideSound { narration: item.narration.clone(), music: p.music.clone() },
-        None => SlideSound::default(),
-    });
-    if let Some(old) = show.current.take() {
-        if fading {
-            show.fading_out.push(old.root);
-            show.fade = Some((root, now, transition));
-        } else {
-            commands.entity(old.root).try_despawn();
-        }
-    }
-    show.current = Some(OnScreen { root, shown: Utc::now() });
-    if ticker.0 != new_ticker {
-        ticker.0 = new_ticker;
-    }
+    let logical = UVec2::new((w as f32 / scale) as u32, (h as f32 / scale) as u32);
+    (images.add(image), logical)
 }
 
 fn fade(mut commands: Commands, mut show: ResMut<Show>, mut slides: Query<&mut Slide>, mut wake: ResMut<Wake>, now: Res<Now>) {
-    let Some((root, start, len)) = show.fade else { return };
-    let t = (now.instant.saturating_duration_since(start).as_secs_f32() / len.as_secs_f32()).clamp(0.0, 1.0);
-    // Smoothstep: eases in and out like a projector's dissolve.
-    let alpha = t * t * (3.0 - 2.0 * t);
-    if let Ok(mut slide) = slides.get_mut(root)
-        && slide.alpha != alpha {
-            slide.alpha = alpha;
-        }
-    if t >= 1.0 {
-        show.fade = None;
-        for e in show.fading_out.drain(..) {
-            commands.entity(e).try_despawn();
-        }
-    } else {
+    let Some(step) = show.slides.step(now.instant) else { return };
+    if let Ok(mut slide) = slides.get_mut(step.slide)
+        && slide.alpha != step.alpha
+    {
+        slide.alpha = step.alpha;
+    }
+    for e in step.remove {
+        commands.entity(e).try_despawn();
+    }
+    if step.animate {
         wake.animate();
     }
 }
@@ -442,7 +407,7 @@ mod tests {
 
     /// The id of the item on screen (and shown by the shell), if any.
     fn on_screen(world: &mut World) -> Option<String> {
-        world.resource::<Show>().current.as_ref()?;
+        world.resource::<Show>().slides.current()?;
         let p = world.get_resource::<Programme>()?;
         let next = p.rotation.on_screen()?.next.clone();
         p.rotation.lookup(&next).map(|(_, item)| item.id.clone())

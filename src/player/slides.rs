@@ -122,19 +122,23 @@ pub(super) fn plugin(app: &mut App) {
     );
 }
 
-/// Spawns a slide, on top of everything spawned before (`z`), fully opaque
-/// unless `alpha` says otherwise.
-#[allow(clippy::too_many_arguments)] // everything a slide is laid out from
-pub(crate) fn spawn(
-    commands: &mut Commands,
-    content: &Content,
-    pictures: &Pictures,
-    fonts: &Fonts,
-    band: bool,
-    window: Vec2,
-    z: i32,
-    alpha: f32,
-) -> Entity {
+/// Everything a slide is laid out from.
+pub(crate) struct SlideSpec<'a> {
+    pub content: &'a Content<'a>,
+    pub pictures: &'a Pictures,
+    /// A ticker band takes the bottom of the screen.
+    pub band: bool,
+    /// The window's size in logical pixels.
+    pub window: Vec2,
+    /// On top of everything spawned with a lower `z`.
+    pub z: i32,
+    /// The opacity to start at.
+    pub alpha: f32,
+}
+
+/// Spawns a slide as `spec` says.
+pub(crate) fn spawn(commands: &mut Commands, spec: &SlideSpec, fonts: &Fonts) -> Entity {
+    let &SlideSpec { content, pictures, band, window, z, alpha } = spec;
     let background = match content {
         Content::Item(item) => item.background,
         Content::Idle { .. } => Rgba::rgb(0x0d, 0x2b, 0x4e),

@@ -6,6 +6,7 @@
 //! Parsing never stops at the first problem: bad items are dropped with a
 //! diagnostic and the rest is kept, so one typo cannot blank a screen.
 
+pub mod handover;
 mod parse;
 pub mod rotation;
 pub mod schedule;
