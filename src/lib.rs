@@ -3,10 +3,11 @@
 //! The folders are the layers, and each may use only those above it:
 //!
 //! ```text
-//! core/     pure: playlists, schedules, validity, the rotation, CAP, alert
-//!           policy and the takeover's view, the signed manifest, sync
-//!           plans, media rules, trusted time. No network, no Bevy; takes
-//!           `now` and inputs as arguments.
+//! core/     pure: playlists, schedules, validity, the rotation and the
+//!           slide hand-over, CAP, alert policy and the takeover's view, the
+//!           signed manifest, sync plans, media rules, the music's and a
+//!           clip's state machines, trusted time. No network, no Bevy;
+//!           takes `now` and inputs as arguments.
 //! store/    the files on disk: atomic writes, the offline cache (which
 //!           owns every path under its folder; only its writers change
 //!           them), status, the alert inbox
