@@ -35,6 +35,7 @@ use super::Settings;
 use crate::core::alert::policy::AudioRef;
 use crate::core::media::mix::{self, Sounding, Volumes};
 use crate::core::media::music::{self, Next};
+use crate::core::media::narration::{self, Cue};
 use crate::core::playlist::Music;
 
 /// Longest back-off between attempts to open a missing device.
@@ -95,7 +96,8 @@ struct Speaker {
     chime: Option<Player>,
     chime_until: Instant,
     narration: Option<Player>,
-    narration_item: u64,
+    /// Whose narration plays: decided in [`narration`].
+    narrated: narration::Narration,
     /// Which track, when the next, how loud: decided in [`music`].
     music: music::Music,
     /// The player of the music track that plays.
@@ -117,7 +119,7 @@ pub(super) fn plugin(app: &mut App) {
             chime: None,
             chime_until: now,
             narration: None,
-            narration_item: 0,
+            narrated: narration::Narration::default(),
             music: music::Music::default(),
             music_player: None,
             waker: None,
@@ -286,12 +288,10 @@ fn programme(
     }
 
     // Narration: a new item stops the last one's and starts its own.
-    if sp.narration_item != wanted.item {
-        sp.narration_item = wanted.item;
+    let cue = sp.narrated.follow(wanted.item, wanted.narration.as_deref(), levels.narration);
+    if cue != Cue::Same {
         sp.narration = None;
-        if let Some(path) = &wanted.narration
-            && levels.narration > 0.0
-        {
+        if let Cue::Start(path) = cue {
             match open_track(path) {
                 Ok((source, _)) => {
                     if let Some(sink) = sp.device() {

@@ -6,6 +6,7 @@
 
 pub mod mix;
 pub mod music;
+pub mod narration;
 pub mod playback;
 pub mod sniff;
 pub mod spec;
