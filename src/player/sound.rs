@@ -287,62 +287,70 @@ fn programme(
         wake.at(sp.chime_until);
     }
 
-    // Narration: a new item stops the last one's and starts its own.
-    let cue = sp.narrated.follow(wanted.item, wanted.narration.as_deref(), levels.narration);
-    if cue != Cue::Same {
-        sp.narration = None;
-        if let Cue::Start(path) = cue {
-            match open_track(path) {
-                Ok((source, _)) => {
-                    if let Some(sink) = sp.device() {
-                        let player = Player::connect_new(sink.mixer());
-                        player.append(source);
-                        info!("audio: narration {}", path.display());
-                        sp.narration = Some(player);
+    sp.play_narration(wanted, levels.narration, takeover);
+    sp.play_music(wanted, levels.music, mix::music_reason(quiet, sounding), now, &mut wake);
+}
+
+impl Speaker {
+    /// Narration: a new item stops the last one's and starts its own.
+    fn play_narration(&mut self, wanted: &ProgrammeSound, level: f32, takeover: bool) {
+        let cue = self.narrated.follow(wanted.item, wanted.narration.as_deref(), level);
+        if cue != Cue::Same {
+            self.narration = None;
+            if let Cue::Start(path) = cue {
+                match open_track(path) {
+                    Ok((source, _)) => {
+                        if let Some(sink) = self.device() {
+                            let player = Player::connect_new(sink.mixer());
+                            player.append(source);
+                            info!("audio: narration {}", path.display());
+                            self.narration = Some(player);
+                        }
                     }
+                    Err(e) => warn!("audio: narration {}: {e}", path.display()),
                 }
-                Err(e) => warn!("audio: narration {}: {e}", path.display()),
+            }
+        }
+        if let Some(p) = &self.narration {
+            p.set_volume(level);
+            if takeover != p.is_paused() {
+                if takeover { p.pause() } else { p.play() }
             }
         }
     }
-    if let Some(p) = &sp.narration {
-        p.set_volume(levels.narration);
-        if takeover != p.is_paused() {
-            if takeover { p.pause() } else { p.play() }
-        }
-    }
 
-    // Music: follows the playlist on screen.
-    if sp.music.follow(wanted.music_changes, wanted.music.as_ref(), fastrand::u64(..), now) {
-        sp.music_player = None;
-    }
-    if sp.music.deck().is_none() {
-        return;
-    }
-    let target = levels.music;
-    if sp.music.news(target) {
-        info!("audio: music level {:.0}% ({})", target * 100.0, mix::music_reason(quiet, sounding));
-    }
-    let drained = sp.music_player.as_ref().is_some_and(|p| p.empty());
-    if sp.music.deck().is_some_and(|d| d.due(now, target, drained)) {
-        match sp.device().map(|d| d.mixer().clone()) {
-            Some(mixer) => next_track(sp, &mixer, now),
-            None => wake.at(sp.retry_at),
+    /// Music: follows the playlist on screen, as [`music`] says.
+    fn play_music(&mut self, wanted: &ProgrammeSound, target: f32, why: &str, now: Instant, wake: &mut Wake) {
+        if self.music.follow(wanted.music_changes, wanted.music.as_ref(), fastrand::u64(..), now) {
+            self.music_player = None;
         }
-    }
-    let Some(steer) = sp.music.deck().and_then(|d| d.steer(target, now)) else { return };
-    if let Some(p) = &sp.music_player {
-        p.set_volume(steer.volume);
-        match steer.pause {
-            Some(true) => p.pause(),
-            Some(false) => p.play(),
-            None => {}
+        if self.music.deck().is_none() {
+            return;
         }
-        if steer.animate {
-            wake.animate();
+        if self.music.news(target) {
+            info!("audio: music level {:.0}% ({why})", target * 100.0);
         }
-        if let Some(t) = steer.wake_at {
-            wake.at(t);
+        let drained = self.music_player.as_ref().is_some_and(|p| p.empty());
+        if self.music.deck().is_some_and(|d| d.due(now, target, drained)) {
+            match self.device().map(|d| d.mixer().clone()) {
+                Some(mixer) => next_track(self, &mixer, now),
+                None => wake.at(self.retry_at),
+            }
+        }
+        let Some(steer) = self.music.deck().and_then(|d| d.steer(target, now)) else { return };
+        if let Some(p) = &self.music_player {
+            p.set_volume(steer.volume);
+            match steer.pause {
+                Some(true) => p.pause(),
+                Some(false) => p.play(),
+                None => {}
+            }
+            if steer.animate {
+                wake.animate();
+            }
+            if let Some(t) = steer.wake_at {
+                wake.at(t);
+            }
         }
     }
 }
