@@ -89,6 +89,20 @@ impl VideoSurface {
         self.reopening = Some(slot);
     }
 
+    /// Puts the clip's new frame, if any, into the surface's image.
+    fn show_frame(&mut self, images: &mut Assets<Image>) {
+        let Some(clip) = &self.clip else { return };
+        let Some(frame) = clip.take_frame() else { return };
+        let Some(mut image) = images.get_mut(&self.image) else { return };
+        if image.size() == UVec2::new(frame.width, frame.height) {
+            image.data = Some(frame.data);
+            self.frames_shown += 1;
+        } else if self.playback.say_resized() {
+            // Rare (adaptive streams); the first size's frame holds.
+            warn!("video: {} changed picture size mid-clip; its new frames are not shown", clip.path().display());
+        }
+    }
+
     /// A reopened clip, once it is there: it takes over the surface.
     fn reopened(&mut self) -> Option<Result<(), VideoError>> {
         let done = self.reopening.as_ref()?.lock().ok().and_then(|mut r| r.take())?;
@@ -99,6 +113,20 @@ impl VideoSurface {
             self.clip = Some(clip);
         }))
     }
+}
+
+/// What a batch of the decoder's events says, for [`Playback`]: the first
+/// of each trouble.
+fn reported(events: Vec<ClipEvent>) -> Reported {
+    let mut r = Reported::default();
+    for e in events {
+        match e {
+            ClipEvent::Eos => r.end = true,
+            ClipEvent::AudioLost(why) => _ = r.audio_lost.get_or_insert(why),
+            ClipEvent::Error(why) => _ = r.error.get_or_insert(why),
+        }
+    }
+    r
 }
 
 impl Drop for VideoSurface {
@@ -206,25 +234,9 @@ fn show_frames(
         if let Some(volume) = s.playback.volume(gain) {
             clip.set_volume(volume);
         }
-        if let Some(frame) = clip.take_frame()
-            && let Some(mut image) = images.get_mut(&s.image)
-        {
-            if image.size() == UVec2::new(frame.width, frame.height) {
-                image.data = Some(frame.data);
-                s.frames_shown += 1;
-            } else if s.playback.say_resized() {
-                // Rare (adaptive streams); the first size's frame holds.
-                warn!("video: {} changed picture size mid-clip; its new frames are not shown", clip.path().display());
-            }
-        }
-        let mut reported = Reported::default();
-        for e in clip.events() {
-            match e {
-                ClipEvent::Eos => reported.end = true,
-                ClipEvent::AudioLost(why) => _ = reported.audio_lost.get_or_insert(why),
-                ClipEvent::Error(why) => _ = reported.error.get_or_insert(why),
-            }
-        }
+        s.show_frame(&mut images);
+        let Some(clip) = s.clip.as_ref() else { continue };
+        let reported = reported(clip.events());
         if reported.end {
             if s.playback.at_end(now)
                 && let Err(e) = clip.rewind()
@@ -259,4 +271,23 @@ fn show_frames(
     }
     // Music ducks while a clip's sound plays, not while its last frame holds.
     clip_sound.set_if_neq(ClipSound(sounding));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_reports_its_end_and_the_first_of_each_trouble() {
+        assert_eq!(reported(vec![]), Reported::default());
+        let batch = vec![
+            ClipEvent::Error("demuxer".into()),
+            ClipEvent::AudioLost("unplugged".into()),
+            ClipEvent::Eos,
+            ClipEvent::Error("later".into()),
+            ClipEvent::AudioLost("later".into()),
+        ];
+        let want = Reported { end: true, audio_lost: Some("unplugged".into()), error: Some("demuxer".into()) };
+        assert_eq!(reported(batch), want);
+    }
 }
