@@ -22,6 +22,7 @@ mod sound;
 mod testing;
 mod ticker;
 mod video;
+mod watchdog;
 mod worker;
 
 use std::io::IsTerminal;
@@ -169,7 +170,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         opts.exit_after,
         Instant::now(),
     ))
-    .add_plugins((shell, fonts::plugin, slides::plugin, ticker::plugin, clock::plugin, capture::plugin, display::plugin, notice::plugin, sound::plugin))
+    .add_plugins((shell, fonts::plugin, slides::plugin, ticker::plugin, clock::plugin, capture::plugin, display::plugin, notice::plugin, sound::plugin, watchdog::plugin))
     .add_systems(Startup, spawn_camera);
 
     Ok(match app.run() {

@@ -15,7 +15,7 @@ use bevy::winit::{UpdateMode, WinitSettings};
 /// crossfade, half the cost of 60 fps.
 pub(crate) const ANIMATION_FRAME: Duration = Duration::from_millis(33);
 /// Upper bound of a sleep, so a missed wake-up request cannot freeze the
-/// screen for long (and, later, so the systemd watchdog is fed). Every
+/// screen for long (the systemd watchdog asks for its own wake-ups). Every
 /// plugin asks for its own wake-ups; this is only the safety net, and each
 /// wake-up draws a frame, so it is kept long.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
@@ -66,7 +66,7 @@ pub(super) fn plugin(app: &mut App) {
         .add_systems(Last, set_update_mode);
 }
 
-fn set_update_mode(wake: Res<Wake>, settings: Option<ResMut<WinitSettings>>) {
+pub(super) fn set_update_mode(wake: Res<Wake>, settings: Option<ResMut<WinitSettings>>) {
     // No window (headless tests): no loop to pace.
     let Some(mut settings) = settings else { return };
     let now = Instant::now();

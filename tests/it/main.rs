@@ -13,6 +13,8 @@ mod cli;
 #[cfg(feature = "net")]
 mod feed;
 mod fonts;
+#[cfg(feature = "player")]
+mod kiosk;
 mod screen;
 mod sound;
 #[cfg(feature = "net")]

@@ -185,6 +185,11 @@ impl Running {
     }
 
     /// Whether the player has ended (for whatever reason).
+    /// The player's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn exited(&mut self) -> bool {
         self.child.try_wait().expect("wait for the player").is_some()
     }
