@@ -55,6 +55,9 @@ fn the_player_says_ready_after_its_first_frame_and_pings_the_watchdog_from_its_l
         .window(320, 180)
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "1000000")
+        // As under the kiosk unit, where systemd names cage, the player's
+        // parent (here: this test).
+        .env("WATCHDOG_PID", std::process::id().to_string())
         .spawn();
     // Until READY, all that may come is nothing (a cold start under the
     // software renderer takes a while).
