@@ -55,7 +55,7 @@ fn the_player_says_ready_after_its_first_frame_and_pings_the_watchdog_from_its_l
         .window(320, 180)
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "1000000")
-        // As under the kiosk unit, where systemd names cage, the player's
+        // As under the kiosk unit, where systemd names the compositor, the player's
         // parent (here: this test).
         .env("WATCHDOG_PID", std::process::id().to_string())
         .spawn();
