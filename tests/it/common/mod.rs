@@ -27,11 +27,16 @@ pub fn root() -> PathBuf {
 }
 
 /// The `estation` binary with a config of our own, so the tester's config
-/// never leaks in.
+/// never leaks in, and a data folder beside it (`XDG_DATA_HOME`), so a
+/// config with no `[cache] dir` keeps its default cache, and the last good
+/// copy of the config, there and not in the tester's own.
 pub fn estation(config: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_estation"));
     c.arg("--config").arg(config);
     c.env_remove("ESTATION_CONFIG").env("ESTATION_DATA_DIR", root());
+    if let Some(dir) = config.parent() {
+        c.env("XDG_DATA_HOME", dir.join(".data"));
+    }
     c
 }
 
