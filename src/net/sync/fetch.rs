@@ -128,7 +128,7 @@ impl Fetch for Http {
             let url = self.base.join(MANIFEST_FILE).map_err(|e| SyncError::Fetch { what: self.base.to_string(), source: FetchError::Server(e.to_string()) })?;
             let (etag, last_modified) = validators.map_or((None, None), |(e, lm)| (e.as_deref(), lm.as_deref()));
             let get = crate::net::http::Get { url: &url, accept: None, etag, last_modified, deadline: Some(MANIFEST_DEADLINE), max: MAX_MANIFEST_BYTES };
-            let answer = self.retry.run(&url, |_| true, |_| get.send(&self.client)).await.map(|got| Answer {
+            let answer = self.retry.run(&url, || get.send(&self.client)).await.map(|got| Answer {
                 fetched: got.body.map(|bytes| Fetched { bytes, etag: got.etag, last_modified: got.last_modified }),
                 date: got.date,
             });
@@ -140,7 +140,7 @@ impl Fetch for Http {
     /// left), retrying with back-off, then has the writer move it into
     /// `blobs/` once its digest checks out.
     fn blob<'a>(&'a self, blob: &'a Blob, progress: &'a Progress, _: Option<&'a CacheWriter>) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(async move { self.retry.run(&blob.feed_path(), |_| true, |_| self.download(blob, progress)).await })
+        Box::pin(async move { self.retry.run(&blob.feed_path(), || self.download(blob, progress)).await })
     }
 }
 

@@ -389,9 +389,7 @@ impl Syncer {
         // Room first; then plan again on what the disk says now (a file
         // that could not be removed frees nothing).
         if let Some(Op::Collect { keep }) = ops.first() {
-            if let Err(e) = writer.held()?.collect_except(keep) {
-                tracing::warn!("cache: {e}");
-            }
+            log_collected(writer.held()?.collect_except(keep));
             ops = plan::plan(&snapshot()?, target, self.opts.budget)?;
             ops.retain(|op| !matches!(op, Op::Collect { .. }));
         }
