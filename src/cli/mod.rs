@@ -65,8 +65,10 @@ pub enum Command {
     /// Check the offline cache as the player trusts it.
     #[command(subcommand)]
     Cache(CacheCommand),
-    /// What this machine can play: GStreamer plugins and decoders (hardware
-    /// or software), the sound device; what to install for what is missing.
+    /// Checks this machine as a kiosk and says how to fix what is wrong:
+    /// renderer (GPU, driver), display session, fonts, video decoders,
+    /// sound device, config, cache and disk, the feed (reachable, key,
+    /// clock), and the kiosk unit. Exits 1 when something needs fixing.
     Doctor,
 }
 
@@ -323,7 +325,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             sync_cmd::sync(&settings.config, once, from.as_deref())
         }
-        Command::Doctor => doctor::run(),
+        Command::Doctor => {
+            init_cli_logging();
+            let settings = load_settings(cli.config.as_deref())?;
+            #[cfg(feature = "player")]
+            let assets = crate::kiosk::bundled_assets(settings.data_dir.as_deref());
+            #[cfg(not(feature = "player"))]
+            let assets = None;
+            doctor::run(&settings, assets.as_deref())
+        }
         Command::Status { json } => {
             init_cli_logging();
             let settings = load_settings(cli.config.as_deref())?;

@@ -15,6 +15,7 @@ mod hours;
 mod mode;
 mod now;
 mod power;
+pub(crate) mod renderer;
 mod rotation;
 mod slides;
 mod sound;
@@ -126,9 +127,12 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
             // warning whose header is drawn but whose text is not yet (a
             // one-off pause of milliseconds on a GPU, longer under software
             // rendering). Screenshot times then count from real content.
-            .set(bevy::render::RenderPlugin {
+            // The renderer is chosen by our own plugin in its place, so a
+            // machine with no usable Vulkan falls back to GL, then to
+            // Mesa's software renderer (renderer.rs).
+            .disable::<bevy::render::RenderPlugin>()
+            .add_after::<bevy::render::RenderPlugin>(renderer::ChooseRenderer {
                 synchronous_pipeline_compilation: true,
-                ..default()
             })
             .set(bevy::log::LogPlugin {
                 filter: "info,wgpu=error,naga=warn,bevy_render=warn,bevy_winit=warn,estation=info".into(),

@@ -57,7 +57,7 @@ enum Done {
 /// What a plugin asks of the worker thread.
 enum Job {
     /// What is on screen (its `sound` is filled in here).
-    SaveStatus(PathBuf, PlayerStatus),
+    SaveStatus(PathBuf, Box<PlayerStatus>),
     /// The sound output's state changed.
     SoundOutput(Option<String>),
 }
@@ -74,7 +74,7 @@ impl Worker {
     /// Writes `player.json` for `estation status`. A failure is logged at
     /// debug level: the screen matters more than the report.
     pub fn save_status(&self, path: PathBuf, status: PlayerStatus) {
-        let _ = self.jobs.send(Job::SaveStatus(path, status));
+        let _ = self.jobs.send(Job::SaveStatus(path, Box::new(status)));
     }
 
     /// The sound output's state in words, for `player.json` (written again
@@ -93,6 +93,8 @@ pub(crate) struct Files {
     pub clock: Option<PathBuf>,
     /// How often to look at them.
     pub check: Duration,
+    /// The GPU adapter in use, reported in `player.json`.
+    pub renderer: Option<crate::store::status::RendererReport>,
 }
 
 impl Files {
@@ -103,6 +105,7 @@ impl Files {
             store: cache.as_deref().map(|d| crate::store::inbox::Inbox::new(d).path()),
             clock: cache.map(|d| d.join(crate::core::trusted_time::FILE)),
             check: CHECK,
+            renderer: None,
         }
     }
 }
@@ -115,12 +118,19 @@ pub(super) fn plugin(app: &mut App) {
         .add_systems(PreUpdate, drain.in_set(Phase::Receive));
 }
 
-fn start(mut commands: Commands, settings: Res<Settings>, waker: Res<LoopWaker>, started: Option<Res<Worker>>) {
+fn start(
+    mut commands: Commands,
+    settings: Res<Settings>,
+    waker: Res<LoopWaker>,
+    renderer: Option<Res<super::renderer::InUse>>,
+    started: Option<Res<Worker>>,
+) {
     // A test may have started one on its own files.
     if started.is_some() {
         return;
     }
-    match spawn(Files::of(&settings), waker.0.clone()) {
+    let files = Files { renderer: renderer.map(|r| r.0.clone()), ..Files::of(&settings) };
+    match spawn(files, waker.0.clone()) {
         Ok(worker) => {
             commands.insert_resource(worker);
         }
@@ -163,11 +173,12 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
         match jobs.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
             Ok(job) => {
                 match job {
-                    Job::SaveStatus(path, s) => status = Some((path, s)),
+                    Job::SaveStatus(path, s) => status = Some((path, *s)),
                     Job::SoundOutput(s) => sound = s,
                 }
                 if let Some((path, s)) = status.as_mut() {
                     s.sound.clone_from(&sound);
+                    s.renderer.clone_from(&files.renderer);
                     if let Err(e) = s.save(path) {
                         debug!("{}: {e}", path.display());
                     }

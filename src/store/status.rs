@@ -69,6 +69,35 @@ pub struct PlayerStatus {
     /// The sound output: playing on a device, or silent and why.
     #[serde(default)]
     pub sound: Option<String>,
+    /// The GPU adapter the player draws with.
+    #[serde(default)]
+    pub renderer: Option<RendererReport>,
+}
+
+/// A GPU adapter, as wgpu names it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RendererReport {
+    /// `vulkan` or `gl`.
+    pub backend: String,
+    pub adapter: String,
+    pub driver: String,
+    /// Mesa's software renderer (lavapipe, llvmpipe): no GPU in use.
+    pub software: bool,
+}
+
+impl RendererReport {
+    /// One line: `vulkan on "NAME" (DRIVER, software)`.
+    pub fn describe(&self) -> String {
+        let mut what = vec![];
+        if !self.driver.is_empty() {
+            what.push(self.driver.as_str());
+        }
+        if self.software {
+            what.push("software");
+        }
+        let tail = if what.is_empty() { String::new() } else { format!(" ({})", what.join(", ")) };
+        format!("{} on \"{}\"{tail}", self.backend, self.adapter)
+    }
 }
 
 impl PlayerStatus {

@@ -1,10 +1,12 @@
 //! The player as systemd runs it: readiness and the watchdog, over a real
-//! `NOTIFY_SOCKET` that the test listens on.
+//! `NOTIFY_SOCKET` that the test listens on; and on whatever GPU driver the
+//! machine has (Vulkan, GL, or none that works).
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use crate::common::player::Player;
+use crate::common::{estation, stdout};
 
 /// The datagrams that arrive within `wait` (each `KEY=value` line), or
 /// until one is `until`.
@@ -78,4 +80,126 @@ fn the_player_says_ready_after_its_first_frame_and_pings_the_watchdog_from_its_l
     assert!(stopped.is_empty(), "pings while stopped: {stopped:?}");
     let again = messages(&socket, Duration::from_secs(2));
     assert!(again.iter().any(|(_, m)| m == "WATCHDOG=1"), "no pings after SIGCONT: {again:?}");
+}
+
+/// A still card, drawn the same on every backend.
+fn card(dir: &std::path::Path) -> std::path::PathBuf {
+    let playlist = dir.join("card.toml");
+    std::fs::write(&playlist, "[[items]]\nkind = \"text\"\ntitle = \"科普e站\"\nbody = \"暴雨来临前\"\nduration = \"10m\"\n").unwrap();
+    playlist
+}
+
+/// With no Vulkan driver (a Haswell or Bay Trail iGPU, an ARM board) the
+/// player draws on GL instead of aborting at start; asked for GL, it draws
+/// on GL; and either way it says which adapter it uses in its log and in
+/// `estation status`. Mesa gives both APIs in software here, so the frames
+/// must match the Vulkan one.
+#[test]
+fn the_player_draws_on_gl_when_vulkan_is_missing_and_says_which_renderer_it_uses() {
+    let mut frames = Vec::new();
+    for (what, env, backend) in [
+        ("the default", vec![], "vulkan"),
+        ("no Vulkan driver", vec![("VK_ICD_FILENAMES", "/nonexistent")], "gl"),
+        ("WGPU_BACKEND=gl", vec![("WGPU_BACKEND", "gl")], "gl"),
+        // Asked for an API that has no driver: the other one, not a black screen.
+        ("WGPU_BACKEND=vulkan with no Vulkan driver", vec![("WGPU_BACKEND", "vulkan"), ("VK_ICD_FILENAMES", "/nonexistent")], "gl"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut player = Player::fresh(dir.path(), "").playlist(&card(dir.path())).window(320, 180).shots(&["1s"]).exit_after("1.5s");
+        for (k, v) in env {
+            player = player.env(k, v);
+        }
+        let played = player.run();
+        let said = format!("renderer: {backend} on \"llvmpipe");
+        assert!(played.log.contains(&said), "{what}: no \"{said}\" in the log:\n{}", played.log);
+        let config = dir.path().join("config.toml");
+        let status: serde_json::Value =
+            serde_json::from_str(&stdout(&estation(&config).args(["status", "--json"]).output().unwrap())).unwrap();
+        let renderer = &status["player"]["renderer"];
+        assert_eq!(renderer["backend"], backend, "{what}: status says {renderer}");
+        assert_eq!(renderer["software"], true, "{what}: status says {renderer}");
+        let text = stdout(&estation(&config).arg("status").output().unwrap());
+        assert!(text.contains(&format!("renderer:   {backend} on \"llvmpipe")), "{what}: {text}");
+        frames.push((what, played.shots.into_iter().next().unwrap()));
+    }
+    let (_, vulkan) = &frames[0];
+    assert!(crate::common::pixels::ink(vulkan, 0, 0, 320, 180) > 200, "the card has text");
+    for (what, frame) in &frames[1..] {
+        let worst = vulkan.pixels().zip(frame.pixels()).map(|(a, b)| crate::common::pixels::dist(*a, b.0)).max();
+        assert!(worst <= Some(8), "{what}: differs from the Vulkan frame by up to {worst:?}");
+    }
+}
+
+/// With no driver at all (neither Vulkan nor EGL can load one) the player
+/// says so, with the packages to install, and exits non-zero for systemd
+/// to retry; it does not panic.
+#[test]
+fn with_no_driver_at_all_the_player_names_the_packages_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = Player::fresh(dir.path(), "")
+        .playlist(&card(dir.path()))
+        .window(320, 180)
+        .exit_after("20s")
+        .env("VK_ICD_FILENAMES", "/nonexistent")
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent")
+        .env("LIBGL_DRIVERS_PATH", "/nonexistent")
+        .spawn();
+    let (code, log) = running.wait();
+    assert_ne!(code, Some(0), "{log}");
+    assert!(log.contains("no GPU adapter") && log.contains("install mesa-vulkan-drivers"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// `estation doctor` on a kiosk: the feed reachable and signed with the
+/// configured key, the cache's hashes, the clock against the feed server's;
+/// each problem is marked FIX with what to do, and the exit status says so.
+#[test]
+fn doctor_checks_feed_key_cache_and_clock_and_says_what_to_fix() {
+    use crate::common::feedsrv::FeedServer;
+    use crate::common::operator::Operator;
+    let op = Operator::new();
+    op.card("体检", "#204060");
+    let built = op.build();
+    assert!(built.status.success(), "{}", crate::common::stderr(&built));
+    let server = FeedServer::start(op.path("feed"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = op.kiosk(dir.path(), Some(&server.url()));
+    let doctor = |cmd: &mut std::process::Command| {
+        let out = cmd.arg("doctor").output().unwrap();
+        (out.status.code(), stdout(&out))
+    };
+
+    let (code, text) = doctor(&mut estation(&config));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok    feed      ") && text.contains("manifest.json: version ") && text.contains(", signed with the configured key"), "{text}");
+    assert!(text.contains("ok    clock"), "{text}");
+    assert!(text.contains("note  cache     no version in the cache yet"), "{text}");
+
+    let out = estation(&config).args(["sync", "--once"]).output().unwrap();
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let (code, text) = doctor(&mut estation(&config));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok    cache     version ") && text.contains("every hash checks"), "{text}");
+
+    // A cached file that rotted on the flash.
+    let blob = std::fs::read_dir(dir.path().join("cache/blobs")).unwrap().flatten().next().unwrap().path();
+    std::fs::write(&blob, b"rotted").unwrap();
+    let (code, text) = doctor(&mut estation(&config));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FIX   cache     version ") && text.contains("fix: run `estation sync --once`"), "{text}");
+    std::fs::remove_file(&blob).unwrap();
+    assert!(estation(&config).args(["sync", "--once"]).status().unwrap().success());
+
+    // A clock a day behind the feed server's.
+    let (code, text) = doctor(&mut crate::common::estation_at("-1d", &config));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FIX   clock     this clock is 1day") && text.contains("behind the feed server's"), "{text}");
+    assert!(text.contains("fix: turn on time sync: sudo timedatectl set-ntp true"), "{text}");
+
+    // Another operator's key: the feed cannot be trusted.
+    let other = Operator::new();
+    let wrong = other.kiosk(tempfile::tempdir().unwrap().keep().as_path(), Some(&server.url()));
+    let (code, text) = doctor(&mut estation(&wrong));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("FIX   feed") && text.contains("fix: check [feed] public_key"), "{text}");
 }

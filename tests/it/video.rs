@@ -196,8 +196,11 @@ fn doctor_names_the_decoders_and_the_packages_that_are_missing() {
     let out = common::estation(&config).envs(restricted(dir.path(), &plugins)).arg("doctor").output().unwrap();
     let text = common::stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("MISSING  H.264 video            install gstreamer1.0-libav"), "{text}");
-    assert!(text.contains("ok       VP9 video"), "{text}");
+    assert!(
+        text.contains("FIX   video     H.264 video: no element\n                fix: sudo apt-get install gstreamer1.0-libav"),
+        "{text}"
+    );
+    assert!(text.contains("ok    video     VP9 video: vp9dec"), "{text}");
     assert!(text.contains("missing: sudo apt-get install gstreamer1.0-libav"), "{text}");
 }
 

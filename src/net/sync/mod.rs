@@ -380,7 +380,7 @@ impl Syncer {
                 other_bytes: self.cache.used_bytes().saturating_sub(held),
                 blobs,
                 partial,
-                free: free_space(self.cache.root()),
+                free: crate::store::cache::free_space(self.cache.root()),
                 downloading: downloading.clone(),
             })
         };
@@ -610,13 +610,6 @@ fn update(status: &Mutex<SyncStatus>, path: &Path, f: impl FnOnce(&mut SyncStatu
             tracing::warn!("{}: {e}", path.display());
         }
     }
-}
-
-
-/// Free bytes on the file system holding `path` (None if it cannot be read).
-fn free_space(path: &Path) -> Option<u64> {
-    let st = rustix::fs::statvfs(path).ok()?;
-    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 #[cfg(test)]

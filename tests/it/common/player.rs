@@ -194,6 +194,16 @@ impl Running {
         self.child.try_wait().expect("wait for the player").is_some()
     }
 
+    /// Waits for the player to end, however it ends: its exit code and log.
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        wait_until(LIMIT, "the player to end", || self.exited());
+        let code = self.child.wait().expect("wait for the player").code();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        (code, self.log())
+    }
+
     /// Waits for the player to end; it must succeed and have written every
     /// screenshot.
     pub fn finish(mut self) -> Played {

@@ -1,0 +1,272 @@
+//! Which GPU the player draws with, chosen before the window opens, so that
+//! a machine without a usable Vulkan driver still gets a picture.
+//!
+//! Bevy's own renderer start asks wgpu for one adapter and panics ("Unable
+//! to find a GPU!") when Vulkan is missing, and its GL backend cannot
+//! present: it creates the wgpu instance without the windowing system's
+//! display, so EGL runs surfaceless (bevy-kiosk-tech.md §3). Here the
+//! instance is made with the display of the event loop winit already opened
+//! (the same connection the window uses, so surfaces match), every adapter
+//! of every backend is listed, and they are tried best first
+//! ([`rank`]): a real GPU on Vulkan, a real GPU on GL (old Intel iGPUs with
+//! no conformant Vulkan driver), then Mesa's software renderers (lavapipe
+//! on Vulkan, llvmpipe on GL). The first whose device opens is handed to
+//! Bevy's [`RenderPlugin`] as [`RenderCreation::Manual`].
+//!
+//! `WGPU_BACKEND=gl` (or `vulkan`) in the unit's environment narrows the
+//! choice on a machine whose listed driver misbehaves.
+
+use bevy::prelude::*;
+use bevy::render::RenderPlugin;
+use bevy::render::renderer::{
+    RenderAdapter, RenderAdapterInfo, RenderDevice, RenderInstance, RenderQueue, WgpuWrapper,
+};
+use bevy::render::settings::{RenderCreation, WgpuSettings};
+use std::sync::Arc;
+use wgpu::{Backend, Backends, DeviceType};
+
+use crate::store::status::RendererReport;
+
+/// What to install when nothing can draw (the `.deb` depends on these).
+pub(crate) const DRIVERS: &str = "mesa-vulkan-drivers libgl1-mesa-dri libegl1";
+
+/// Replaces Bevy's [`RenderPlugin`] in the player's plugin group; adds it
+/// itself, with the chosen device, once winit's event loop exists.
+pub(crate) struct ChooseRenderer {
+    pub synchronous_pipeline_compilation: bool,
+}
+
+/// The adapter the player draws with, for the log and `player.json`.
+#[derive(Resource, Clone, Debug)]
+pub(crate) struct InUse(pub RendererReport);
+
+impl Plugin for ChooseRenderer {
+    fn build(&self, app: &mut App) {
+        let display = app.world().get_resource::<bevy::winit::DisplayHandleWrapper>().map(|d| d.0.clone());
+        let render_creation = match open(display) {
+            Ok((resources, report)) => {
+                info!("renderer: {}", report.describe());
+                if report.software {
+                    warn!(
+                        "renderer: software rendering on the CPU; it works, but slowly (a GPU driver \
+                         would help: `estation doctor` says which)"
+                    );
+                }
+                app.insert_resource(InUse(report));
+                resources
+            }
+            Err(e) => {
+                // Bevy then runs without a renderer: the app exits below
+                // with the reason instead of panicking in the render plugin.
+                error!("renderer: {e}");
+                app.add_systems(Startup, |mut exit: MessageWriter<AppExit>| {
+                    exit.write(AppExit::error());
+                });
+                RenderCreation::Automatic(Box::new(WgpuSettings { backends: None, ..default() }))
+            }
+        };
+        app.add_plugins(RenderPlugin {
+            render_creation,
+            synchronous_pipeline_compilation: self.synchronous_pipeline_compilation,
+            ..default()
+        });
+    }
+}
+
+/// Why no adapter could be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NoRenderer {
+    #[error("no GPU adapter on {backends:?}, not even Mesa's software renderer (install {DRIVERS})")]
+    NoAdapter { backends: Backends },
+    #[error("no adapter would open a device ({tried}); install or update {DRIVERS}")]
+    NoDevice { tried: String },
+}
+
+/// Opens the best adapter on `display`. When `WGPU_BACKEND` narrows the
+/// backends and none of those works, every backend is tried: a screen that
+/// draws on the "wrong" API beats a black one.
+fn open<D>(display: Option<D>) -> Result<(RenderCreation, RendererReport), NoRenderer>
+where
+    D: wgpu::rwh::HasDisplayHandle + std::fmt::Debug + Clone + Send + Sync + 'static,
+{
+    let settings = WgpuSettings::default();
+    let every = Backends::all();
+    let wanted = settings.backends.unwrap_or(every);
+    match open_on(&settings, wanted, display.clone()) {
+        Err(e) if wanted != every => {
+            warn!("renderer: WGPU_BACKEND asks for {wanted:?}, but {e}; trying every backend");
+            open_on(&settings, every, display)
+        }
+        done => done,
+    }
+}
+
+/// Lists the adapters of `backends` and opens the best one that works.
+fn open_on<D>(
+    settings: &WgpuSettings,
+    backends: Backends,
+    display: Option<D>,
+) -> Result<(RenderCreation, RendererReport), NoRenderer>
+where
+    D: wgpu::rwh::HasDisplayHandle + std::fmt::Debug + Send + Sync + 'static,
+{
+    let instance = instance(settings, backends, display);
+    let adapters = bevy::tasks::block_on(instance.enumerate_adapters(backends));
+    if adapters.is_empty() {
+        return Err(NoRenderer::NoAdapter { backends });
+    }
+    let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
+    for info in &infos {
+        debug!("renderer: found {}", report(info).describe());
+    }
+    let mut adapters: Vec<Option<wgpu::Adapter>> = adapters.into_iter().map(Some).collect();
+    let mut tried = Vec::new();
+    for i in rank(&infos.iter().map(|i| (i.backend, i.device_type)).collect::<Vec<_>>()) {
+        let Some(adapter) = adapters[i].take() else { continue };
+        let info = &infos[i];
+        match bevy::tasks::block_on(adapter.request_device(&device_descriptor(settings, &adapter))) {
+            Ok((device, queue)) => {
+                let creation = RenderCreation::manual(
+                    RenderDevice::from(device),
+                    RenderQueue(Arc::new(WgpuWrapper::new(queue))),
+                    RenderAdapterInfo(WgpuWrapper::new(info.clone())),
+                    RenderAdapter(Arc::new(WgpuWrapper::new(adapter))),
+                    RenderInstance(Arc::new(WgpuWrapper::new(instance))),
+                );
+                return Ok((creation, report(info)));
+            }
+            Err(e) => {
+                warn!("renderer: {} would not open a device: {e}; trying the next", report(info).describe());
+                tried.push(format!("{}: {e}", report(info).describe()));
+            }
+        }
+    }
+    Err(NoRenderer::NoDevice { tried: tried.join("; ") })
+}
+
+/// A wgpu instance on `backends`, tied to the windowing system's display
+/// when there is one (GL needs it to present; Vulkan ignores it).
+fn instance<D>(settings: &WgpuSettings, backends: Backends, display: Option<D>) -> wgpu::Instance
+where
+    D: wgpu::rwh::HasDisplayHandle + std::fmt::Debug + Send + Sync + 'static,
+{
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    desc.flags = settings.instance_flags;
+    desc.memory_budget_thresholds = settings.instance_memory_budget_thresholds;
+    desc.backend_options.gl.gles_minor_version = settings.gles3_minor_version;
+    if let Some(d) = display {
+        desc = desc.with_display_handle(Box::new(d));
+    }
+    wgpu::Instance::new(desc)
+}
+
+/// The same device request Bevy makes by default: every feature and limit
+/// the adapter has (less mappable primary buffers on a discrete GPU, slow
+/// across the bus).
+fn device_descriptor<'a>(settings: &'a WgpuSettings, adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'a> {
+    let mut features = adapter.features();
+    if adapter.get_info().device_type == DeviceType::DiscreteGpu {
+        features.remove(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
+    }
+    wgpu::DeviceDescriptor {
+        label: settings.device_label.as_deref(),
+        required_features: features,
+        required_limits: adapter.limits(),
+        // As Bevy does (bevy_render renderer::initialize_renderer).
+        // SAFETY: the experimental features are only enabled, not relied on
+        // by estation's own code.
+        experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() },
+        memory_hints: settings.memory_hints.clone(),
+        trace: wgpu::Trace::Off,
+    }
+}
+
+/// Lists every adapter wgpu sees without a window, best first, for
+/// `estation doctor` (GL is listed surfaceless; the player ties it to the
+/// display).
+pub(crate) fn survey() -> Vec<RendererReport> {
+    let settings = WgpuSettings::default();
+    let backends = settings.backends.unwrap_or(Backends::all());
+    let instance = instance(&settings, backends, None::<NoDisplay>);
+    let infos: Vec<_> =
+        bevy::tasks::block_on(instance.enumerate_adapters(backends)).iter().map(wgpu::Adapter::get_info).collect();
+    rank(&infos.iter().map(|i| (i.backend, i.device_type)).collect::<Vec<_>>())
+        .into_iter()
+        .map(|i| report(&infos[i]))
+        .collect()
+}
+
+fn report(info: &wgpu::AdapterInfo) -> RendererReport {
+    RendererReport {
+        backend: info.backend.to_string(),
+        adapter: info.name.clone(),
+        driver: [info.driver.as_str(), info.driver_info.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
+        software: info.device_type == DeviceType::Cpu,
+    }
+}
+
+/// The order to try adapters in, as indexes into `adapters`: real GPUs
+/// before software, and within each, Vulkan before GL (wgpu's Vulkan path is
+/// the one Bevy tests); a discrete GPU before an integrated one. wgpu alone
+/// would take any Vulkan adapter, lavapipe included, over a real GPU on GL
+/// (gfx-rs/wgpu#3820). Adapters of other backends are left out.
+pub(crate) fn rank(adapters: &[(Backend, DeviceType)]) -> Vec<usize> {
+    let score = |&(backend, device): &(Backend, DeviceType)| {
+        let software = u8::from(device == DeviceType::Cpu);
+        let api = match backend {
+            Backend::Vulkan => 0,
+            Backend::Gl => 1,
+            _ => return None,
+        };
+        let kind = match device {
+            DeviceType::DiscreteGpu => 0,
+            DeviceType::IntegratedGpu => 1,
+            DeviceType::VirtualGpu => 2,
+            DeviceType::Other | DeviceType::Cpu => 3,
+        };
+        Some((software, api, kind))
+    };
+    let mut order: Vec<_> = (0..adapters.len()).filter_map(|i| score(&adapters[i]).map(|s| (s, i))).collect();
+    // Stable: equal adapters keep wgpu's order.
+    order.sort_by_key(|&(s, _)| s);
+    order.into_iter().map(|(_, i)| i).collect()
+}
+
+/// No windowing system (for listing adapters).
+#[derive(Debug)]
+enum NoDisplay {}
+
+impl wgpu::rwh::HasDisplayHandle for NoDisplay {
+    fn display_handle(&self) -> Result<wgpu::rwh::DisplayHandle<'_>, wgpu::rwh::HandleError> {
+        match *self {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_real_gpu_comes_before_software_and_vulkan_before_gl() {
+        use Backend::{Gl, Vulkan};
+        use DeviceType::{Cpu, DiscreteGpu, IntegratedGpu};
+        // A Haswell box: wgpu lists lavapipe on Vulkan and the iGPU on GL
+        // only; the iGPU wins.
+        assert_eq!(rank(&[(Vulkan, Cpu), (Gl, IntegratedGpu), (Gl, Cpu)]), vec![1, 0, 2]);
+        // A modern box: the iGPU on Vulkan, then on GL, then software.
+        assert_eq!(rank(&[(Gl, IntegratedGpu), (Vulkan, Cpu), (Vulkan, IntegratedGpu)]), vec![2, 0, 1]);
+        // No GPU: lavapipe, then llvmpipe.
+        assert_eq!(rank(&[(Gl, Cpu), (Vulkan, Cpu)]), vec![1, 0]);
+        // A discrete card before the integrated one, on the same API.
+        assert_eq!(rank(&[(Vulkan, IntegratedGpu), (Vulkan, DiscreteGpu)]), vec![1, 0]);
+        // Equal adapters keep wgpu's order; other backends are never tried.
+        assert_eq!(rank(&[(Vulkan, Cpu), (Backend::Noop, DiscreteGpu), (Vulkan, Cpu)]), vec![0, 2]);
+        assert!(rank(&[]).is_empty());
+    }
+}
