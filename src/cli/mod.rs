@@ -1,6 +1,7 @@
 //! The `estation` command line: the player and the operator tools.
 
 mod alert_cmd;
+mod backoff_cmd;
 mod config_cmd;
 mod doctor;
 mod feed_cmd;
@@ -70,6 +71,15 @@ pub enum Command {
     /// sound device, config, cache and disk, the feed (reachable, key,
     /// clock), and the kiosk unit. Exits 1 when something needs fixing.
     Doctor,
+    /// Before the kiosk unit starts the player: records the start and, when
+    /// the last starts came quickly (a crash loop), waits 5 s, 10 s, 20 s …
+    /// up to 2 min. Run by the unit's ExecStartPre.
+    #[command(hide = true)]
+    Backoff {
+        /// Where the starts are kept (the unit's StateDirectory).
+        #[arg(long, env = "STATE_DIRECTORY", default_value = "/var/lib/estation")]
+        state: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,13 +335,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             sync_cmd::sync(&settings.config, once, from.as_deref())
         }
+        Command::Backoff { state } => backoff_cmd::run(&state),
         Command::Doctor => {
             init_cli_logging();
             let settings = load_settings(cli.config.as_deref())?;
             #[cfg(feature = "player")]
             let assets = crate::kiosk::bundled_assets(settings.data_dir.as_deref());
             #[cfg(not(feature = "player"))]
-            let assets = None;
+            let assets: Option<PathBuf> = None;
             doctor::run(&settings, assets.as_deref())
         }
         Command::Status { json } => {

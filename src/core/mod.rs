@@ -10,5 +10,6 @@ pub mod feed;
 pub mod media;
 pub mod playlist;
 pub mod qr;
+pub mod restart;
 pub mod sync;
 pub mod trusted_time;

@@ -203,3 +203,43 @@ fn doctor_checks_feed_key_cache_and_clock_and_says_what_to_fix() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("FIX   feed") && text.contains("fix: check [feed] public_key"), "{text}");
 }
+
+/// The unit's ExecStartPre: three quick starts go at once, the fourth waits
+/// 5 s (a crash loop backs off instead of spinning); a damaged record is no
+/// reason not to start.
+#[test]
+fn backoff_lets_the_first_starts_go_at_once_and_then_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("none.toml");
+    let start = || {
+        let t = Instant::now();
+        let out = estation(&config).arg("backoff").env("STATE_DIRECTORY", dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}", crate::common::stderr(&out));
+        (t.elapsed(), crate::common::stderr(&out))
+    };
+    for n in 1..=3 {
+        let (took, said) = start();
+        assert!(said.contains(&format!("start {n} in the last 10m: starting at once")), "{said}");
+        assert!(took < Duration::from_secs(4), "start {n} waited {took:?}");
+    }
+    let (took, said) = start();
+    assert!(said.contains("start 4 in the last 10m: the player keeps failing; waiting 5s first"), "{said}");
+    assert!(took >= Duration::from_secs(5), "waited only {took:?}");
+
+    std::fs::write(dir.path().join("kiosk-starts.json"), "[not json").unwrap();
+    let (_, said) = start();
+    assert!(said.contains("starting afresh") && said.contains("start 1 in the last 10m: starting at once"), "{said}");
+}
+
+/// The config the package installs as /etc/estation/config.toml loads with
+/// no problem, and puts the cache where the package made it.
+#[test]
+fn the_packaged_config_checks_clean_and_keeps_the_cache_in_var_lib() {
+    let shipped = crate::common::root().join("packaging/config.toml");
+    let out = estation(&shipped).args(["config", "check"]).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), crate::common::stderr(&out));
+    assert!(!crate::common::stderr(&out).contains("warning"), "{}", crate::common::stderr(&out));
+    let shown = stdout(&estation(&shipped).args(["config", "show"]).output().unwrap());
+    let line = shown.lines().find(|l| l.contains("cache.dir")).unwrap_or_default();
+    assert!(line.contains("/var/lib/estation/cache"), "{shown}");
+}
