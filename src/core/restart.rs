@@ -24,17 +24,21 @@ pub const MAX: Duration = Duration::from_secs(120);
 /// the first [`FREE`] in [`WINDOW`], then 5 s, 10 s, 20 s … up to [`MAX`].
 /// A start in the future (the clock was set back) counts as recent.
 pub fn delay(earlier: &[DateTime<Utc>], now: DateTime<Utc>) -> Duration {
-    let recent = earlier.iter().filter(|t| now.signed_duration_since(**t).to_std().map_or(true, |ago| ago < WINDOW)).count();
+    let recent = earlier.iter().filter(|t| recent(**t, now)).count();
     let Some(over) = recent.checked_sub(FREE) else { return Duration::ZERO };
     BASE.saturating_mul(1u32.checked_shl(over.min(16) as u32).unwrap_or(u32::MAX)).min(MAX)
 }
 
 /// The starts worth keeping with `now` added: those still in the window.
 pub fn record(earlier: &[DateTime<Utc>], now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let mut kept: Vec<_> =
-        earlier.iter().copied().filter(|t| now.signed_duration_since(*t).to_std().map_or(true, |ago| ago < WINDOW)).collect();
+    let mut kept: Vec<_> = earlier.iter().copied().filter(|t| recent(*t, now)).collect();
     kept.push(now);
     kept
+}
+
+/// Whether a start at `t` is within [`WINDOW`] of `now` (or after it).
+fn recent(t: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now.signed_duration_since(t).to_std().map_or(true, |ago| ago < WINDOW)
 }
 
 #[cfg(test)]

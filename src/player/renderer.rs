@@ -111,19 +111,13 @@ where
     D: wgpu::rwh::HasDisplayHandle + std::fmt::Debug + Send + Sync + 'static,
 {
     let instance = instance(settings, backends, display);
-    let adapters = bevy::tasks::block_on(instance.enumerate_adapters(backends));
+    let adapters = listed(&instance, backends);
     if adapters.is_empty() {
         return Err(NoRenderer::NoAdapter { backends });
     }
-    let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
-    for info in &infos {
-        debug!("renderer: found {}", report(info).describe());
-    }
-    let mut adapters: Vec<Option<wgpu::Adapter>> = adapters.into_iter().map(Some).collect();
     let mut tried = Vec::new();
-    for i in rank(&infos.iter().map(|i| (i.backend, i.device_type)).collect::<Vec<_>>()) {
-        let Some(adapter) = adapters[i].take() else { continue };
-        let info = &infos[i];
+    for (adapter, info) in adapters {
+        let what = report(&info).describe();
         match bevy::tasks::block_on(adapter.request_device(&device_descriptor(settings, &adapter))) {
             Ok((device, queue)) => {
                 let creation = RenderCreation::manual(
@@ -133,11 +127,11 @@ where
                     RenderAdapter(Arc::new(WgpuWrapper::new(adapter))),
                     RenderInstance(Arc::new(WgpuWrapper::new(instance))),
                 );
-                return Ok((creation, report(info)));
+                return Ok((creation, report(&info)));
             }
             Err(e) => {
-                warn!("renderer: {} would not open a device: {e}; trying the next", report(info).describe());
-                tried.push(format!("{}: {e}", report(info).describe()));
+                warn!("renderer: {what} would not open a device: {e}; trying the next");
+                tried.push(format!("{what}: {e}"));
             }
         }
     }
@@ -189,12 +183,19 @@ pub(crate) fn survey() -> Vec<RendererReport> {
     let settings = WgpuSettings::default();
     let backends = settings.backends.unwrap_or(Backends::all());
     let instance = instance(&settings, backends, None::<NoDisplay>);
-    let infos: Vec<_> =
-        bevy::tasks::block_on(instance.enumerate_adapters(backends)).iter().map(wgpu::Adapter::get_info).collect();
-    rank(&infos.iter().map(|i| (i.backend, i.device_type)).collect::<Vec<_>>())
-        .into_iter()
-        .map(|i| report(&infos[i]))
-        .collect()
+    listed(&instance, backends).iter().map(|(_, info)| report(info)).collect()
+}
+
+/// The adapters of `backends`, best first ([`rank`]), each with its info.
+fn listed(instance: &wgpu::Instance, backends: Backends) -> Vec<(wgpu::Adapter, wgpu::AdapterInfo)> {
+    let adapters = bevy::tasks::block_on(instance.enumerate_adapters(backends));
+    let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
+    for info in &infos {
+        debug!("renderer: found {}", report(info).describe());
+    }
+    let order = rank(&infos.iter().map(|i| (i.backend, i.device_type)).collect::<Vec<_>>());
+    let mut all: Vec<_> = adapters.into_iter().zip(infos).map(Some).collect();
+    order.into_iter().filter_map(|i| all[i].take()).collect()
 }
 
 fn report(info: &wgpu::AdapterInfo) -> RendererReport {
