@@ -65,6 +65,7 @@ pub fn run(settings: &Settings, assets: Option<&Path>) -> anyhow::Result<ExitCod
     {
         found.extend(renderer());
         found.push(session());
+        found.push(display_power(settings));
         found.push(fonts(assets));
         found.extend(video());
         found.push(sound());
@@ -161,8 +162,24 @@ fn session() -> Finding {
         (None, None) => Finding::note(
             "display",
             "no display session in this shell (normal over ssh: the kiosk unit starts its own, \
-             `systemctl status estation-kiosk@tty7`)",
+             `systemctl status estation-kiosk@tty1`)",
         ),
+    }
+}
+
+/// Whether the display can sleep outside screen-on hours, asked of this
+/// shell's session without changing it. Never a FIX: a display that cannot
+/// sleep still shows everything, black outside its hours.
+#[cfg(feature = "player")]
+fn display_power(settings: &Settings) -> Finding {
+    use crate::player::display_power::{probe, Error};
+    if !settings.config.display_sleep {
+        return Finding::ok("power", "display.sleep = false: the display stays on, black outside screen-on hours");
+    }
+    match probe() {
+        Ok(name) => Finding::ok("power", format!("the display can be powered off outside screen-on hours ({name})")),
+        Err(Error::NoSession) => Finding::note("power", "no display session in this shell to ask (`estation status` says what the player found)"),
+        Err(e) => Finding::note("power", format!("the display stays on, black outside screen-on hours: {e}")),
     }
 }
 
@@ -360,7 +377,7 @@ fn feed(settings: &Settings) -> Vec<Finding> {
 /// The kiosk unit, when systemd runs here: whether it is up, and how often
 /// it was restarted (crashes, hangs caught by the watchdog).
 fn unit() -> Vec<Finding> {
-    const UNIT: &str = "estation-kiosk@tty7.service";
+    const UNIT: &str = "estation-kiosk@tty1.service";
     if !Path::new("/run/systemd/system").is_dir() {
         return vec![Finding::note("unit", "systemd is not running here (no kiosk unit to check)")];
     }
@@ -412,17 +429,17 @@ mod tests {
 
     #[test]
     fn a_unit_that_keeps_restarting_or_is_not_enabled_is_to_fix() {
-        let unit = "estation-kiosk@tty7.service";
+        let unit = "estation-kiosk@tty1.service";
         let healthy = "LoadState=loaded\nUnitFileState=enabled\nActiveState=active\nSubState=running\nNRestarts=1\nExecMainStartTimestamp=Wed 2026-12-02 08:00:01 CST\n";
         let f = unit_state(unit, healthy);
         assert!(fixes(&f).is_empty(), "{f:?}");
         assert!(f[0].said.contains("restarted 1 time(s)") && f[0].said.contains("since Wed 2026-12-02"), "{f:?}");
 
         let looping = healthy.replace("NRestarts=1", "NRestarts=12").replace("SubState=running", "SubState=auto-restart").replace("ActiveState=active", "ActiveState=activating");
-        assert!(fixes(&unit_state(unit, &looping))[0].contains("journalctl -b -u estation-kiosk@tty7.service"));
+        assert!(fixes(&unit_state(unit, &looping))[0].contains("journalctl -b -u estation-kiosk@tty1.service"));
 
         let disabled = healthy.replace("UnitFileState=enabled", "UnitFileState=disabled");
-        assert_eq!(fixes(&unit_state(unit, &disabled)), vec!["sudo systemctl enable estation-kiosk@tty7.service"]);
+        assert_eq!(fixes(&unit_state(unit, &disabled)), vec!["sudo systemctl enable estation-kiosk@tty1.service"]);
 
         let failed = healthy.replace("ActiveState=active", "ActiveState=failed").replace("SubState=running", "SubState=failed");
         assert!(fixes(&unit_state(unit, &failed))[0].starts_with("sudo systemctl start"));

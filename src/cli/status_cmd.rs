@@ -171,6 +171,9 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
     if let Some(s) = report.player.as_ref().and_then(|p| p.sound.as_deref()) {
         println!("sound:      {s}");
     }
+    if let Some(s) = report.player.as_ref().and_then(|p| p.display.as_deref()) {
+        println!("display:    {s}");
+    }
     if let Some(r) = report.player.as_ref().and_then(|p| p.renderer.as_ref()) {
         println!("renderer:   {}", r.describe());
     }

@@ -70,6 +70,11 @@ pub struct Config {
     /// Screen-on hours; empty = always on.
     #[serde(skip)]
     pub screen_on: Vec<Validity>,
+    /// Outside screen-on hours, ask the display to power off (DPMS on X11,
+    /// the compositor's output power control on Wayland). Off for a TV that
+    /// does not come back from standby by itself: its screen is then kept on
+    /// and black.
+    pub display_sleep: bool,
     /// Master volume, 0-100.
     pub volume: u8,
     /// Hours when programme sound (narration, music, video sound) is off;
@@ -282,6 +287,7 @@ impl Default for Config {
             longitude: None,
             display: DisplayMode::Fullscreen,
             screen_on: Vec::new(),
+            display_sleep: true,
             volume: 80,
             quiet_hours: Vec::new(),
             playlist: None,
@@ -598,6 +604,7 @@ struct RawDisplay {
     mode: Option<Spanned<String>>,
     width: Option<Spanned<u32>>,
     height: Option<Spanned<u32>>,
+    sleep: Option<Spanned<bool>>,
     #[serde(default)]
     on: Vec<RawOn>,
 }
@@ -732,6 +739,10 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
             from(at, "display.mode");
         }
         Some((at, other)) => bad(at, "display.mode", format!("`{other}` is not a display mode; use fullscreen or window")),
+    }
+    if let Some(sleep) = d.sleep {
+        config.display_sleep = *sleep.get_ref();
+        from(sleep.span().start, "display.sleep");
     }
     for (i, on) in d.on.into_iter().enumerate() {
         let field = |f: &str| format!("display.on[{}].{f}", i + 1);
@@ -995,6 +1006,7 @@ longitude = 119.91
 mode = "window"
 width = 1920
 height = 1080
+sleep = false
 [[display.on]]
 weekdays = "mon-fri"
 hours = "07:00-22:00"
@@ -1021,6 +1033,8 @@ budget = "8GB"
         assert_eq!(c.language, Language::En);
         assert_eq!(c.region.as_deref(), Some("330522"));
         assert_eq!(c.display, DisplayMode::Window { width: 1920, height: 1080 });
+        assert!(!c.display_sleep);
+        assert!(Config::default().display_sleep, "the display sleeps outside its hours unless told not to");
         assert_eq!(c.volume, 35);
         let at = |h, m| chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap().and_hms_opt(h, m, 0).unwrap();
         assert!(c.is_quiet(at(23, 0)) && c.is_quiet(at(6, 59)) && c.is_quiet(at(12, 30)));

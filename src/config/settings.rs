@@ -177,6 +177,7 @@ impl Settings {
             ("screen.longitude", json!(c.longitude)),
             ("display.mode", json!(display)),
             ("display.on", json!(screen_on)),
+            ("display.sleep", json!(c.display_sleep)),
             ("audio.volume", json!(c.volume)),
             ("audio.quiet_hours", json!(c.quiet_hours.iter().map(ToString::to_string).collect::<Vec<_>>())),
             ("player.playlist", json!(path(&c.playlist))),

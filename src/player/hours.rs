@@ -10,6 +10,8 @@ use chrono::Timelike;
 
 use super::now::{Now, TrustedClock};
 use super::power::Wake;
+use super::worker::Worker;
+use crate::store::status::PlayerStatus;
 use super::{Phase, Settings};
 
 /// The screen's background while it is on.
@@ -25,7 +27,22 @@ pub(crate) enum Hours {
 
 pub(super) fn plugin(app: &mut App) {
     app.init_state::<Hours>()
-        .add_systems(PreUpdate, screen_hours.run_if(TrustedClock::loaded).in_set(Phase::Sense));
+        .add_systems(PreUpdate, screen_hours.run_if(TrustedClock::loaded).in_set(Phase::Sense))
+        .add_systems(OnEnter(Hours::Dark), nothing_on_screen);
+}
+
+/// Nothing is on screen outside screen-on hours; `estation status` says so
+/// (and the display's power, which the worker fills in).
+fn nothing_on_screen(settings: Res<Settings>, now: Res<Now>, clock: Res<TrustedClock>, worker: Option<Res<Worker>>) {
+    if let (Some(path), Some(worker)) = (&settings.status_path, &worker) {
+        let dark = PlayerStatus {
+            pid: std::process::id(),
+            since: Some(clock.now(&now)),
+            source: "nothing: outside screen-on hours".into(),
+            ..PlayerStatus::default()
+        };
+        worker.save_status(path.clone(), dark);
+    }
 }
 
 fn screen_hours(

@@ -16,6 +16,7 @@ mod mode;
 mod now;
 mod power;
 pub(crate) mod renderer;
+pub(crate) mod display_power;
 mod rotation;
 mod slides;
 mod sound;
@@ -174,7 +175,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         opts.exit_after,
         Instant::now(),
     ))
-    .add_plugins((shell, fonts::plugin, slides::plugin, ticker::plugin, clock::plugin, capture::plugin, display::plugin, notice::plugin, sound::plugin, watchdog::plugin))
+    .add_plugins((shell, fonts::plugin, slides::plugin, ticker::plugin, clock::plugin, capture::plugin, display::plugin, display_power::plugin, notice::plugin, sound::plugin, watchdog::plugin))
     .add_systems(Startup, spawn_camera);
 
     Ok(match app.run() {

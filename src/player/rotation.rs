@@ -240,6 +240,7 @@ fn status(programme: &Programme, next: &Next, since: chrono::DateTime<Utc>) -> P
         feed_version: programme.origin.feed_version(),
         source: programme.origin.to_string(),
         sound: None,
+        display: None,
         renderer: None,
     }
 }

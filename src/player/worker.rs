@@ -60,6 +60,8 @@ enum Job {
     SaveStatus(PathBuf, Box<PlayerStatus>),
     /// The sound output's state changed.
     SoundOutput(Option<String>),
+    /// The display's power changed.
+    DisplayPower(Option<String>),
 }
 
 /// The way to the worker thread. Absent until it started.
@@ -81,6 +83,11 @@ impl Worker {
     /// at once when something is on screen).
     pub fn sound_output(&self, state: Option<String>) {
         let _ = self.jobs.send(Job::SoundOutput(state));
+    }
+
+    /// The display's power in words, likewise.
+    pub fn display_power(&self, state: Option<String>) {
+        let _ = self.jobs.send(Job::DisplayPower(state));
     }
 }
 
@@ -169,15 +176,18 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
     let mut programme_after = Instant::now();
     let mut status: Option<(PathBuf, PlayerStatus)> = None;
     let mut sound = None;
+    let mut display = None;
     while ok {
         match jobs.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
             Ok(job) => {
                 match job {
                     Job::SaveStatus(path, s) => status = Some((path, *s)),
                     Job::SoundOutput(s) => sound = s,
+                    Job::DisplayPower(s) => display = s,
                 }
                 if let Some((path, s)) = status.as_mut() {
                     s.sound.clone_from(&sound);
+                    s.display.clone_from(&display);
                     s.renderer.clone_from(&files.renderer);
                     if let Err(e) = s.save(path) {
                         debug!("{}: {e}", path.display());

@@ -69,6 +69,10 @@ pub struct PlayerStatus {
     /// The sound output: playing on a device, or silent and why.
     #[serde(default)]
     pub sound: Option<String>,
+    /// The display's power: on, off outside screen-on hours, or why it
+    /// cannot be switched.
+    #[serde(default)]
+    pub display: Option<String>,
     /// The GPU adapter the player draws with.
     #[serde(default)]
     pub renderer: Option<RendererReport>,

@@ -2,8 +2,9 @@
 //! (one link of the crate instead of one per file): the CLI, the feed and
 //! sync against real servers on 127.0.0.1 (our own, nginx), warnings from
 //! CAP files to a real window, the real player under Xvfb with Mesa's
-//! software renderer, GStreamer on generated clips, sound without a sound
-//! card. Shared helpers are in `common`.
+//! software renderer, and on Wayland in headless sway and cage, GStreamer on
+//! generated clips, sound without a sound card. Shared helpers are in
+//! `common`.
 
 mod common;
 
@@ -16,6 +17,8 @@ mod fonts;
 #[cfg(feature = "player")]
 mod kiosk;
 mod screen;
+#[cfg(feature = "player")]
+mod session;
 mod sound;
 #[cfg(feature = "net")]
 mod sync;

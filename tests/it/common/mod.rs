@@ -100,6 +100,64 @@ impl Drop for Xvfb {
     }
 }
 
+/// A private headless sway (wlroots' headless backend, software renderer):
+/// a Wayland compositor that offers output power control
+/// (`zwlr_output_power_manager_v1`), which Debian 12's cage does not. sway
+/// refuses to run as root, so it runs in a user namespace of its own
+/// (`unshare --user`); clients of the tester's connect as usual. Killed on
+/// drop. Its debug log shows what clients asked of the outputs.
+pub struct Sway {
+    child: Child,
+    runtime: tempfile::TempDir,
+    pub display: String,
+}
+
+impl Sway {
+    pub fn start() -> Sway {
+        let runtime = tempfile::tempdir().expect("runtime folder");
+        let config = runtime.path().join("sway.conf");
+        std::fs::write(&config, "xwayland disable\noutput * resolution 640x360\n").expect("sway config");
+        let log = std::fs::File::create(runtime.path().join("sway.log")).expect("sway log");
+        let child = Command::new("unshare")
+            .args(["--user", "sway", "-d", "-c"])
+            .arg(&config)
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .env("WLR_BACKENDS", "headless")
+            .env("WLR_RENDERER", "pixman")
+            .env("WLR_LIBINPUT_NO_DEVICES", "1")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sway must be installed to run the session tests (scripts/install-deps --test)");
+        let mut sway = Sway { child, runtime, display: String::new() };
+        let socket = |dir: &Path| {
+            std::fs::read_dir(dir).ok()?.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("wayland-") && !n.ends_with(".lock"))
+        };
+        wait_until(Duration::from_secs(30), "sway's Wayland socket", || socket(sway.runtime.path()).is_some());
+        sway.display = socket(sway.runtime.path()).unwrap_or_default();
+        sway
+    }
+
+    /// Its `XDG_RUNTIME_DIR`.
+    pub fn runtime(&self) -> PathBuf {
+        self.runtime.path().to_path_buf()
+    }
+
+    /// Its debug log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.runtime.path().join("sway.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// What a run printed, and how it ended.
 pub struct Run {
     pub success: bool,

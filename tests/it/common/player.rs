@@ -1,7 +1,8 @@
 //! The one way the tests start the real player: `estation play` in a
-//! private Xvfb (Mesa's software renderer), with a config, a playlist, a
-//! screen and window size, screenshot times, an end time, a sound device
-//! and more environment; it hands back the log and the screenshots.
+//! private Xvfb (Mesa's software renderer), or on Wayland in a headless
+//! compositor (see [`Session`]), with a config, a playlist, a screen and
+//! window size, screenshot times, an end time, a sound device and more
+//! environment; it hands back the log and the screenshots.
 //!
 //! Screenshots and the home folder go beside the config file.
 
@@ -15,6 +16,22 @@ use std::time::Duration;
 use image::RgbImage;
 
 use super::{estation, wait_until, write_config, Xvfb};
+
+/// Where the player's window goes.
+#[derive(Clone, Default)]
+pub enum Session {
+    /// A private Xvfb of the screen's size (X11).
+    #[default]
+    Xvfb,
+    /// An already running Wayland compositor: its `XDG_RUNTIME_DIR` and
+    /// `WAYLAND_DISPLAY` (see [`super::Sway`]).
+    Wayland { runtime: PathBuf, display: String },
+    /// Inside cage, as the kiosk unit starts it (`cage -d -s -- estation
+    /// play`), on wlroots' headless backend with its software renderer.
+    /// cage refuses to run as root, so it runs in a user namespace of its
+    /// own (`unshare --user`), where it is nobody; files stay the tester's.
+    Cage,
+}
 
 /// Generous: a cold debug build under llvmpipe on 2 busy cores is slow.
 const LIMIT: Duration = Duration::from_secs(240);
@@ -30,6 +47,7 @@ pub struct Player {
     exit_after: Option<String>,
     pcm: Option<String>,
     env: Vec<(OsString, OsString)>,
+    session: Session,
 }
 
 /// What a finished run left: its log (stderr) and screenshots, in order.
@@ -52,6 +70,7 @@ impl Player {
             exit_after: None,
             pcm: None,
             env: Vec::new(),
+            session: Session::Xvfb,
         }
     }
 
@@ -101,6 +120,12 @@ impl Player {
         self
     }
 
+    /// Where the window goes (Xvfb unless told).
+    pub fn session(mut self, session: Session) -> Player {
+        self.session = session;
+        self
+    }
+
     /// One more environment variable.
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Player {
         self.env.push((key.into(), value.into()));
@@ -127,9 +152,25 @@ impl Player {
             let _ = std::fs::remove_file(p);
         }
         let (w, h) = self.screen.or(self.window).unwrap_or((640, 360));
-        let x = Xvfb::start(w, h);
         let mut cmd = estation(&self.config);
-        cmd.env("DISPLAY", &x.display).env_remove("WAYLAND_DISPLAY").arg("play");
+        let mut x = None;
+        let mut runtime = None;
+        match &self.session {
+            Session::Xvfb => {
+                let server = Xvfb::start(w, h);
+                cmd.env("DISPLAY", &server.display).env_remove("WAYLAND_DISPLAY");
+                x = Some(server);
+            }
+            Session::Wayland { runtime, display } => {
+                cmd.env("XDG_RUNTIME_DIR", runtime).env("WAYLAND_DISPLAY", display).env_remove("DISPLAY");
+            }
+            Session::Cage => {
+                let dir = tempfile::tempdir().expect("runtime folder");
+                cmd.env("XDG_RUNTIME_DIR", dir.path()).env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+                runtime = Some(dir);
+            }
+        }
+        cmd.arg("play");
         if let Some(p) = &self.playlist {
             cmd.arg("--playlist").arg(p);
         }
@@ -149,6 +190,9 @@ impl Player {
             cmd.env("HOME", &home);
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let (Session::Cage, Some(dir)) = (&self.session, &runtime) {
+            cmd = in_cage(&cmd, dir.path());
+        }
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start estation play");
         // The log is read as it comes, so a test can wait for a line and a
         // chatty player never blocks on a full pipe.
@@ -164,15 +208,34 @@ impl Player {
                 }
             })
         };
-        Running { child, _x: x, log, reader: Some(reader), shots }
+        Running { child, x, _runtime: runtime, log, reader: Some(reader), shots }
     }
+}
+
+/// `cmd` (a program, its arguments and environment) as the child of a
+/// headless cage with the kiosk unit's flags, in the folder `dir`: cage
+/// starts Xwayland with `-core`, and Xwayland dumps core into its working
+/// folder when cage ends under it.
+fn in_cage(cmd: &std::process::Command, dir: &Path) -> std::process::Command {
+    let mut cage = std::process::Command::new("unshare");
+    cage.current_dir(dir);
+    cage.args(["--user", "cage", "-d", "-s", "--"]).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => cage.env(k, v),
+            None => cage.env_remove(k),
+        };
+    }
+    cage.env("WLR_BACKENDS", "headless").env("WLR_RENDERER", "pixman").env("WLR_LIBINPUT_NO_DEVICES", "1");
+    cage
 }
 
 /// A player that is running; killed (and its X server closed) if the test
 /// lets go of it before [`Running::finish`].
 pub struct Running {
     child: Child,
-    _x: Xvfb,
+    x: Option<Xvfb>,
+    _runtime: Option<tempfile::TempDir>,
     log: Arc<Mutex<String>>,
     reader: Option<std::thread::JoinHandle<()>>,
     shots: Vec<PathBuf>,
@@ -184,12 +247,17 @@ impl Running {
         self.log.lock().expect("log").clone()
     }
 
-    /// Whether the player has ended (for whatever reason).
     /// The player's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// The X display it runs on (an Xvfb session).
+    pub fn x_display(&self) -> Option<&str> {
+        self.x.as_ref().map(|x| x.display.as_str())
+    }
+
+    /// Whether the player has ended (for whatever reason).
     pub fn exited(&mut self) -> bool {
         self.child.try_wait().expect("wait for the player").is_some()
     }
