@@ -25,6 +25,7 @@ use bevy::prelude::*;
 
 use super::alerts::Warning;
 use super::hours::Hours;
+use super::now::TrustedClock;
 use super::power::{LoopWaker, Waker};
 use super::worker::Worker;
 use super::{Phase, Settings};
@@ -322,9 +323,11 @@ fn check(switch: &mut Option<Box<dyn Switch>>, want: Power, sleep: bool) -> Stri
 }
 
 /// The thread: follows what the app asks, looks again every [`RECHECK`],
-/// and says what the display is whenever that changes.
+/// and says what the display is whenever that changes. It touches nothing
+/// before the first request: a player restarted at night must not light
+/// the display for the moment before it knows the hours.
 fn run(asked: &Receiver<Power>, say: &Sender<String>, wake: &Waker, sleep: bool) {
-    let mut want = Power::On;
+    let Ok(mut want) = asked.recv() else { return };
     let mut switch = None;
     let mut last_said = String::new();
     loop {
@@ -351,11 +354,12 @@ struct Link {
     ask: Sender<Power>,
     // `Receiver` is `Send` but not `Sync`.
     said: Mutex<Receiver<String>>,
-    asked: Power,
+    asked: Option<Power>,
 }
 
 pub(super) fn plugin(app: &mut App) {
-    app.add_systems(Startup, start).add_systems(Update, (follow, report).in_set(Phase::Observe));
+    // Screen hours are known once the trusted clock is.
+    app.add_systems(Startup, start).add_systems(Update, (follow.run_if(TrustedClock::loaded), report).in_set(Phase::Observe));
 }
 
 fn start(mut commands: Commands, settings: Res<Settings>, waker: Res<LoopWaker>) {
@@ -365,7 +369,7 @@ fn start(mut commands: Commands, settings: Res<Settings>, waker: Res<LoopWaker>)
     let sleep = settings.config.display_sleep;
     match std::thread::Builder::new().name("display-power".into()).spawn(move || run(&asked, &say, &wake, sleep)) {
         Ok(_) => {
-            commands.insert_resource(Link { ask, said: Mutex::new(said), asked: Power::On });
+            commands.insert_resource(Link { ask, said: Mutex::new(said), asked: None });
         }
         Err(e) => error!("display: cannot start the display power thread: {e}; the display stays as it is"),
     }
@@ -374,8 +378,8 @@ fn start(mut commands: Commands, settings: Res<Settings>, waker: Res<LoopWaker>)
 fn follow(hours: Res<State<Hours>>, warning: Res<State<Warning>>, settings: Res<Settings>, link: Option<ResMut<Link>>) {
     let Some(mut link) = link else { return };
     let want = wanted(*hours.get(), *warning.get(), settings.config.display_sleep);
-    if want != link.asked {
-        link.asked = want;
+    if link.asked != Some(want) {
+        link.asked = Some(want);
         let _ = link.ask.send(want);
     }
 }

@@ -193,7 +193,7 @@ fn listed(instance: &wgpu::Instance, backends: Backends) -> Vec<(wgpu::Adapter, 
     for info in &infos {
         debug!("renderer: found {}", report(info).describe());
     }
-    let order = rank(&infos.iter().map(|i| (i.backend, i.device_type)).collect::<Vec<_>>());
+    let order = rank(&infos.iter().map(|i| (i.backend, i.device_type, experimental(i))).collect::<Vec<_>>());
     let mut all: Vec<_> = adapters.into_iter().zip(infos).map(Some).collect();
     order.into_iter().filter_map(|i| all[i].take()).collect()
 }
@@ -212,14 +212,30 @@ fn report(info: &wgpu::AdapterInfo) -> RendererReport {
     }
 }
 
-/// The order to try adapters in, as indexes into `adapters`: real GPUs
-/// before software, and within each, Vulkan before GL (wgpu's Vulkan path is
-/// the one Bevy tests); a discrete GPU before an integrated one. wgpu alone
-/// would take any Vulkan adapter, lavapipe included, over a real GPU on GL
-/// (gfx-rs/wgpu#3820). Adapters of other backends are left out.
-pub(crate) fn rank(adapters: &[(Backend, DeviceType)]) -> Vec<usize> {
-    let score = |&(backend, device): &(Backend, DeviceType)| {
-        let software = u8::from(device == DeviceType::Cpu);
+/// Whether the adapter is a driver its makers called experimental: lavapipe
+/// before Mesa 21.1 (it became conformant there). Debian 11's lavapipe (Mesa
+/// 20.3) opens a device but offers an X11 window no present mode, and Bevy
+/// then aborts; llvmpipe on GL draws there.
+fn experimental(info: &wgpu::AdapterInfo) -> bool {
+    let mesa = |text: &str| -> Option<(u32, u32)> {
+        let version = text.split("Mesa ").nth(1)?;
+        let mut parts = version.split(|c: char| !c.is_ascii_digit());
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    info.backend == Backend::Vulkan
+        && info.device_type == DeviceType::Cpu
+        && mesa(&info.driver_info).is_some_and(|v| v < (21, 1))
+}
+
+/// The order to try adapters in, as indexes into `adapters` (backend, kind,
+/// experimental driver): real GPUs before software, and within each, Vulkan
+/// before GL (wgpu's Vulkan path is the one Bevy tests); a discrete GPU
+/// before an integrated one; an experimental driver after all the others.
+/// wgpu alone would take any Vulkan adapter, lavapipe included, over a real
+/// GPU on GL (gfx-rs/wgpu#3820). Adapters of other backends are left out.
+pub(crate) fn rank(adapters: &[(Backend, DeviceType, bool)]) -> Vec<usize> {
+    let score = |&(backend, device, experimental): &(Backend, DeviceType, bool)| {
+        let software = u8::from(device == DeviceType::Cpu) + u8::from(experimental);
         let api = match backend {
             Backend::Vulkan => 0,
             Backend::Gl => 1,
@@ -259,15 +275,39 @@ mod tests {
         use DeviceType::{Cpu, DiscreteGpu, IntegratedGpu};
         // A Haswell box: wgpu lists lavapipe on Vulkan and the iGPU on GL
         // only; the iGPU wins.
-        assert_eq!(rank(&[(Vulkan, Cpu), (Gl, IntegratedGpu), (Gl, Cpu)]), vec![1, 0, 2]);
+        assert_eq!(rank(&[(Vulkan, Cpu, false), (Gl, IntegratedGpu, false), (Gl, Cpu, false)]), vec![1, 0, 2]);
         // A modern box: the iGPU on Vulkan, then on GL, then software.
-        assert_eq!(rank(&[(Gl, IntegratedGpu), (Vulkan, Cpu), (Vulkan, IntegratedGpu)]), vec![2, 0, 1]);
-        // No GPU: lavapipe, then llvmpipe.
-        assert_eq!(rank(&[(Gl, Cpu), (Vulkan, Cpu)]), vec![1, 0]);
+        assert_eq!(rank(&[(Gl, IntegratedGpu, false), (Vulkan, Cpu, false), (Vulkan, IntegratedGpu, false)]), vec![2, 0, 1]);
+        // No GPU: lavapipe, then llvmpipe; an experimental lavapipe last.
+        assert_eq!(rank(&[(Gl, Cpu, false), (Vulkan, Cpu, false)]), vec![1, 0]);
+        assert_eq!(rank(&[(Vulkan, Cpu, true), (Gl, Cpu, false)]), vec![1, 0]);
         // A discrete card before the integrated one, on the same API.
-        assert_eq!(rank(&[(Vulkan, IntegratedGpu), (Vulkan, DiscreteGpu)]), vec![1, 0]);
+        assert_eq!(rank(&[(Vulkan, IntegratedGpu, false), (Vulkan, DiscreteGpu, false)]), vec![1, 0]);
         // Equal adapters keep wgpu's order; other backends are never tried.
-        assert_eq!(rank(&[(Vulkan, Cpu), (Backend::Noop, DiscreteGpu), (Vulkan, Cpu)]), vec![0, 2]);
+        assert_eq!(rank(&[(Vulkan, Cpu, false), (Backend::Noop, DiscreteGpu, false), (Vulkan, Cpu, false)]), vec![0, 2]);
         assert!(rank(&[]).is_empty());
+    }
+
+    #[test]
+    fn lavapipe_before_mesa_21_1_is_experimental() {
+        let lavapipe = |driver_info: &str| wgpu::AdapterInfo {
+            name: "llvmpipe (LLVM 11.0.1, 256 bits)".into(),
+            vendor: 0x10005,
+            device: 0,
+            device_type: DeviceType::Cpu,
+            device_pci_bus_id: String::new(),
+            driver: "llvmpipe".into(),
+            driver_info: driver_info.into(),
+            backend: Backend::Vulkan,
+            subgroup_min_size: 8,
+            subgroup_max_size: 8,
+            transient_saves_memory: false,
+        };
+        assert!(experimental(&lavapipe("Mesa 20.3.5 (LLVM 11.0.1)")), "Debian 11");
+        assert!(!experimental(&lavapipe("Mesa 22.3.6 (LLVM 15.0.6)")), "Debian 12");
+        assert!(!experimental(&lavapipe("Mesa 21.1.0")));
+        assert!(!experimental(&lavapipe("")), "no version: trusted");
+        let gl = wgpu::AdapterInfo { backend: Backend::Gl, ..lavapipe("Mesa 20.3.5") };
+        assert!(!experimental(&gl), "llvmpipe on GL is not lavapipe");
     }
 }
