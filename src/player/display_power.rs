@@ -136,12 +136,18 @@ mod x11 {
 
     pub(super) struct Dpms(RustConnection);
 
-    /// Whether `$DISPLAY` has DPMS, changing nothing.
-    pub(super) fn probe() -> Result<&'static str, Error> {
-        let (conn, _) = x11rb::connect(None)?;
+    /// Fails with `NoDpms` where the server has no (capable) DPMS.
+    fn dpms_capable(conn: &RustConnection) -> Result<(), Error> {
         if conn.extension_information(dpms::X11_EXTENSION_NAME)?.is_none() || !conn.dpms_capable()?.reply()?.capable {
             return Err(Error::NoDpms);
         }
+        Ok(())
+    }
+
+    /// Whether `$DISPLAY` has DPMS, changing nothing.
+    pub(super) fn probe() -> Result<&'static str, Error> {
+        let (conn, _) = x11rb::connect(None)?;
+        dpms_capable(&conn)?;
         Ok("X11 DPMS")
     }
 
@@ -153,9 +159,7 @@ mod x11 {
         pub(super) fn open() -> Result<Dpms, Error> {
             let (conn, _) = x11rb::connect(None)?;
             conn.set_screen_saver(0, 0, Blanking::DEFAULT, Exposures::DEFAULT)?.check()?;
-            if conn.extension_information(dpms::X11_EXTENSION_NAME)?.is_none() || !conn.dpms_capable()?.reply()?.capable {
-                return Err(Error::NoDpms);
-            }
+            dpms_capable(&conn)?;
             conn.dpms_set_timeouts(0, 0, 0)?.check()?;
             conn.dpms_enable()?.check()?;
             Ok(Dpms(conn))
