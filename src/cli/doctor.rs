@@ -63,7 +63,7 @@ pub fn run(settings: &Settings, assets: Option<&Path>) -> anyhow::Result<ExitCod
     found.extend(config(settings));
     #[cfg(feature = "player")]
     {
-        found.extend(renderer());
+        found.extend(renderer(settings));
         found.push(session());
         found.push(display_power(settings));
         found.push(fonts(assets));
@@ -123,9 +123,14 @@ fn config(settings: &Settings) -> Vec<Finding> {
 }
 
 #[cfg(feature = "player")]
-fn renderer() -> Vec<Finding> {
+fn renderer(settings: &Settings) -> Vec<Finding> {
+    use crate::core::first_frame;
     use crate::player::renderer::{survey, DRIVERS};
-    let adapters = survey();
+    let record = settings.config.cache.dir().map(|d| crate::store::status::PlayerStatus::first_frame_path(&d));
+    let starts = record.as_deref().map(first_frame::load).unwrap_or_default();
+    let passed = first_frame::passed_over(&starts, env!("CARGO_PKG_VERSION"), chrono::Utc::now());
+    let last: Vec<String> = passed.iter().map(|p| p.adapter.clone()).collect();
+    let adapters = survey(&last);
     let Some(best) = adapters.first() else {
         return vec![Finding::fix(
             "renderer",
@@ -148,6 +153,22 @@ fn renderer() -> Vec<Finding> {
     }];
     for other in &adapters[1..] {
         out.push(Finding::ok("renderer", format!("also there: {}", other.describe())));
+    }
+    // Never a FIX: the player already draws with the next adapter, and the
+    // passed-over one gets another try by itself.
+    for p in &passed {
+        out.push(Finding::note(
+            "renderer",
+            format!(
+                "{} ended its last {} starts before a first frame (the latest at {}): the player \
+                 tries it last until {}. To try it first now, remove {}",
+                p.adapter,
+                first_frame::FAILS,
+                p.last.format("%F %T UTC"),
+                p.until.format("%F %T UTC"),
+                record.as_deref().map_or_else(String::new, |r| r.display().to_string())
+            ),
+        ));
     }
     out
 }

@@ -7,6 +7,7 @@ pub mod clock_text;
 pub mod color;
 pub mod diag;
 pub mod feed;
+pub mod first_frame;
 pub mod media;
 pub mod playlist;
 pub mod qr;

@@ -58,6 +58,7 @@ pub fn start(settings: Settings, launch: Launch) -> anyhow::Result<ExitCode> {
         config_fallback: loaded.fallback,
         source,
         status_path: cache_dir.as_deref().map(crate::store::status::PlayerStatus::path),
+        first_frame: cache_dir.as_deref().map(crate::store::status::PlayerStatus::first_frame_path),
         assets,
         // `--window` is in `config.display` already.
         window: None,

@@ -15,6 +15,7 @@ mod hours;
 mod mode;
 mod now;
 mod power;
+mod presented;
 pub(crate) mod renderer;
 pub(crate) mod display_power;
 mod rotation;
@@ -54,6 +55,9 @@ pub struct Options {
     pub source: crate::store::content::ContentSource,
     /// Where to report the item on screen (`estation status` reads it).
     pub status_path: Option<PathBuf>,
+    /// Where each start's adapter and whether it drew are kept
+    /// ([`crate::core::first_frame`]); None: every start tries the best first.
+    pub first_frame: Option<PathBuf>,
     /// Folder holding `fonts/`.
     pub assets: PathBuf,
     pub window: Option<(u32, u32)>,
@@ -134,6 +138,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
             .disable::<bevy::render::RenderPlugin>()
             .add_after::<bevy::render::RenderPlugin>(renderer::ChooseRenderer {
                 synchronous_pipeline_compilation: true,
+                first_frame: opts.first_frame.clone(),
             })
             .set(bevy::log::LogPlugin {
                 filter: "info,wgpu=error,naga=warn,bevy_render=warn,bevy_winit=warn,estation=info".into(),

@@ -13,6 +13,12 @@
 //! on Vulkan, llvmpipe on GL). The first whose device opens is handed to
 //! Bevy's [`RenderPlugin`] as [`RenderCreation::Manual`].
 //!
+//! What only a real window shows (a driver that opens a device but offers
+//! the window no present mode, or hangs in its first frame) ends the start
+//! early; the next start tries that adapter after the others
+//! ([`crate::core::first_frame`]), so a bad driver costs a restart or two,
+//! never the picture.
+//!
 //! `WGPU_BACKEND=gl` (or `vulkan`) in the unit's environment narrows the
 //! choice on a machine whose listed driver misbehaves.
 
@@ -22,9 +28,13 @@ use bevy::render::renderer::{
     RenderAdapter, RenderAdapterInfo, RenderDevice, RenderInstance, RenderQueue, WgpuWrapper,
 };
 use bevy::render::settings::{RenderCreation, WgpuSettings};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use wgpu::{Backend, Backends, DeviceType};
 
+use crate::core::first_frame;
 use crate::store::status::RendererReport;
 
 /// What to install when nothing can draw (the `.deb` depends on these).
@@ -34,6 +44,17 @@ pub(crate) const DRIVERS: &str = "mesa-vulkan-drivers libgl1-mesa-dri libegl1";
 /// itself, with the chosen device, once winit's event loop exists.
 pub(crate) struct ChooseRenderer {
     pub synchronous_pipeline_compilation: bool,
+    /// The record of earlier starts ([`first_frame`]); None keeps none.
+    pub first_frame: Option<PathBuf>,
+}
+
+/// This start's entry in the first-frame record, marked drawn at the
+/// first frame.
+#[derive(Resource)]
+struct Trial {
+    path: PathBuf,
+    adapter: String,
+    at: DateTime<Utc>,
 }
 
 /// The adapter the player draws with, for the log and `player.json`.
@@ -43,9 +64,35 @@ pub(crate) struct InUse(pub RendererReport);
 impl Plugin for ChooseRenderer {
     fn build(&self, app: &mut App) {
         let display = app.world().get_resource::<bevy::winit::DisplayHandleWrapper>().map(|d| d.0.clone());
-        let render_creation = match open(display) {
+        let version = env!("CARGO_PKG_VERSION");
+        let now = Utc::now();
+        let earlier = self.first_frame.as_deref().map(first_frame::load).unwrap_or_default();
+        let last = first_frame::passed_over(&earlier, version, now);
+        for p in &last {
+            warn!(
+                "renderer: {} ended its last {} starts before a first frame (the latest at {}); \
+                 trying it after the others until {}",
+                p.adapter,
+                first_frame::FAILS,
+                p.last.format("%F %T UTC"),
+                p.until.format("%F %T UTC")
+            );
+        }
+        let last: Vec<String> = last.into_iter().map(|p| p.adapter).collect();
+        let render_creation = match open(display, &last) {
             Ok((resources, report)) => {
                 info!("renderer: {}", report.describe());
+                if let Some(path) = &self.first_frame {
+                    let adapter = report.describe();
+                    let starts = first_frame::started(&earlier, &adapter, version, now);
+                    match save(path, &starts) {
+                        Ok(()) => {
+                            app.insert_resource(Trial { path: path.clone(), adapter, at: now })
+                                .add_systems(Last, drawn.run_if(resource_exists::<Trial>));
+                        }
+                        Err(e) => warn!("renderer: {}: {e}", path.display()),
+                    }
+                }
                 if report.software {
                     warn!(
                         "renderer: software rendering on the CPU; it works, but slowly (a GPU driver \
@@ -70,7 +117,30 @@ impl Plugin for ChooseRenderer {
             synchronous_pipeline_compilation: self.synchronous_pipeline_compilation,
             ..default()
         });
+        app.add_plugins(super::presented::plugin);
     }
+}
+
+/// Marks this start drawn once the first frame is on screen (as the render
+/// world counts it, when the watchdog sends READY), off the frame loop.
+fn drawn(mut passes: Local<u32>, trial: Res<Trial>, presented: Option<Res<super::presented::Presented>>, mut commands: Commands) {
+    *passes += 1;
+    if !super::presented::first_presented(presented.as_deref(), *passes) {
+        return;
+    }
+    let (path, adapter, at) = (trial.path.clone(), trial.adapter.clone(), trial.at);
+    commands.remove_resource::<Trial>();
+    std::thread::spawn(move || {
+        let starts = first_frame::drew(&first_frame::load(&path), &adapter, at);
+        if let Err(e) = save(&path, &starts) {
+            warn!("renderer: {}: {e}", path.display());
+        }
+    });
+}
+
+fn save(path: &std::path::Path, starts: &[first_frame::Start]) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(starts).map_err(std::io::Error::other)?;
+    crate::store::atomic::write(path, &bytes)
 }
 
 /// Why no adapter could be used.
@@ -85,17 +155,17 @@ pub(crate) enum NoRenderer {
 /// Opens the best adapter on `display`. When `WGPU_BACKEND` narrows the
 /// backends and none of those works, every backend is tried: a screen that
 /// draws on the "wrong" API beats a black one.
-fn open<D>(display: Option<D>) -> Result<(RenderCreation, RendererReport), NoRenderer>
+fn open<D>(display: Option<D>, last: &[String]) -> Result<(RenderCreation, RendererReport), NoRenderer>
 where
     D: wgpu::rwh::HasDisplayHandle + std::fmt::Debug + Clone + Send + Sync + 'static,
 {
     let settings = WgpuSettings::default();
     let every = Backends::all();
-    let wanted = settings.backends.unwrap_or(every);
-    match open_on(&settings, wanted, display.clone()) {
+    let wanted = asked(&settings).unwrap_or(every);
+    match open_on(&settings, wanted, display.clone(), last) {
         Err(e) if wanted != every => {
             warn!("renderer: WGPU_BACKEND asks for {wanted:?}, but {e}; trying every backend");
-            open_on(&settings, every, display)
+            open_on(&settings, every, display, last)
         }
         done => done,
     }
@@ -106,12 +176,13 @@ fn open_on<D>(
     settings: &WgpuSettings,
     backends: Backends,
     display: Option<D>,
+    last: &[String],
 ) -> Result<(RenderCreation, RendererReport), NoRenderer>
 where
     D: wgpu::rwh::HasDisplayHandle + std::fmt::Debug + Send + Sync + 'static,
 {
     let instance = instance(settings, backends, display);
-    let adapters = listed(&instance, backends);
+    let adapters = listed(&instance, backends, last);
     if adapters.is_empty() {
         return Err(NoRenderer::NoAdapter { backends });
     }
@@ -136,6 +207,12 @@ where
         }
     }
     Err(NoRenderer::NoDevice { tried: tried.join("; ") })
+}
+
+/// The backends `WGPU_BACKEND` asks for; an empty or unknown value (which
+/// wgpu reads as no backend at all) asks for nothing.
+fn asked(settings: &WgpuSettings) -> Option<Backends> {
+    settings.backends.filter(|b| !b.is_empty())
 }
 
 /// A wgpu instance on `backends`, tied to the windowing system's display
@@ -176,18 +253,19 @@ fn device_descriptor<'a>(settings: &'a WgpuSettings, adapter: &wgpu::Adapter) ->
     }
 }
 
-/// Lists every adapter wgpu sees without a window, best first, for
-/// `estation doctor` (GL is listed surfaceless; the player ties it to the
-/// display).
-pub(crate) fn survey() -> Vec<RendererReport> {
+/// Lists every adapter wgpu sees without a window, in the order the player
+/// would try them (`last`: those it passes over), for `estation doctor` (GL
+/// is listed surfaceless; the player ties it to the display).
+pub(crate) fn survey(last: &[String]) -> Vec<RendererReport> {
     let settings = WgpuSettings::default();
-    let backends = settings.backends.unwrap_or(Backends::all());
+    let backends = asked(&settings).unwrap_or(Backends::all());
     let instance = instance(&settings, backends, None::<NoDisplay>);
-    listed(&instance, backends).iter().map(|(_, info)| report(info)).collect()
+    listed(&instance, backends, last).iter().map(|(_, info)| report(info)).collect()
 }
 
-/// The adapters of `backends`, best first ([`rank`]), each with its info.
-fn listed(instance: &wgpu::Instance, backends: Backends) -> Vec<(wgpu::Adapter, wgpu::AdapterInfo)> {
+/// The adapters of `backends`, best first ([`rank`]), those named in `last`
+/// (by [`RendererReport::describe`]) after all the others, each with its info.
+fn listed(instance: &wgpu::Instance, backends: Backends, last: &[String]) -> Vec<(wgpu::Adapter, wgpu::AdapterInfo)> {
     let adapters = bevy::tasks::block_on(instance.enumerate_adapters(backends));
     let infos: Vec<_> = adapters.iter().map(wgpu::Adapter::get_info).collect();
     for info in &infos {
@@ -195,7 +273,10 @@ fn listed(instance: &wgpu::Instance, backends: Backends) -> Vec<(wgpu::Adapter, 
     }
     let order = rank(&infos.iter().map(|i| (i.backend, i.device_type, experimental(i))).collect::<Vec<_>>());
     let mut all: Vec<_> = adapters.into_iter().zip(infos).map(Some).collect();
-    order.into_iter().filter_map(|i| all[i].take()).collect()
+    let mut listed: Vec<_> = order.into_iter().filter_map(|i| all[i].take()).collect();
+    // Stable: the passed-over keep their rank among themselves.
+    listed.sort_by_key(|(_, info)| last.contains(&report(info).describe()));
+    listed
 }
 
 fn report(info: &wgpu::AdapterInfo) -> RendererReport {

@@ -1,5 +1,5 @@
 //! systemd's readiness and watchdog (the sd_notify protocol): `READY=1`
-//! once the first frame is drawn, then `WATCHDOG=1` from the frame loop
+//! once the first frame is on screen ([`super::presented`]), then `WATCHDOG=1` from the frame loop
 //! itself at half the unit's `WatchdogSec`, so a hung renderer or a wedged
 //! loop stops the pings and systemd kills and restarts the player. The
 //! low-power wait is shortened to wake in time for each ping. Outside
@@ -21,9 +21,9 @@ use super::power::Wake;
 struct Watchdog {
     /// Half the watchdog interval (None: no watchdog asked for).
     every: Option<Duration>,
-    /// Frame-loop passes so far (READY goes at the second: the first
-    /// frame has then been drawn).
+    /// Frame-loop passes so far.
     passes: u32,
+    ready: bool,
     last: Option<Instant>,
 }
 
@@ -32,18 +32,21 @@ pub(super) fn plugin(app: &mut App) {
     if let Some(e) = every {
         info!("systemd watchdog: a ping every {e:.1?}");
     }
-    app.insert_resource(Watchdog { every, passes: 0, last: None })
+    app.insert_resource(Watchdog { every, passes: 0, ready: false, last: None })
         .add_systems(Last, ping.before(super::power::set_update_mode));
 }
 
-fn ping(mut dog: ResMut<Watchdog>, mut wake: ResMut<Wake>) {
+fn ping(mut dog: ResMut<Watchdog>, mut wake: ResMut<Wake>, presented: Option<Res<super::presented::Presented>>) {
     let now = Instant::now();
     dog.passes = dog.passes.saturating_add(1);
-    match dog.passes {
-        // Draw the second frame at once rather than after a long sleep.
-        1 => wake.at(now),
-        2 => notify(sd_notify::NotifyState::Ready),
-        _ => {}
+    if !dog.ready {
+        if super::presented::first_presented(presented.as_deref(), dog.passes) {
+            notify(sd_notify::NotifyState::Ready);
+            dog.ready = true;
+        } else {
+            // Look again soon rather than after a long low-power sleep.
+            wake.at(now + READY_POLL);
+        }
     }
     let Some(every) = dog.every else { return };
     if dog.last.is_none_or(|t| now.duration_since(t) >= every) {
@@ -52,6 +55,9 @@ fn ping(mut dog: ResMut<Watchdog>, mut wake: ResMut<Wake>) {
     }
     wake.at(dog.last.unwrap_or(now) + every);
 }
+
+/// How often the loop looks for the first presented frame before READY.
+const READY_POLL: Duration = Duration::from_millis(20);
 
 /// The watchdog interval systemd asks of this process (`pid`, started by
 /// `parent`), from `WATCHDOG_USEC` and `WATCHDOG_PID`.

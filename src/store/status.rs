@@ -109,6 +109,12 @@ impl PlayerStatus {
         cache_dir.with_file_name("player.json")
     }
 
+    /// The player's record of which GPU adapter each start chose and
+    /// whether it drew ([`crate::core::first_frame`]), beside `player.json`.
+    pub fn first_frame_path(cache_dir: &Path) -> PathBuf {
+        cache_dir.with_file_name("renderer-starts.json")
+    }
+
     pub fn load(path: &Path) -> Option<PlayerStatus> {
         std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
     }

@@ -130,6 +130,63 @@ fn the_player_draws_on_gl_when_vulkan_is_missing_and_says_which_renderer_it_uses
     }
 }
 
+/// A driver that opens a device but cannot draw to the window ends the
+/// start before its first frame: here Mesa's lavapipe on a 16-bit X screen
+/// ("No supported formats for surface"); Debian 11's offers no present mode.
+/// Each start records the adapter it chose, and the first frame marks it
+/// drawn. After two starts that never drew, the player tries that adapter
+/// after the others: where GL draws, it draws with GL and says why, and so
+/// does `doctor`; a day later it tries the better adapter again.
+#[test]
+fn an_adapter_that_twice_ended_a_start_before_its_first_frame_is_tried_after_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("[cache]\ndir = \"{}\"\n", dir.path().join("cache").display());
+    let record = dir.path().join("renderer-starts.json");
+    let starts = || -> Vec<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(&record).expect("the record of starts")).expect("a JSON record")
+    };
+    let player = || Player::fresh(dir.path(), &extra).playlist(&card(dir.path())).window(320, 180);
+    for n in 1..=2 {
+        let (code, log) = player().depth(16).exit_after("30s").spawn().wait();
+        assert_ne!(code, Some(0), "start {n} on a 16-bit screen drew:\n{log}");
+        assert!(log.contains("renderer: vulkan on \"llvmpipe"), "start {n}:\n{log}");
+        let s = starts();
+        assert_eq!(s.len(), n, "{s:?}");
+        assert!(s[n - 1]["adapter"].as_str().is_some_and(|a| a.starts_with("vulkan on \"llvmpipe")), "{s:?}");
+        assert_eq!(s[n - 1]["drew"], false, "start {n} is marked drawn: {s:?}");
+    }
+
+    // The same machine, a screen GL can draw on: Vulkan goes last.
+    let played = player().shots(&["1s"]).exit_after("1.5s").run();
+    assert!(played.log.contains("ended its last 2 starts before a first frame"), "{}", played.log);
+    assert!(played.log.contains("renderer: gl on \"llvmpipe"), "{}", played.log);
+    assert!(crate::common::pixels::ink(&played.shots[0], 0, 0, 320, 180) > 200, "the card is drawn");
+    crate::common::wait_until(Duration::from_secs(10), "the start to be marked drawn", || {
+        starts().last().is_some_and(|s| s["drew"] == true)
+    });
+    let s = starts();
+    assert!(s[2]["adapter"].as_str().is_some_and(|a| a.starts_with("gl on \"llvmpipe")), "{s:?}");
+    let doctor = stdout(&estation(&dir.path().join("config.toml")).arg("doctor").output().unwrap());
+    assert!(
+        doctor.contains("note  renderer  vulkan on \"llvmpipe") && doctor.contains("tries it last until") && doctor.contains("renderer-starts.json"),
+        "{doctor}"
+    );
+
+    // A day later (the record aged by 25 h) Vulkan is tried first again.
+    let aged: Vec<serde_json::Value> = s
+        .into_iter()
+        .map(|mut start| {
+            let at = chrono::DateTime::parse_from_rfc3339(start["at"].as_str().unwrap()).unwrap();
+            start["at"] = (at - chrono::Duration::hours(25)).to_rfc3339().into();
+            start
+        })
+        .collect();
+    std::fs::write(&record, serde_json::to_vec(&aged).unwrap()).unwrap();
+    let played = player().shots(&["1s"]).exit_after("1.5s").run();
+    assert!(played.log.contains("renderer: vulkan on \"llvmpipe"), "{}", played.log);
+    assert!(!played.log.contains("before a first frame"), "{}", played.log);
+}
+
 /// With no driver at all (neither Vulkan nor EGL can load one) the player
 /// says so, with the packages to install, and exits non-zero for systemd
 /// to retry; it does not panic.

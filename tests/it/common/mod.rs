@@ -77,9 +77,13 @@ pub struct Xvfb {
 
 impl Xvfb {
     pub fn start(width: u32, height: u32) -> Xvfb {
+        Xvfb::start_at_depth(width, height, 24)
+    }
+
+    pub fn start_at_depth(width: u32, height: u32, depth: u8) -> Xvfb {
         let mut child = Command::new("Xvfb")
             .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0"])
-            .arg(format!("{width}x{height}x24"))
+            .arg(format!("{width}x{height}x{depth}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

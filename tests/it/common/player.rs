@@ -42,6 +42,7 @@ pub struct Player {
     dir: PathBuf,
     playlist: Option<PathBuf>,
     screen: Option<(u32, u32)>,
+    depth: u8,
     window: Option<(u32, u32)>,
     shots: Vec<String>,
     exit_after: Option<String>,
@@ -65,6 +66,7 @@ impl Player {
             dir: config.parent().expect("the config is in a folder").to_path_buf(),
             playlist: None,
             screen: None,
+            depth: 24,
             window: None,
             shots: Vec::new(),
             exit_after: None,
@@ -89,6 +91,13 @@ impl Player {
     /// Without it the screen is the window's size (or 640×360).
     pub fn screen(mut self, width: u32, height: u32) -> Player {
         self.screen = Some((width, height));
+        self
+    }
+
+    /// The X screen's colour depth (24 unless told; Xvfb also has 8, 15,
+    /// 16 and 30).
+    pub fn depth(mut self, bits: u8) -> Player {
+        self.depth = bits;
         self
     }
 
@@ -157,7 +166,7 @@ impl Player {
         let mut runtime = None;
         match &self.session {
             Session::Xvfb => {
-                let server = Xvfb::start(w, h);
+                let server = Xvfb::start_at_depth(w, h, self.depth);
                 cmd.env("DISPLAY", &server.display).env_remove("WAYLAND_DISPLAY");
                 x = Some(server);
             }
