@@ -9,6 +9,7 @@ mod playlist_cmd;
 mod status_cmd;
 #[cfg(feature = "net")]
 mod sync_cmd;
+mod xsession_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,6 +80,20 @@ pub enum Command {
         /// Where the starts are kept (the unit's StateDirectory).
         #[arg(long, env = "STATE_DIRECTORY", default_value = "/var/lib/estation")]
         state: PathBuf,
+    },
+    /// The X11 kiosk session (the estation-x11 package's unit): an X server
+    /// of its own on TTY, as this user, with only the player in it, no
+    /// cursor, and a fresh cookie so no other user can connect.
+    #[command(hide = true)]
+    Xsession {
+        /// The unit's virtual terminal, e.g. tty1.
+        tty: String,
+        /// Print the command instead of running it.
+        #[arg(long)]
+        dry_run: bool,
+        /// More options for `estation play` (after `--`).
+        #[arg(last = true, value_name = "PLAY_OPTIONS")]
+        play: Vec<std::ffi::OsString>,
     },
 }
 
@@ -336,6 +351,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sync_cmd::sync(&settings.config, once, from.as_deref())
         }
         Command::Backoff { state } => backoff_cmd::run(&state),
+        Command::Xsession { tty, dry_run, play } => xsession_cmd::run(&tty, &play, dry_run),
         Command::Doctor => {
             init_cli_logging();
             let settings = load_settings(cli.config.as_deref())?;
