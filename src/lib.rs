@@ -14,7 +14,9 @@
 //! config/   the kiosk's settings, resolved once, and the last copy that loaded
 //! publish/  what an operator writes: building and signing a feed folder
 //! net/      the network (feature `net`): the HTTP client, sync, upstream
-//!           CAP sources, the feed server
+//!           CAP sources, the feed server, the kiosk's side of the central service
+//! central/  the office's central service (feature `central`): its database,
+//!           API and fleet view; `estation-central`
 //! video/    GStreamer video (feature `player`)
 //! player/   the Bevy shell (feature `player`): it presents state
 //! kiosk/    start-up of a kiosk: the player with its background sync
@@ -36,6 +38,10 @@ pub mod store;
 #[cfg(feature = "net")]
 pub mod net;
 
+/// The county office's central service (feature `central`).
+#[cfg(feature = "central")]
+pub mod central;
+
 #[cfg(feature = "player")]
 pub mod kiosk;
 #[cfg(feature = "player")]
@@ -47,7 +53,7 @@ pub mod video;
 #[cfg(test)]
 mod layers {
     /// The layers, top first: each may use only those before it.
-    const ORDER: [&str; 9] = ["core", "store", "config", "publish", "net", "video", "player", "kiosk", "cli"];
+    const ORDER: [&str; 10] = ["core", "store", "config", "publish", "net", "central", "video", "player", "kiosk", "cli"];
 
     /// The code of a file without its tests and comments.
     fn code(text: &str) -> String {

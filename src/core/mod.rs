@@ -8,6 +8,7 @@ pub mod color;
 pub mod diag;
 pub mod feed;
 pub mod first_frame;
+pub mod heartbeat;
 pub mod media;
 pub mod playlist;
 pub mod qr;

@@ -1,6 +1,7 @@
 //! The network, behind the `net` feature: sync of the signed feed, upstream
 //! CAP sources, and the feed server. Nothing in `core` may use it.
 
+pub mod central;
 pub mod http;
 pub mod serve;
 pub mod service;

@@ -61,15 +61,26 @@ impl Default for Limits {
 /// Binds `listen` and serves `feed` until Ctrl-C / SIGTERM. Calls `ready`
 /// with the bound address (port 0 picks a free port).
 pub async fn serve(feed: PathBuf, listen: SocketAddr, limits: Limits, ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+    serve_router(feed_router(&feed)?, listen, limits, ready).await
+}
+
+/// The feed folder as a router of its own (every path not routed before it
+/// is a file of the feed), for `serve` and for the central service.
+pub fn feed_router(feed: &Path) -> std::io::Result<Router> {
     // Symlinks are judged against the folder's real path.
-    let root = std::fs::canonicalize(&feed)?;
+    let root = std::fs::canonicalize(feed)?;
+    Ok(Router::new()
+        .fallback_service(ServeDir::new(&root).append_index_html_on_directories(false))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(Arc::new(root), feed_headers)))
+}
+
+/// Serves `app` on `listen` with the accept loop and limits above, until
+/// Ctrl-C / SIGTERM.
+pub async fn serve_router(app: Router, listen: SocketAddr, limits: Limits, ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     ready(addr);
-    let app = Router::new()
-        .fallback_service(ServeDir::new(&root).append_index_html_on_directories(false))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(Arc::new(root), feed_headers));
     let max = limits.max_connections.clamp(1, 1 << 20);
     let permits = Arc::new(tokio::sync::Semaphore::new(max));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

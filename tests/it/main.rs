@@ -10,6 +10,8 @@ mod common;
 
 #[cfg(feature = "net")]
 mod alerts;
+#[cfg(feature = "central")]
+mod central;
 mod cli;
 #[cfg(feature = "net")]
 mod feed;

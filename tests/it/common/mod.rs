@@ -8,6 +8,8 @@ pub mod feedsrv;
 #[cfg(feature = "net")]
 pub mod nginx;
 pub mod operator;
+#[cfg(feature = "central")]
+pub mod pg;
 pub mod pixels;
 pub mod player;
 

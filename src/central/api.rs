@@ -1,0 +1,125 @@
+//! The service's HTTP API, beside the feed folder it serves.
+//!
+//! - `POST /api/v1/screens/{id}/heartbeat`: a screen's heartbeat
+//!   ([`crate::core::heartbeat::Heartbeat`] as JSON), with
+//!   `Authorization: Bearer <the screen's token>`.
+//! - `GET /api/v1/fleet[?region=PREFIX]`: every screen's state and last
+//!   heartbeat, with an operator's token (`estation-central operator add`).
+//!
+//! Everything that comes in is bounded (body size, heartbeats per screen
+//! per minute), checked with the same types the kiosk writes, and refused
+//! with a 4xx and a JSON `{"error": "…"}` naming the problem; a refused
+//! request stores nothing.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::db::Db;
+use super::token;
+use crate::core::heartbeat::{self, Heartbeat};
+
+/// Heartbeats a screen may send per minute (a restarting kiosk sends one at
+/// each start), with this many at once.
+const PER_MINUTE: u32 = 12;
+const BURST: u32 = 6;
+
+/// What every handler shares.
+pub struct Service {
+    pub db: Db,
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+impl Service {
+    pub fn new(db: Db) -> Service {
+        let quota = Quota::per_minute(NonZeroU32::new(PER_MINUTE).unwrap_or(NonZeroU32::MIN)).allow_burst(NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN));
+        Service { db, limiter: RateLimiter::keyed(quota) }
+    }
+
+    /// Forgets the rate of screens not heard from lately (call now and then).
+    pub fn tidy(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
+/// The API's routes, under `/api/v1`.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/api/v1/screens/{id}/heartbeat", post(heartbeat))
+        .route("/api/v1/fleet", get(fleet))
+        .layer(DefaultBodyLimit::max(heartbeat::MAX_BODY))
+        .with_state(service)
+}
+
+/// A refusal: the status and what was wrong.
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Refused {
+    tracing::error!("central: {e}");
+    Refused(StatusCode::INTERNAL_SERVER_ERROR, "the service could not store or read its data; see its log".into())
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, Refused> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| Refused(StatusCode::UNAUTHORIZED, "Authorization: Bearer <token> is missing".into()))
+}
+
+async fn heartbeat(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, Refused> {
+    let token = bearer(&headers)?;
+    let creds = service.db.screen_credentials(&id).await.map_err(internal)?;
+    let known = creds.as_ref().is_some_and(|c| token::matches(token, &c.salt, &c.hash));
+    if !known {
+        tracing::warn!(target: "estation::access", "heartbeat for screen `{id}` refused: unknown screen or wrong token");
+        return Err(Refused(StatusCode::UNAUTHORIZED, format!("unknown screen `{id}` or wrong token")));
+    }
+    if creds.as_ref().is_some_and(|c| c.revoked) {
+        return Err(Refused(StatusCode::FORBIDDEN, format!("screen `{id}` is revoked")));
+    }
+    if service.limiter.check_key(&id).is_err() {
+        return Err(Refused(StatusCode::TOO_MANY_REQUESTS, format!("screen `{id}`: more than {PER_MINUTE} heartbeats a minute")));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let hb: Heartbeat = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        Refused(StatusCode::BAD_REQUEST, format!("heartbeat: {}: {}", if field == "." { "body" } else { &field }, e.inner()))
+    })?;
+    hb.validate().map_err(|e| Refused(StatusCode::UNPROCESSABLE_ENTITY, format!("heartbeat: {e}")))?;
+    let now = Utc::now();
+    let stored = serde_json::to_string(&hb).map_err(internal)?;
+    service.db.put_heartbeat(&id, now, &stored).await.map_err(internal)?;
+    tracing::info!(target: "estation::access", "heartbeat from `{id}` ({})", hb.software);
+    Ok(Json(serde_json::json!({ "received_at": now, "screenshot": false })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct FleetQuery {
+    region: Option<String>,
+}
+
+async fn fleet(State(service): State<Arc<Service>>, headers: HeaderMap, Query(q): Query<FleetQuery>) -> Result<Response, Refused> {
+    let token = bearer(&headers)?;
+    let operators = service.db.operator_credentials().await.map_err(internal)?;
+    if !operators.iter().any(|c| token::matches(token, &c.salt, &c.hash)) {
+        return Err(Refused(StatusCode::UNAUTHORIZED, "not an operator's token (estation-central operator add)".into()));
+    }
+    let rows = service.db.screens().await.map_err(internal)?;
+    Ok(Json(super::fleet::view(rows, q.region.as_deref(), Utc::now())).into_response())
+}

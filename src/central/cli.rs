@@ -1,0 +1,155 @@
+//! `estation-central`: the service and the office's commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+
+use super::db::Db;
+use super::{fleet, token};
+
+/// estation-central: the county office's service for its screens.
+#[derive(Debug, Parser)]
+#[command(name = "estation-central", version, about)]
+pub struct Cli {
+    /// The database: `sqlite://PATH` or `postgres://USER@HOST/DB` (default:
+    /// central.db in the user's data folder, e.g. ~/.local/share/estation-central).
+    #[arg(long, env = "ESTATION_CENTRAL_DB", value_name = "URL")]
+    pub db: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a feed folder (as `estation feed serve`) and the API for screens and the office.
+    Serve {
+        /// The feed folder (`estation feed build --out`).
+        #[arg(long, value_name = "FEED")]
+        feed: PathBuf,
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
+    },
+    /// Enrol, revoke or list screens.
+    #[command(subcommand)]
+    Screen(ScreenCommand),
+    /// Tokens for the office's own programs (the JSON API).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Every screen: online, stale or offline by its last heartbeat, with
+    /// its versions, warnings on screen and last error.
+    Fleet {
+        /// Only screens whose region code starts with this (e.g. 4401 for 广州).
+        #[arg(long, value_name = "PREFIX")]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScreenCommand {
+    /// Enrol a screen; prints its token once (put it in the kiosk's
+    /// `[central] token`). Only a salted hash of it is kept.
+    Add {
+        /// The screen's id (its config's `[screen] id`).
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// 行政区划代码 of where it stands (6 or 12 digits).
+        #[arg(long)]
+        region: String,
+    },
+    /// Refuse the screen's token from now on.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Make an API token for NAME; prints it once.
+    Add { name: String },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .try_init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_db() -> anyhow::Result<String> {
+    let dirs = directories::ProjectDirs::from("", "", "estation-central").context("no home folder for the default database; pass --db")?;
+    let dir = dirs.data_dir();
+    std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+    Ok(format!("sqlite://{}", dir.join("central.db").display()))
+}
+
+/// A screen id or region as the kiosk's config allows them: printable, no
+/// spaces, at most 64 characters (they go into URLs and file names).
+fn check_id(what: &str, id: &str) -> anyhow::Result<()> {
+    let ok = !id.is_empty() && id.chars().count() <= 64 && id.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c));
+    anyhow::ensure!(ok, "{what} `{id}`: use letters, digits, `-`, `_` or `.`, at most 64");
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let url = match cli.db {
+        Some(u) => u,
+        None => default_db()?,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let db = Db::open(&url).await?;
+        match cli.command {
+            Command::Serve { feed, listen } => {
+                let limits = crate::net::serve::Limits::default();
+                super::serve(db, feed, listen, limits, |addr| {
+                    // The tests read this line for the port.
+                    println!("listening on http://{addr}");
+                })
+                .await?;
+            }
+            Command::Screen(ScreenCommand::Add { id, name, region }) => {
+                check_id("screen id", &id)?;
+                anyhow::ensure!(region.len() == 6 || region.len() == 12, "region `{region}`: a 行政区划代码 has 6 or 12 digits");
+                anyhow::ensure!(region.bytes().all(|b| b.is_ascii_digit()), "region `{region}`: digits only");
+                let secret = token::generate()?;
+                db.add_screen(&id, &name, &region, &token::seal(&secret)?, Utc::now()).await?;
+                eprintln!("screen `{id}` enrolled; its token (shown once, put it in the kiosk's config):");
+                println!("[central]\ntoken = \"{secret}\"");
+            }
+            Command::Screen(ScreenCommand::Revoke { id }) => {
+                if !db.revoke_screen(&id, Utc::now()).await? {
+                    anyhow::bail!("no screen `{id}`");
+                }
+                eprintln!("screen `{id}` revoked: its token is refused from now on");
+            }
+            Command::Operator(OperatorCommand::Add { name }) => {
+                check_id("operator", &name)?;
+                let secret = token::generate()?;
+                db.add_operator(&name, &token::seal(&secret)?, Utc::now()).await?;
+                eprintln!("operator `{name}` added; its API token (shown once):");
+                println!("{secret}");
+            }
+            Command::Fleet { region, json } => {
+                let screens = fleet::view(db.screens().await?, region.as_deref(), Utc::now());
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&screens)?);
+                } else {
+                    print!("{}", fleet::table(&screens));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,225 @@
+//! The office's database: SQLite by default (one file, nothing to install),
+//! PostgreSQL when given a `postgres://` URL, through sqlx's `Any` driver,
+//! so both run the same queries and the same migrations
+//! (`migrations/*.sql`, portable SQL). Placeholders are written `$1`, which
+//! both accept.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::Row;
+
+use super::token::Sealed;
+
+/// The schema, in order; each file runs once, in a transaction.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "screens", include_str!("../../migrations/0001_screens.sql"))];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("screen `{0}` is enrolled already (revoke it first, or pick another id)")]
+    Duplicate(String),
+    #[error("database: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("database: a stored heartbeat of `{screen}` does not read back: {why}")]
+    Corrupt { screen: String, why: String },
+}
+
+/// Which engine the URL named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// An open database with its schema up to date.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    pub engine: Engine,
+}
+
+/// A screen's credentials, for checking its token.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub salt: String,
+    pub hash: String,
+    pub revoked: bool,
+}
+
+/// A screen as the fleet view lists it.
+#[derive(Debug, Clone)]
+pub struct ScreenRow {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub added_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When the last heartbeat came, and what it said.
+    pub last: Option<(DateTime<Utc>, crate::core::heartbeat::Heartbeat)>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+impl Db {
+    /// Opens `url` (`sqlite://PATH` or `postgres://…`), creating an SQLite
+    /// file that is not there yet, and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("postgres://") || url.starts_with("postgresql://") { Engine::Postgres } else { Engine::Sqlite };
+        let connect = match engine {
+            // rwc: create the file if missing.
+            Engine::Sqlite if !url.contains('?') => Cow::Owned(format!("{url}?mode=rwc")),
+            _ => Cow::Borrowed(url),
+        };
+        let pool = AnyPoolOptions::new()
+            // SQLite has one writer at a time; more connections only wait on its lock.
+            .max_connections(match engine {
+                Engine::Sqlite => 4,
+                Engine::Postgres => 16,
+            })
+            .connect(&connect)
+            .await
+            .map_err(|source| DbError::Open { url: redact(url), source })?;
+        if engine == Engine::Sqlite {
+            // Readers do not block the writer; survives a power cut (the
+            // default synchronous=FULL stays).
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+        }
+        let db = Db { pool, engine };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        let migrations: Vec<Migration> = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), false))
+            .collect();
+        let migrator = Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn add_screen(&self, id: &str, name: &str, region: &str, token: &Sealed, now: DateTime<Utc>) -> Result<(), DbError> {
+        let done = sqlx::query("INSERT INTO screens (id, name, region, token_salt, token_hash, added_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id)
+            .bind(name)
+            .bind(region)
+            .bind(&token.salt)
+            .bind(&token.hash)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::Duplicate(id.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Revokes a screen's token; false when there is no such screen.
+    pub async fn revoke_screen(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
+        let done = sqlx::query("UPDATE screens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(ms(now)).bind(id).execute(&self.pool).await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        Ok(sqlx::query("SELECT id FROM screens WHERE id = $1").bind(id).fetch_optional(&self.pool).await?.is_some())
+    }
+
+    pub async fn screen_credentials(&self, id: &str) -> Result<Option<Credentials>, DbError> {
+        let row = sqlx::query("SELECT token_salt, token_hash, revoked_at FROM screens WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(match row {
+            None => None,
+            Some(r) => Some(Credentials { salt: r.try_get(0)?, hash: r.try_get(1)?, revoked: r.try_get::<Option<i64>, _>(2)?.is_some() }),
+        })
+    }
+
+    pub async fn add_operator(&self, name: &str, token: &Sealed, now: DateTime<Utc>) -> Result<(), DbError> {
+        let done = sqlx::query("INSERT INTO operators (name, token_salt, token_hash, added_at) VALUES ($1, $2, $3, $4)")
+            .bind(name)
+            .bind(&token.salt)
+            .bind(&token.hash)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::Duplicate(name.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every operator token that is not revoked (few: one per office).
+    pub async fn operator_credentials(&self) -> Result<Vec<Credentials>, DbError> {
+        let rows = sqlx::query("SELECT token_salt, token_hash FROM operators WHERE revoked_at IS NULL").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(Credentials { salt: r.try_get(0)?, hash: r.try_get(1)?, revoked: false })).collect()
+    }
+
+    /// Replaces the screen's last heartbeat.
+    pub async fn put_heartbeat(&self, id: &str, received: DateTime<Utc>, body: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO heartbeats (screen_id, received_at, body) VALUES ($1, $2, $3) \
+             ON CONFLICT (screen_id) DO UPDATE SET received_at = excluded.received_at, body = excluded.body",
+        )
+        .bind(id)
+        .bind(ms(received))
+        .bind(body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every screen with its last heartbeat, by id.
+    pub async fn screens(&self) -> Result<Vec<ScreenRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.name, s.region, s.added_at, s.revoked_at, h.received_at, h.body \
+             FROM screens s LEFT JOIN heartbeats h ON h.screen_id = s.id ORDER BY s.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0)?;
+                let last = match (r.try_get::<Option<i64>, _>(5)?, r.try_get::<Option<String>, _>(6)?) {
+                    (Some(t), Some(body)) => {
+                        let hb = serde_json::from_str(&body).map_err(|e| DbError::Corrupt { screen: id.clone(), why: e.to_string() })?;
+                        Some((at(t), hb))
+                    }
+                    _ => None,
+                };
+                Ok(ScreenRow {
+                    name: r.try_get(1)?,
+                    region: r.try_get(2)?,
+                    added_at: at(r.try_get(3)?),
+                    revoked_at: r.try_get::<Option<i64>, _>(4)?.map(at),
+                    last,
+                    id,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `url` without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

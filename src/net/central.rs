@@ -1,0 +1,89 @@
+//! The kiosk's side of the central service: sending a heartbeat and reading
+//! the answer (and the service's clock, from its `Date`).
+
+use chrono::{DateTime, Utc};
+use reqwest::Url;
+
+use super::http::{self, HttpError};
+use crate::core::heartbeat::Heartbeat;
+
+/// Largest answer read.
+const MAX_ANSWER: u64 = 16 * 1024;
+
+/// What the service said to a heartbeat.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Answer {
+    pub received_at: DateTime<Utc>,
+    /// The service asks for a screenshot.
+    #[serde(default)]
+    pub screenshot: bool,
+    /// The service's clock (`Date`), for the next heartbeat's clock offset.
+    #[serde(skip)]
+    pub server_date: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    #[error("{url}: {source}")]
+    Http { url: String, source: HttpError },
+    /// The service refused the request and said why.
+    #[error("{url}: HTTP {status}: {message}")]
+    Refused { url: String, status: u16, message: String },
+    #[error("{url}: the answer does not read: {why}")]
+    BadAnswer { url: String, why: String },
+    #[error("{0}: not a URL the screen's path can be added to")]
+    BadUrl(String),
+}
+
+/// The heartbeat endpoint of screen `screen` under `base` (the service's URL).
+pub fn heartbeat_url(base: &Url, screen: &str) -> Result<Url, CentralError> {
+    let mut url = base.clone();
+    url.path_segments_mut().map_err(|()| CentralError::BadUrl(base.to_string()))?.pop_if_empty().extend(["api", "v1", "screens", screen, "heartbeat"]);
+    Ok(url)
+}
+
+/// Sends one heartbeat.
+pub async fn heartbeat(client: &reqwest::Client, base: &Url, screen: &str, token: &str, hb: &Heartbeat) -> Result<Answer, CentralError> {
+    let url = heartbeat_url(base, screen)?;
+    let shown = url.to_string();
+    let body = serde_json::to_vec(hb).map_err(|e| CentralError::BadAnswer { url: shown.clone(), why: e.to_string() })?;
+    let resp = client
+        .post(url)
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| CentralError::Http { url: shown.clone(), source: e.into() })?;
+    let status = resp.status();
+    let server_date = resp
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .map(DateTime::<Utc>::from);
+    let bytes = http::read_limited(resp, MAX_ANSWER).await.map_err(|source| CentralError::Http { url: shown.clone(), source })?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+        return Err(CentralError::Refused { url: shown, status: status.as_u16(), message });
+    }
+    let mut answer: Answer = serde_json::from_slice(&bytes).map_err(|e| CentralError::BadAnswer { url: shown, why: e.to_string() })?;
+    answer.server_date = server_date;
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_screen_id_is_one_path_segment_under_the_service_url() {
+        let base = Url::parse("https://central.example/estation/").unwrap();
+        assert_eq!(heartbeat_url(&base, "k-1").unwrap().as_str(), "https://central.example/estation/api/v1/screens/k-1/heartbeat");
+        let base = Url::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(heartbeat_url(&base, "a/b c").unwrap().as_str(), "http://127.0.0.1:8080/api/v1/screens/a%2Fb%20c/heartbeat");
+    }
+}

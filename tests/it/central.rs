@@ -1,0 +1,207 @@
+//! The central service, for real, on SQLite and on PostgreSQL (a throw-away
+//! server started here): screens enrolled with a token shown once, their
+//! heartbeats checked and stored, the fleet view from the command line and
+//! the JSON API, and two services sharing one PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use estation::core::heartbeat::Heartbeat;
+use estation::net::central::{self, CentralError};
+
+use crate::common::operator::Operator;
+use crate::common::pg::Postgres;
+use crate::common::{stderr, stdout};
+
+fn central(db: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_estation-central"));
+    c.arg("--db").arg(db).env("RUST_LOG", "info");
+    c
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "estation-central failed: {}{}", stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+/// A running `estation-central serve`, stopped on drop.
+struct Service {
+    child: Child,
+    url: reqwest::Url,
+}
+
+impl Service {
+    fn start(db: &str, feed: &Path) -> Service {
+        let mut child = central(db)
+            .args(["serve", "--listen", "127.0.0.1:0", "--feed"])
+            .arg(feed)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start estation-central serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the listening line");
+        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+        Service { child, url: reqwest::Url::parse(url).expect("a URL") }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn beat(software: &str) -> Heartbeat {
+    Heartbeat {
+        sent_at: chrono::Utc::now(),
+        software: software.into(),
+        feed_version: Some(3),
+        on_screen: Some("school/暴雨来临前".into()),
+        warnings: vec!["44000041600000_20261202080000".into()],
+        last_sync: Some(chrono::Utc::now()),
+        last_error: None,
+        uptime_secs: 60,
+        disk_free: Some(1 << 30),
+        clock_offset_ms: Some(0),
+        sound: None,
+        renderer: Some("gl on \"llvmpipe\"".into()),
+        every_secs: 300,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
+}
+
+fn client() -> reqwest::Client {
+    estation::net::http::client_builder().build().expect("a client")
+}
+
+/// What a raw request to the API answers: status and body.
+fn raw(rt: &tokio::runtime::Runtime, req: reqwest::RequestBuilder) -> (u16, String) {
+    rt.block_on(async {
+        let resp = req.send().await.expect("the service answers");
+        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    })
+}
+
+/// The whole flow on one database URL.
+fn enrol_beat_and_list(db: &str) {
+    let op = Operator::new();
+    op.card("考核", "#204060");
+    assert!(op.build().status.success());
+    let token_line = ok(central(db).args(["screen", "add", "kiosk-1", "--name", "东山村文化礼堂", "--region", "440106"]).output().unwrap());
+    let token = token_line.lines().find_map(|l| l.strip_prefix("token = \"")?.strip_suffix('"')).expect("the token line").to_string();
+    ok(central(db).args(["screen", "add", "kiosk-2", "--name", "西村", "--region", "440201"]).output().unwrap());
+    let again = central(db).args(["screen", "add", "kiosk-1", "--name", "x", "--region", "440106"]).output().unwrap();
+    assert!(!again.status.success() && stderr(&again).contains("enrolled already"), "{}", stderr(&again));
+    let bad_region = central(db).args(["screen", "add", "kiosk-3", "--name", "x", "--region", "44a1"]).output().unwrap();
+    assert!(!bad_region.status.success() && stderr(&bad_region).contains("region `44a1`"), "{}", stderr(&bad_region));
+
+    let service = Service::start(db, &op.path("feed"));
+    let rt = runtime();
+    let client = client();
+    // The feed folder is served as `feed serve` serves it.
+    let (status, manifest) = raw(&rt, client.get(service.url.join("manifest.json").unwrap()));
+    assert_eq!(status, 200, "{manifest}");
+    assert!(manifest.contains("\"version\""), "{manifest}");
+
+    // The real heartbeat, as the kiosk sends it.
+    let answer = rt.block_on(central::heartbeat(&client, &service.url, "kiosk-1", &token, &beat("estation 0.1.0"))).expect("the heartbeat is taken");
+    assert!(answer.server_date.is_some(), "the answer has a Date");
+    // Refusals name the problem and store nothing.
+    let refused = |screen: &str, token: &str| rt.block_on(central::heartbeat(&client, &service.url, screen, token, &beat("estation 9.9.9")));
+    match refused("kiosk-1", "est1_0000") {
+        Err(CentralError::Refused { status: 401, message, .. }) => assert!(message.contains("wrong token"), "{message}"),
+        other => panic!("a wrong token: {other:?}"),
+    }
+    match refused("kiosk-2", &token) {
+        Err(CentralError::Refused { status: 401, .. }) => {}
+        other => panic!("another screen's token: {other:?}"),
+    }
+    match refused("nobody", &token) {
+        Err(CentralError::Refused { status: 401, .. }) => {}
+        other => panic!("an unknown screen: {other:?}"),
+    }
+    let url = central::heartbeat_url(&service.url, "kiosk-1").unwrap();
+    let (status, body) = raw(&rt, client.post(url.clone()).bearer_auth(&token).body(r#"{"sent_at":"2026-12-02T08:00:00Z","software":"x","feed_version":"seven"}"#));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("feed_version"), "the field is named: {body}");
+    let (status, body) = raw(&rt, client.post(url.clone()).bearer_auth(&token).body(vec![b' '; 100 * 1024]));
+    assert_eq!(status, 413, "{body}");
+    let mut control = beat("estation 0.1.0");
+    control.last_error = Some("\u{1b}[2J".into());
+    let (status, body) = raw(&rt, client.post(url.clone()).bearer_auth(&token).body(serde_json::to_vec(&control).unwrap()));
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("last_error"), "{body}");
+    let (status, _) = raw(&rt, client.post(url.clone()).body(serde_json::to_vec(&beat("x")).unwrap()));
+    assert_eq!(status, 401, "no token");
+
+    // The fleet: kiosk-1 online with what it said, kiosk-2 never heard from.
+    let fleet = ok(central(db).arg("fleet").output().unwrap());
+    assert!(fleet.lines().any(|l| l.starts_with("online") && l.contains("kiosk-1") && l.contains("estation 0.1.0") && l.contains("warnings on screen: 1")), "{fleet}");
+    assert!(fleet.lines().any(|l| l.starts_with("never") && l.contains("kiosk-2")), "{fleet}");
+    assert!(!fleet.contains("9.9.9"), "a refused heartbeat was stored: {fleet}");
+    assert!(fleet.contains("2 screens: 1 online, 0 stale, 0 offline, 1 never heard from, 0 revoked"), "{fleet}");
+    let json: serde_json::Value = serde_json::from_str(&ok(central(db).args(["fleet", "--json", "--region", "4401"]).output().unwrap())).unwrap();
+    assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(json[0]["id"], "kiosk-1");
+    assert_eq!(json[0]["state"], "online");
+    assert_eq!(json[0]["heartbeat"]["on_screen"], "school/暴雨来临前");
+
+    // The office's JSON API: with an operator's token only.
+    let operator = ok(central(db).args(["operator", "add", "province"]).output().unwrap()).trim().to_string();
+    let fleet_url = service.url.join("api/v1/fleet?region=4402").unwrap();
+    let (status, _) = raw(&rt, client.get(fleet_url.clone()).bearer_auth(&token));
+    assert_eq!(status, 401, "a screen's token is not an operator's");
+    let (status, body) = raw(&rt, client.get(fleet_url).bearer_auth(&operator));
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api[0]["id"], "kiosk-2", "{api}");
+    assert_eq!(api[0]["state"], "never", "{api}");
+
+    // Revoked: refused from now on.
+    ok(central(db).args(["screen", "revoke", "kiosk-1"]).output().unwrap());
+    match refused("kiosk-1", &token) {
+        Err(CentralError::Refused { status: 403, message, .. }) => assert!(message.contains("revoked"), "{message}"),
+        other => panic!("a revoked screen: {other:?}"),
+    }
+    assert!(ok(central(db).arg("fleet").output().unwrap()).lines().any(|l| l.starts_with("revoked") && l.contains("kiosk-1")));
+}
+
+#[test]
+fn on_sqlite_screens_enrol_report_and_show_in_the_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    enrol_beat_and_list(&format!("sqlite://{}", dir.path().join("central.db").display()));
+}
+
+#[test]
+fn on_postgresql_screens_enrol_report_and_show_in_the_fleet() {
+    let pg = Postgres::start();
+    enrol_beat_and_list(&pg.database("central"));
+}
+
+/// Past one machine: two services behind a load balancer share one
+/// PostgreSQL. A heartbeat taken by one is in the other's fleet.
+#[test]
+fn two_services_share_one_postgresql() {
+    let pg = Postgres::start();
+    let db = pg.database("shared");
+    let op = Operator::new();
+    op.card("共享", "#406020");
+    assert!(op.build().status.success());
+    let token_line = ok(central(&db).args(["screen", "add", "k-9", "--name", "镇中心校", "--region", "440106001001"]).output().unwrap());
+    let token = token_line.lines().find_map(|l| l.strip_prefix("token = \"")?.strip_suffix('"')).unwrap().to_string();
+    let (a, b) = (Service::start(&db, &op.path("feed")), Service::start(&db, &op.path("feed")));
+    let operator = ok(central(&db).args(["operator", "add", "county"]).output().unwrap()).trim().to_string();
+    let rt = runtime();
+    let client = client();
+    rt.block_on(central::heartbeat(&client, &a.url, "k-9", &token, &beat("estation 0.1.0"))).expect("taken by A");
+    let (status, body) = raw(&rt, client.get(b.url.join("api/v1/fleet").unwrap()).bearer_auth(&operator));
+    assert_eq!(status, 200, "{body}");
+    let fleet: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(fleet[0]["state"], "online", "B sees what A took: {fleet}");
+}
