@@ -86,6 +86,28 @@ pub struct Config {
     pub feed: FeedConfig,
     pub cache: CacheConfig,
     pub alerts: AlertsConfig,
+    pub central: CentralConfig,
+}
+
+/// The county office's central service this kiosk reports to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CentralConfig {
+    /// The service's URL (https://, or http:// with `allow_http`); None:
+    /// reports to nobody.
+    #[serde(serialize_with = "ser_url")]
+    pub url: Option<url::Url>,
+    /// The token `estation-central screen add` printed; never shown.
+    #[serde(skip)]
+    pub token: Option<String>,
+    #[serde(with = "humantime_serde_secs")]
+    pub heartbeat: std::time::Duration,
+    pub allow_http: bool,
+}
+
+impl Default for CentralConfig {
+    fn default() -> Self {
+        CentralConfig { url: None, token: None, heartbeat: std::time::Duration::from_secs(crate::core::heartbeat::DEFAULT_EVERY_SECS), allow_http: false }
+    }
 }
 
 /// Where this kiosk's content comes from.
@@ -294,6 +316,7 @@ impl Default for Config {
             feed: FeedConfig::default(),
             cache: CacheConfig::default(),
             alerts: AlertsConfig::default(),
+            central: CentralConfig::default(),
         }
     }
 }
@@ -539,6 +562,17 @@ struct Raw {
     cache: RawCache,
     #[serde(default)]
     alerts: RawAlerts,
+    #[serde(default)]
+    central: RawCentral,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCentral {
+    url: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    heartbeat: Option<Spanned<toml::Value>>,
+    allow_http: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -925,6 +959,34 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         }
     }
 
+    let c = raw.central;
+    let allow_http = c.allow_http.unwrap_or(false);
+    config.central.allow_http = allow_http;
+    if let Some(url) = c.url {
+        let written = url.get_ref().trim();
+        match url::Url::parse(written) {
+            Ok(u) if u.scheme() == "https" || allow_http && u.scheme() == "http" => {
+                config.central.url = Some(u);
+                from(url.span().start, "central.url");
+            }
+            _ => bad(url.span().start, "central.url", format!("`{written}` is not an https:// URL (set allow_http = true for a service on the LAN)")),
+        }
+    }
+    if let Some(token) = c.token {
+        let t = token.get_ref().trim();
+        let hex = t.strip_prefix("est1_").unwrap_or("");
+        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            config.central.token = Some(t.to_string());
+            from(token.span().start, "central.token");
+        } else {
+            bad(token.span().start, "central.token", "is not a token from `estation-central screen add` (est1_ and 64 hex digits)".into());
+        }
+    }
+    if let Some((d, at)) = span(c.heartbeat, "central.heartbeat", secs(10), secs(86_400), "\"5m\"", &mut bad) {
+        config.central.heartbeat = d;
+        from(at, "central.heartbeat");
+    }
+
     problems.sort_by_key(|d| d.line);
     // Without its feed's URL or key a kiosk plays the bundled demo: a typo
     // there must not cost the screen its programme (and its warnings), so it
@@ -1078,6 +1140,28 @@ budget = "8GB"
         assert_eq!(l.config.volume, 80);
         assert_eq!(l.config.display, DisplayMode::Fullscreen);
         assert_eq!(l.config.feed.max_age, std::time::Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn the_central_section_wants_https_and_a_real_token_and_never_shows_it() {
+        let token = format!("est1_{}", "ab".repeat(32));
+        let good = parse(Path::new("c.toml"), &format!("[central]\nurl = \"https://central.example/\"\ntoken = \"{token}\"\nheartbeat = \"1m\"\n"));
+        assert!(good.problems.0.is_empty(), "{}", good.diagnostics());
+        assert_eq!(good.config.central.token.as_deref(), Some(token.as_str()));
+        assert_eq!(good.config.central.heartbeat, std::time::Duration::from_secs(60));
+        assert!(!serde_json::to_string(&good.config).unwrap().contains(&token), "config show must not print the token");
+        let bad = parse(Path::new("c.toml"), "[central]\nurl = \"http://10.0.0.5:8080/\"\ntoken = \"secret\"\nheartbeat = \"1s\"\n");
+        assert_eq!(
+            bad.diagnostics().to_string().lines().collect::<Vec<_>>(),
+            vec![
+                "c.toml:2: central.url: `http://10.0.0.5:8080/` is not an https:// URL (set allow_http = true for a service on the LAN)",
+                "c.toml:3: central.token: is not a token from `estation-central screen add` (est1_ and 64 hex digits)",
+                "c.toml:4: central.heartbeat: must be a duration from 10s to 1day, e.g. \"5m\"",
+            ]
+        );
+        assert_eq!(bad.config.central, CentralConfig::default());
+        let lan = parse(Path::new("c.toml"), "[central]\nurl = \"http://10.0.0.5:8080/\"\nallow_http = true\n");
+        assert_eq!(lan.config.central.url.as_ref().map(url::Url::as_str), Some("http://10.0.0.5:8080/"));
     }
 
     #[test]

@@ -79,7 +79,15 @@ fn start_background_sync(dir: &Path, config: &Config, feed_key: Option<Verifying
         }
         _ => None,
     };
-    if syncer.is_none() && config.alerts.sources.is_empty() {
+    let reporter = match crate::net::heartbeat::Reporter::new(&config.central, &config.screen_id, dir) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            tracing::error!("central: no HTTP client for the heartbeat: {e}");
+            None
+        }
+        None => None,
+    };
+    if syncer.is_none() && config.alerts.sources.is_empty() && reporter.is_none() {
         return Ok(());
     }
     let (config, dir) = (config.clone(), dir.to_path_buf());
@@ -91,7 +99,12 @@ fn start_background_sync(dir: &Path, config: &Config, feed_key: Option<Verifying
                     s.forever(config.feed.interval).await;
                 }
             };
-            tokio::join!(feed, crate::net::service::poll_alert_sources(&config, &dir))
+            let report = async {
+                if let Some(r) = &reporter {
+                    r.forever().await;
+                }
+            };
+            tokio::join!(feed, crate::net::service::poll_alert_sources(&config, &dir), report)
         })
     })?;
     Ok(())

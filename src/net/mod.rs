@@ -2,6 +2,7 @@
 //! CAP sources, and the feed server. Nothing in `core` may use it.
 
 pub mod central;
+pub mod heartbeat;
 pub mod http;
 pub mod serve;
 pub mod service;

@@ -134,9 +134,13 @@ fn rgb([r, g, b]: Rgb) -> Color {
     Color::srgb_u8(r, g, b)
 }
 
-fn draw(mut commands: Commands, drawn: Res<Drawn>, layers: Query<Entity, With<AlertLayer>>, fonts: Res<Fonts>) {
+fn draw(mut commands: Commands, drawn: Res<Drawn>, layers: Query<Entity, With<AlertLayer>>, fonts: Res<Fonts>, worker: Option<Res<super::worker::Worker>>) {
     if !drawn.is_changed() {
         return;
+    }
+    if let Some(worker) = &worker {
+        let on_screen = drawn.0.takeover.as_ref().map(|t| t.key.clone()).into_iter().chain(drawn.0.banner.as_ref().map(|b| b.key.clone()));
+        worker.warnings(on_screen.collect());
     }
     for e in &layers {
         commands.entity(e).despawn();

@@ -242,6 +242,7 @@ fn status(programme: &Programme, next: &Next, since: chrono::DateTime<Utc>) -> P
         sound: None,
         display: None,
         renderer: None,
+        warnings: Vec::new(),
     }
 }
 

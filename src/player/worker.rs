@@ -58,6 +58,7 @@ enum Done {
 enum Job {
     /// What is on screen (its `sound` is filled in here).
     SaveStatus(PathBuf, Box<PlayerStatus>),
+    Warnings(Vec<String>),
     /// The sound output's state changed.
     SoundOutput(Option<String>),
     /// The display's power changed.
@@ -88,6 +89,11 @@ impl Worker {
     /// The display's power in words, likewise.
     pub fn display_power(&self, state: Option<String>) {
         let _ = self.jobs.send(Job::DisplayPower(state));
+    }
+
+    /// The warnings on screen, likewise (for the heartbeat).
+    pub fn warnings(&self, keys: Vec<String>) {
+        let _ = self.jobs.send(Job::Warnings(keys));
     }
 }
 
@@ -177,6 +183,7 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
     let mut status: Option<(PathBuf, PlayerStatus)> = None;
     let mut sound = None;
     let mut display = None;
+    let mut warnings = Vec::new();
     while ok {
         match jobs.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
             Ok(job) => {
@@ -184,10 +191,12 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
                     Job::SaveStatus(path, s) => status = Some((path, *s)),
                     Job::SoundOutput(s) => sound = s,
                     Job::DisplayPower(s) => display = s,
+                    Job::Warnings(w) => warnings = w,
                 }
                 if let Some((path, s)) = status.as_mut() {
                     s.sound.clone_from(&sound);
                     s.display.clone_from(&display);
+                    s.warnings.clone_from(&warnings);
                     s.renderer.clone_from(&files.renderer);
                     if let Err(e) = s.save(path) {
                         debug!("{}: {e}", path.display());

@@ -76,6 +76,9 @@ pub struct PlayerStatus {
     /// The GPU adapter the player draws with.
     #[serde(default)]
     pub renderer: Option<RendererReport>,
+    /// The warnings on screen (takeover or banner), by their store keys.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A GPU adapter, as wgpu names it.

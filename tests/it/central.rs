@@ -205,3 +205,42 @@ fn two_services_share_one_postgresql() {
     let fleet: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(fleet[0]["state"], "online", "B sees what A took: {fleet}");
 }
+
+/// A kiosk with `[central]` in its config reports on its own: the service's
+/// fleet shows it online, with what it plays and the renderer it draws
+/// with, taken from what the player wrote (the heartbeat runs on the sync
+/// thread, never the frame loop).
+#[cfg(feature = "player")]
+#[test]
+fn a_kiosk_reports_what_it_plays_to_the_central_service() {
+    use crate::common::player::Player;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    let op = Operator::new();
+    op.card("考核", "#204060");
+    assert!(op.build().status.success());
+    // The id is the test config's `[screen] id`.
+    let token_line = ok(central(&db).args(["screen", "add", "test-1", "--name", "测试屏", "--region", "440106"]).output().unwrap());
+    let token = token_line.lines().find_map(|l| l.strip_prefix("token = \"")?.strip_suffix('"')).unwrap().to_string();
+    let service = Service::start(&db, &op.path("feed"));
+    let kiosk = dir.path().join("kiosk");
+    std::fs::create_dir_all(&kiosk).unwrap();
+    let playlist = kiosk.join("card.toml");
+    std::fs::write(&playlist, "[[items]]\nid = \"kexue-station\"\nkind = \"text\"\ntitle = \"科普\"\nduration = \"10m\"\n").unwrap();
+    let extra = format!(
+        "[cache]\ndir = \"{}\"\n[central]\nurl = \"{}\"\ntoken = \"{token}\"\nheartbeat = \"10s\"\nallow_http = true\n",
+        kiosk.join("cache").display(),
+        service.url
+    );
+    let running = Player::fresh(&kiosk, &extra).playlist(&playlist).window(320, 180).exit_after("60s").spawn();
+    let mut fleet = serde_json::Value::Null;
+    let found = crate::common::poll_until(std::time::Duration::from_secs(45), std::time::Duration::from_millis(500), || {
+        fleet = serde_json::from_str(&ok(central(&db).args(["fleet", "--json"]).output().unwrap())).unwrap();
+        fleet[0]["heartbeat"]["on_screen"].as_str().is_some_and(|s| s.contains("kexue-station"))
+    });
+    assert!(found, "the kiosk's heartbeat did not arrive: {fleet}\n{}", running.log());
+    assert_eq!(fleet[0]["state"], "online", "{fleet}");
+    assert_eq!(fleet[0]["heartbeat"]["every_secs"], 10, "{fleet}");
+    assert!(fleet[0]["heartbeat"]["renderer"].as_str().is_some_and(|r| r.contains("llvmpipe")), "{fleet}");
+    assert!(fleet[0]["heartbeat"]["software"].as_str().is_some_and(|s| s.starts_with("estation ")), "{fleet}");
+}
