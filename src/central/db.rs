@@ -25,6 +25,8 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("screen `{0}` is enrolled already (revoke it first, or pick another id)")]
     Duplicate(String),
+    #[error("operator `{0}` exists already (pick another name)")]
+    DuplicateOperator(String),
     #[error("database: {0}")]
     Query(#[from] sqlx::Error),
     #[error("database: a stored heartbeat of `{screen}` does not read back: {why}")]
@@ -123,11 +125,7 @@ impl Db {
             .bind(ms(now))
             .execute(&self.pool)
             .await;
-        match done {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::Duplicate(id.to_string())),
-            Err(e) => Err(e.into()),
-        }
+        inserted(done, || DbError::Duplicate(id.to_string()))
     }
 
     /// Revokes a screen's token; false when there is no such screen.
@@ -155,11 +153,7 @@ impl Db {
             .bind(ms(now))
             .execute(&self.pool)
             .await;
-        match done {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(DbError::Duplicate(name.to_string())),
-            Err(e) => Err(e.into()),
-        }
+        inserted(done, || DbError::DuplicateOperator(name.to_string()))
     }
 
     /// Every operator token that is not revoked (few: one per office).
@@ -210,6 +204,15 @@ impl Db {
                 })
             })
             .collect()
+    }
+}
+
+/// An insert's outcome, with a taken key as `taken`'s error.
+fn inserted(done: Result<sqlx::any::AnyQueryResult, sqlx::Error>, taken: impl FnOnce() -> DbError) -> Result<(), DbError> {
+    match done {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(taken()),
+        Err(e) => Err(e.into()),
     }
 }
 

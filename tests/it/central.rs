@@ -154,6 +154,8 @@ fn enrol_beat_and_list(db: &str) {
 
     // The office's JSON API: with an operator's token only.
     let operator = ok(central(db).args(["operator", "add", "province"]).output().unwrap()).trim().to_string();
+    let twice = central(db).args(["operator", "add", "province"]).output().unwrap();
+    assert!(!twice.status.success() && stderr(&twice).contains("operator `province` exists already"), "{}", stderr(&twice));
     let fleet_url = service.url.join("api/v1/fleet?region=4402").unwrap();
     let (status, _) = raw(&rt, client.get(fleet_url.clone()).bearer_auth(&token));
     assert_eq!(status, 401, "a screen's token is not an operator's");
