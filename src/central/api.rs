@@ -3,6 +3,9 @@
 //! - `POST /api/v1/screens/{id}/heartbeat`: a screen's heartbeat
 //!   ([`crate::core::heartbeat::Heartbeat`] as JSON), with
 //!   `Authorization: Bearer <the screen's token>`.
+//! - `POST /api/v1/screens/{id}/proof`: a batch of proof-of-play records
+//!   ([`crate::core::proof::Batch`]), likewise; answered with
+//!   [`crate::core::proof::Stored`].
 //! - `GET /api/v1/fleet[?region=PREFIX]`: every screen's state and last
 //!   heartbeat, with an operator's token (`estation-central operator add`).
 //!
@@ -26,36 +29,45 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::db::Db;
 use super::token;
 use crate::core::heartbeat::{self, Heartbeat};
+use crate::core::proof;
 
 /// Heartbeats a screen may send per minute (a restarting kiosk sends one at
 /// each start), with this many at once.
 const PER_MINUTE: u32 = 12;
 const BURST: u32 = 6;
+/// Proof-of-play uploads per screen per minute: a kiosk back from days
+/// offline sends up to 20 batches after a heartbeat.
+const PROOF_PER_MINUTE: u32 = 60;
+const PROOF_BURST: u32 = 20;
 
 /// What every handler shares.
 pub struct Service {
     pub db: Db,
     limiter: DefaultKeyedRateLimiter<String>,
+    proof_limiter: DefaultKeyedRateLimiter<String>,
 }
 
 impl Service {
     pub fn new(db: Db) -> Service {
-        let quota = Quota::per_minute(NonZeroU32::new(PER_MINUTE).unwrap_or(NonZeroU32::MIN)).allow_burst(NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN));
-        Service { db, limiter: RateLimiter::keyed(quota) }
+        let quota = |per_minute: u32, burst: u32| {
+            Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN)).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+        };
+        Service { db, limiter: RateLimiter::keyed(quota(PER_MINUTE, BURST)), proof_limiter: RateLimiter::keyed(quota(PROOF_PER_MINUTE, PROOF_BURST)) }
     }
 
     /// Forgets the rate of screens not heard from lately (call now and then).
     pub fn tidy(&self) {
         self.limiter.retain_recent();
+        self.proof_limiter.retain_recent();
     }
 }
 
 /// The API's routes, under `/api/v1`.
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
-        .route("/api/v1/screens/{id}/heartbeat", post(heartbeat))
+        .route("/api/v1/screens/{id}/heartbeat", post(heartbeat).layer(DefaultBodyLimit::max(heartbeat::MAX_BODY)))
+        .route("/api/v1/screens/{id}/proof", post(upload_proof).layer(DefaultBodyLimit::max(proof::MAX_BODY)))
         .route("/api/v1/fleet", get(fleet))
-        .layer(DefaultBodyLimit::max(heartbeat::MAX_BODY))
         .with_state(service)
 }
 
@@ -82,31 +94,61 @@ fn bearer(headers: &HeaderMap) -> Result<&str, Refused> {
         .ok_or_else(|| Refused(StatusCode::UNAUTHORIZED, "Authorization: Bearer <token> is missing".into()))
 }
 
-async fn heartbeat(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, Refused> {
-    let token = bearer(&headers)?;
-    let creds = service.db.screen_credentials(&id).await.map_err(internal)?;
+/// The screen `id` whose token `headers` carry, or the refusal: 401 for an
+/// unknown screen or a wrong token (the same answer, so ids cannot be
+/// probed), 403 for a revoked one.
+async fn screen(service: &Service, id: &str, headers: &HeaderMap, what: &str) -> Result<(), Refused> {
+    let token = bearer(headers)?;
+    let creds = service.db.screen_credentials(id).await.map_err(internal)?;
     let known = creds.as_ref().is_some_and(|c| token::matches(token, &c.salt, &c.hash));
     if !known {
-        tracing::warn!(target: "estation::access", "heartbeat for screen `{id}` refused: unknown screen or wrong token");
+        tracing::warn!(target: "estation::access", "{what} for screen `{id}` refused: unknown screen or wrong token");
         return Err(Refused(StatusCode::UNAUTHORIZED, format!("unknown screen `{id}` or wrong token")));
     }
     if creds.as_ref().is_some_and(|c| c.revoked) {
         return Err(Refused(StatusCode::FORBIDDEN, format!("screen `{id}` is revoked")));
     }
+    Ok(())
+}
+
+/// The body as `T`, or a 400 naming the field that does not read.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Refused> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        Refused(StatusCode::BAD_REQUEST, format!("{what}: {}: {}", if field == "." { "body" } else { &field }, e.inner()))
+    })
+}
+
+async fn heartbeat(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, Refused> {
+    screen(&service, &id, &headers, "heartbeat").await?;
     if service.limiter.check_key(&id).is_err() {
         return Err(Refused(StatusCode::TOO_MANY_REQUESTS, format!("screen `{id}`: more than {PER_MINUTE} heartbeats a minute")));
     }
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let hb: Heartbeat = serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        Refused(StatusCode::BAD_REQUEST, format!("heartbeat: {}: {}", if field == "." { "body" } else { &field }, e.inner()))
-    })?;
+    let hb: Heartbeat = parse(&body, "heartbeat")?;
     hb.validate().map_err(|e| Refused(StatusCode::UNPROCESSABLE_ENTITY, format!("heartbeat: {e}")))?;
     let now = Utc::now();
     let stored = serde_json::to_string(&hb).map_err(internal)?;
     service.db.put_heartbeat(&id, now, &stored).await.map_err(internal)?;
     tracing::info!(target: "estation::access", "heartbeat from `{id}` ({})", hb.software);
     Ok(Json(serde_json::json!({ "received_at": now, "screenshot": false })).into_response())
+}
+
+/// A batch of proof-of-play records: stored in one transaction, each
+/// record once, and answered with the last number stored, which the kiosk
+/// takes as its acknowledgement.
+async fn upload_proof(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, Refused> {
+    screen(&service, &id, &headers, "proof of play").await?;
+    if service.proof_limiter.check_key(&id).is_err() {
+        return Err(Refused(StatusCode::TOO_MANY_REQUESTS, format!("screen `{id}`: more than {PROOF_PER_MINUTE} proof-of-play uploads a minute")));
+    }
+    let batch: proof::Batch = parse(&body, "proof")?;
+    let now = Utc::now();
+    batch.validate(now).map_err(|e| Refused(StatusCode::UNPROCESSABLE_ENTITY, format!("proof: {e}")))?;
+    let new = service.db.put_proof(&id, &batch, now).await.map_err(internal)?;
+    let through = batch.records.last().map_or(0, |r| r.seq);
+    tracing::info!(target: "estation::access", "proof of play from `{id}`: {} record(s), {new} new, through {through}", batch.records.len());
+    Ok(Json(proof::Stored { through, new }).into_response())
 }
 
 #[derive(serde::Deserialize)]

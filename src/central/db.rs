@@ -13,9 +13,29 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::Row;
 
 use super::token::Sealed;
+use crate::core::alert::policy::Treatment;
+use crate::core::proof::{Batch, What};
+
+/// A treatment as stored: `takeover`, `banner`, `ticker`.
+fn treatment_name(t: Treatment) -> &'static str {
+    match t {
+        Treatment::Takeover => "takeover",
+        Treatment::Banner => "banner",
+        Treatment::Ticker => "ticker",
+    }
+}
 
 /// The schema, in order; each file runs once, in a transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "screens", include_str!("../../migrations/0001_screens.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "screens", include_str!("../../migrations/0001_screens.sql")),
+    (2, "proof", include_str!("../../migrations/0002_proof.sql")),
+];
+
+/// Columns of one `proof` row.
+const PROOF_COLUMNS: usize = 15;
+/// Rows per INSERT: well under both engines' limits on bound values
+/// (SQLite 32766, PostgreSQL 65535).
+const PROOF_ROWS_PER_INSERT: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -174,6 +194,63 @@ impl Db {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Stores a batch of proof-of-play records of screen `id`, in one
+    /// transaction, each at most once; returns how many were new.
+    pub async fn put_proof(&self, id: &str, batch: &Batch, received: DateTime<Utc>) -> Result<u64, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let mut new = 0;
+        for chunk in batch.records.chunks(PROOF_ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO proof (screen_id, stream, seq, kind, start_at, end_at, cont, playlist, item, feed_version, identifier, sender, sent, treatment, received_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let marks: Vec<String> = (1..=PROOF_COLUMNS).map(|c| format!("${}", i * PROOF_COLUMNS + c)).collect();
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                sql.push_str(&marks.join(", "));
+                sql.push(')');
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING");
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                let e = &r.entry;
+                let (kind, playlist, item, feed_version, identifier, sender, sent, treatment) = match &e.what {
+                    What::Play { playlist, item, feed_version } => ("play", Some(playlist.clone()), Some(item.clone()), feed_version.map(|v| v as i64), None, None, None, None),
+                    What::Warning { identifier, sender, sent, treatment } => {
+                        ("warning", None, None, None, Some(identifier.clone()), Some(sender.clone()), Some(sent.to_rfc3339()), Some(treatment_name(*treatment)))
+                    }
+                    What::On => ("on", None, None, None, None, None, None, None),
+                    What::Off => ("off", None, None, None, None, None, None, None),
+                };
+                q = q
+                    .bind(id.to_string())
+                    .bind(batch.stream.clone())
+                    .bind(r.seq as i64)
+                    .bind(kind)
+                    .bind(ms(e.start))
+                    .bind(ms(e.end))
+                    .bind(i32::from(e.cont))
+                    .bind(playlist)
+                    .bind(item)
+                    .bind(feed_version)
+                    .bind(identifier)
+                    .bind(sender)
+                    .bind(sent)
+                    .bind(treatment)
+                    .bind(ms(received));
+            }
+            new += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// How many proof-of-play records screen `id` has stored, and the
+    /// highest number among them (one stream: equal when none is missing).
+    pub async fn proof_extent(&self, id: &str) -> Result<(i64, i64), DbError> {
+        let row = sqlx::query("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM proof WHERE screen_id = $1").bind(id).fetch_one(&self.pool).await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
     /// Every screen with its last heartbeat, by id.

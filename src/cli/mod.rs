@@ -6,6 +6,7 @@ mod config_cmd;
 mod doctor;
 mod feed_cmd;
 mod playlist_cmd;
+mod report_cmd;
 mod status_cmd;
 #[cfg(feature = "net")]
 mod sync_cmd;
@@ -67,6 +68,10 @@ pub enum Command {
     /// Check the offline cache as the player trusts it.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// What this screen showed (proof of play, 考核): plays and minutes per
+    /// item or per day, hours on, and each warning's first and last time
+    /// on screen, from the player's own log.
+    Report(report_cmd::ReportArgs),
     /// Checks this machine as a kiosk and says how to fix what is wrong:
     /// renderer (GPU, driver), display session, fonts, video decoders,
     /// sound device, config, cache and disk, the feed (reachable, key,
@@ -366,6 +371,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = load_settings(cli.config.as_deref())?;
             report_config(&settings.loaded);
             status_cmd::status(&settings.config, settings.loaded.fallback.as_deref(), json)
+        }
+        Command::Report(args) => {
+            init_cli_logging();
+            let settings = load_settings(cli.config.as_deref())?;
+            report_config(&settings.loaded);
+            report_cmd::report(&settings.config, &args)
         }
         Command::Cache(CacheCommand::Verify) => {
             init_cli_logging();

@@ -1,11 +1,13 @@
 //! The kiosk's side of the central service: sending a heartbeat and reading
-//! the answer (and the service's clock, from its `Date`).
+//! the answer (and the service's clock, from its `Date`), and uploading the
+//! proof of play.
 
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 
 use super::http::{self, HttpError};
 use crate::core::heartbeat::Heartbeat;
+use crate::core::proof::{Batch, Stored};
 
 /// Largest answer read.
 const MAX_ANSWER: u64 = 16 * 1024;
@@ -35,18 +37,23 @@ pub enum CentralError {
     BadUrl(String),
 }
 
-/// The heartbeat endpoint of screen `screen` under `base` (the service's URL).
-pub fn heartbeat_url(base: &Url, screen: &str) -> Result<Url, CentralError> {
+/// The endpoint `what` of screen `screen` under `base` (the service's URL).
+fn screen_url(base: &Url, screen: &str, what: &str) -> Result<Url, CentralError> {
     let mut url = base.clone();
-    url.path_segments_mut().map_err(|()| CentralError::BadUrl(base.to_string()))?.pop_if_empty().extend(["api", "v1", "screens", screen, "heartbeat"]);
+    url.path_segments_mut().map_err(|()| CentralError::BadUrl(base.to_string()))?.pop_if_empty().extend(["api", "v1", "screens", screen, what]);
     Ok(url)
 }
 
-/// Sends one heartbeat.
-pub async fn heartbeat(client: &reqwest::Client, base: &Url, screen: &str, token: &str, hb: &Heartbeat) -> Result<Answer, CentralError> {
-    let url = heartbeat_url(base, screen)?;
+/// The heartbeat endpoint of screen `screen` under `base`.
+pub fn heartbeat_url(base: &Url, screen: &str) -> Result<Url, CentralError> {
+    screen_url(base, screen, "heartbeat")
+}
+
+/// Posts `body` as JSON with the screen's token; the answer's JSON and the
+/// service's `Date`. A refusal is an error carrying the service's reason.
+async fn post<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: Url, token: &str, body: &impl serde::Serialize) -> Result<(T, Option<DateTime<Utc>>), CentralError> {
     let shown = url.to_string();
-    let body = serde_json::to_vec(hb).map_err(|e| CentralError::BadAnswer { url: shown.clone(), why: e.to_string() })?;
+    let body = serde_json::to_vec(body).map_err(|e| CentralError::BadAnswer { url: shown.clone(), why: e.to_string() })?;
     let resp = client
         .post(url)
         .bearer_auth(token)
@@ -70,9 +77,21 @@ pub async fn heartbeat(client: &reqwest::Client, base: &Url, screen: &str, token
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
         return Err(CentralError::Refused { url: shown, status: status.as_u16(), message });
     }
-    let mut answer: Answer = serde_json::from_slice(&bytes).map_err(|e| CentralError::BadAnswer { url: shown, why: e.to_string() })?;
+    let answer = serde_json::from_slice(&bytes).map_err(|e| CentralError::BadAnswer { url: shown, why: e.to_string() })?;
+    Ok((answer, server_date))
+}
+
+/// Sends one heartbeat.
+pub async fn heartbeat(client: &reqwest::Client, base: &Url, screen: &str, token: &str, hb: &Heartbeat) -> Result<Answer, CentralError> {
+    let (mut answer, server_date): (Answer, _) = post(client, heartbeat_url(base, screen)?, token, hb).await?;
     answer.server_date = server_date;
     Ok(answer)
+}
+
+/// Uploads one batch of proof-of-play records; the service stores each
+/// record once however often it is sent.
+pub async fn upload_proof(client: &reqwest::Client, base: &Url, screen: &str, token: &str, batch: &Batch) -> Result<Stored, CentralError> {
+    Ok(post(client, screen_url(base, screen, "proof")?, token, batch).await?.0)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use reqwest::Url;
 use super::central;
 use crate::config::CentralConfig;
 use crate::core::heartbeat::Heartbeat;
+use crate::core::proof;
 use crate::core::sync::backoff;
 use crate::store::status::{PlayerStatus, SyncStatus};
 
@@ -21,6 +22,9 @@ use crate::store::status::{PlayerStatus, SyncStatus};
 const FIRST: Duration = Duration::from_secs(5);
 /// First wait after a failure, doubled up to the heartbeat interval.
 const RETRY: Duration = Duration::from_secs(15);
+/// Most proof-of-play batches sent after one heartbeat (a kiosk back from
+/// weeks offline catches up over a few heartbeats, not in one burst).
+const MAX_BATCHES: usize = 20;
 
 /// Sends heartbeats for the screen `screen` whose cache is `cache_dir`.
 pub struct Reporter {
@@ -62,6 +66,11 @@ impl Reporter {
                     }
                     failures = 0;
                     offset = answer.server_date.map(|server| clock_offset(Utc::now(), server));
+                    match self.upload_proof().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("central: {n} proof-of-play record(s) stored"),
+                        Err(e) => tracing::warn!("central: proof of play not uploaded (kept for the next heartbeat): {e}"),
+                    }
                     backoff::poll_period(self.every, fastrand::f64())
                 }
                 Err(e) => {
@@ -74,12 +83,55 @@ impl Reporter {
         }
     }
 
+    /// Uploads the proof-of-play records the service does not have yet, in
+    /// batches, each acknowledged before the next; returns how many went.
+    /// A record counts as sent only once the service answered that it has
+    /// it: an upload cut off (the kiosk killed, the answer lost) is sent
+    /// again and the service keeps one copy.
+    pub async fn upload_proof(&self) -> Result<u64, UploadError> {
+        let dir = crate::store::proof::dir_for(&self.cache_dir);
+        let Some(stream) = crate::store::proof::stream(&dir)? else { return Ok(0) };
+        let mut sent = 0;
+        for _ in 0..MAX_BATCHES {
+            let after = crate::store::proof::acked(&dir, &stream);
+            let records = fit(crate::store::proof::read_after(&dir, after, proof::MAX_BATCH)?);
+            let Some(last) = records.last().map(|r| r.seq) else { break };
+            let n = records.len() as u64;
+            let stored = central::upload_proof(&self.client, &self.url, &self.screen, &self.token, &proof::Batch { stream: stream.clone(), records }).await?;
+            crate::store::proof::set_acked(&dir, &stream, stored.through.min(last))?;
+            sent += n;
+        }
+        Ok(sent)
+    }
+
     /// The heartbeat as of `now`, from what the player and sync last wrote.
     pub fn heartbeat(&self, now: DateTime<Utc>, clock_offset_ms: Option<i64>) -> Heartbeat {
         let player = PlayerStatus::load(&PlayerStatus::path(&self.cache_dir));
         let sync = SyncStatus::load(&crate::store::cache::Cache::at(&self.cache_dir).status_path());
         assemble(player.as_ref(), &sync, now, self.started.elapsed(), crate::store::cache::free_space(&self.cache_dir), clock_offset_ms, self.every)
     }
+}
+
+/// Records from the front of `records` whose JSON fits in one upload body.
+fn fit(mut records: Vec<proof::Record>) -> Vec<proof::Record> {
+    let mut size = 64;
+    let keep = records
+        .iter()
+        .take_while(|r| {
+            size += serde_json::to_vec(r).map_or(proof::MAX_BODY, |b| b.len() + 1);
+            size <= proof::MAX_BODY
+        })
+        .count();
+    records.truncate(keep.max(1).min(records.len()));
+    records
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Log(#[from] crate::store::proof::LogError),
+    #[error(transparent)]
+    Central(#[from] central::CentralError),
 }
 
 /// The kiosk's clock minus the service's, in ms (the service's `Date` is

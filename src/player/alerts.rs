@@ -104,6 +104,7 @@ fn check(
     mut chime: ResMut<ChimeRequest>,
     clock: Res<TrustedClock>,
     now: Res<Now>,
+    mut on_screen: ResMut<super::proof::WarningsOnScreen>,
 ) {
     if let Some(StoreLoaded(store)) = loaded.read().last() {
         watch.store = store.clone();
@@ -122,6 +123,7 @@ fn check(
         next.set(want);
     }
     ticker.set_if_neq(AlertTicker(new.ticker.clone()));
+    on_screen.set_if_neq(super::proof::WarningsOnScreen(p.on_screen(&watch.policy).into_iter().map(crate::core::proof::warning).collect()));
     drawn.set_if_neq(Drawn(new));
     // Sleep until the answer can change by the clock alone.
     let until = [crate::core::alert::policy::next_change(&watch.store, &watch.policy, &p, times), watch.chime.next_due(interval)];

@@ -16,6 +16,7 @@ mod mode;
 mod now;
 mod power;
 mod presented;
+mod proof;
 pub(crate) mod renderer;
 pub(crate) mod display_power;
 mod rotation;
@@ -195,7 +196,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
 fn shell(app: &mut App) {
     app.configure_sets(PreUpdate, (Phase::Receive, Phase::Sense).chain())
         .configure_sets(Update, (Phase::Decide, Phase::Animate, Phase::Observe).chain())
-        .add_plugins((power::plugin, now::plugin, worker::plugin, hours::plugin, alerts::plugin, mode::plugin, rotation::plugin, video::plugin));
+        .add_plugins((power::plugin, now::plugin, worker::plugin, hours::plugin, alerts::plugin, mode::plugin, rotation::plugin, video::plugin, proof::plugin));
 }
 
 fn spawn_camera(mut commands: Commands) {

@@ -120,6 +120,7 @@ fn follow_mode(
     mut show: ResMut<Show>,
     mut ticker: ResMut<CurrentTicker>,
     mut started: ResMut<Started>,
+    mut on_screen: ResMut<super::proof::ItemOnScreen>,
 ) {
     let dark = *mode.get() == Mode::Dark;
     if dark {
@@ -143,6 +144,7 @@ fn follow_mode(
             std::thread::spawn(move || drop(clip));
         }
         ticker.set_if_neq(CurrentTicker(None));
+        on_screen.set_if_neq(super::proof::ItemOnScreen(None));
     }
 }
 
@@ -159,6 +161,7 @@ fn rotate(
     mut stopped: MessageReader<ClipStopped>,
     worker: Option<Res<Worker>>,
     (clock, now): (Res<TrustedClock>, Res<Now>),
+    mut on_screen: ResMut<super::proof::ItemOnScreen>,
 ) {
     let Some(mut programme) = programme else { return };
     let now_utc = clock.now(&now);
@@ -207,6 +210,12 @@ fn rotate(
                 };
                 let shown = prepared.next.clone();
                 stage.put_on_screen(&settings, &programme, prepared, length, now);
+                let item = programme.rotation.lookup(&shown).map(|(p, item)| crate::core::proof::ItemRef {
+                    playlist: p.id.clone(),
+                    item: item.id.clone(),
+                    feed_version: programme.origin.feed_version(),
+                });
+                on_screen.set_if_neq(super::proof::ItemOnScreen(item));
                 if let (Some(path), Some(worker), Some(since)) = (&settings.status_path, &worker, stage.show.since) {
                     worker.save_status(path.clone(), status(&programme, &shown, since));
                 }

@@ -63,6 +63,9 @@ enum Job {
     SoundOutput(Option<String>),
     /// The display's power changed.
     DisplayPower(Option<String>),
+    /// Intervals for the proof-of-play log; the sender hears when they
+    /// are on disk.
+    Proof(Vec<crate::core::proof::Entry>, Option<mpsc::Sender<()>>),
 }
 
 /// The way to the worker thread. Absent until it started.
@@ -95,6 +98,15 @@ impl Worker {
     pub fn warnings(&self, keys: Vec<String>) {
         let _ = self.jobs.send(Job::Warnings(keys));
     }
+
+    /// Appends intervals to the proof-of-play log; `wait`: until they are
+    /// on disk (the player is stopping), for a few seconds at most.
+    pub fn proof(&self, entries: Vec<crate::core::proof::Entry>, wait: bool) {
+        let (tx, rx) = mpsc::channel();
+        if self.jobs.send(Job::Proof(entries, wait.then_some(tx))).is_ok() && wait {
+            let _ = rx.recv_timeout(Duration::from_secs(3));
+        }
+    }
 }
 
 /// Where the files the worker watches are.
@@ -108,6 +120,8 @@ pub(crate) struct Files {
     pub check: Duration,
     /// The GPU adapter in use, reported in `player.json`.
     pub renderer: Option<crate::store::status::RendererReport>,
+    /// The proof-of-play log's folder, beside the cache.
+    pub proof: Option<PathBuf>,
 }
 
 impl Files {
@@ -116,6 +130,7 @@ impl Files {
         Files {
             source: settings.source.clone(),
             store: cache.as_deref().map(|d| crate::store::inbox::Inbox::new(d).path()),
+            proof: cache.as_deref().map(crate::store::proof::dir_for),
             clock: cache.map(|d| d.join(crate::core::trusted_time::FILE)),
             check: CHECK,
             renderer: None,
@@ -184,14 +199,23 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
     let mut sound = None;
     let mut display = None;
     let mut warnings = Vec::new();
+    let mut proof = ProofLog::new(files.proof.clone());
     while ok {
         match jobs.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
+            Ok(Job::Proof(entries, written)) => {
+                proof.append(entries);
+                if let Some(tx) = written {
+                    let _ = tx.send(());
+                }
+                continue;
+            }
             Ok(job) => {
                 match job {
                     Job::SaveStatus(path, s) => status = Some((path, *s)),
                     Job::SoundOutput(s) => sound = s,
                     Job::DisplayPower(s) => display = s,
                     Job::Warnings(w) => warnings = w,
+                    Job::Proof(..) => {}
                 }
                 if let Some((path, s)) = status.as_mut() {
                     s.sound.clone_from(&sound);
@@ -240,6 +264,45 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
         }
         if any {
             wake();
+        }
+    }
+}
+
+/// The proof-of-play log, opened at the first record; a log that cannot be
+/// opened is reported once and tried again at the next record after a minute.
+struct ProofLog {
+    dir: Option<PathBuf>,
+    log: Option<crate::store::proof::Log>,
+    retry: Option<Instant>,
+}
+
+impl ProofLog {
+    fn new(dir: Option<PathBuf>) -> ProofLog {
+        ProofLog { dir, log: None, retry: None }
+    }
+
+    fn append(&mut self, entries: Vec<crate::core::proof::Entry>) {
+        let Some(dir) = &self.dir else { return };
+        if self.log.is_none() && self.retry.is_none_or(|t| Instant::now() >= t) {
+            match crate::store::proof::Log::open(dir) {
+                Ok(log) => self.log = Some(log),
+                Err(e) => {
+                    if self.retry.is_none() {
+                        error!("proof of play: {e}; nothing is recorded until it can be opened");
+                    }
+                    self.retry = Some(Instant::now() + RELOAD_AFTER_FAILURE);
+                }
+            }
+        }
+        let Some(log) = &mut self.log else { return };
+        for e in entries {
+            if let Err(err) = log.append(e) {
+                error!("proof of play: {err}");
+                // Opened afresh at the next record (a torn tail is cut then).
+                self.log = None;
+                self.retry = Some(Instant::now());
+                return;
+            }
         }
     }
 }

@@ -6,4 +6,5 @@ pub mod atomic;
 pub mod cache;
 pub mod content;
 pub mod inbox;
+pub mod proof;
 pub mod status;

@@ -72,6 +72,20 @@ fn beat(software: &str) -> Heartbeat {
     }
 }
 
+/// A one-minute play of item `seq` (number `seq`) an hour ago.
+fn record(seq: u64) -> estation::core::proof::Record {
+    let start = chrono::Utc::now() - chrono::Duration::hours(1) + chrono::Duration::minutes(seq as i64);
+    estation::core::proof::Record {
+        seq,
+        entry: estation::core::proof::Entry {
+            start,
+            end: start + chrono::Duration::minutes(1),
+            cont: false,
+            what: estation::core::proof::What::Play { playlist: "main".into(), item: format!("第{seq}项"), feed_version: Some(3) },
+        },
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
 }
@@ -139,6 +153,33 @@ fn enrol_beat_and_list(db: &str) {
     assert!(body.contains("last_error"), "{body}");
     let (status, _) = raw(&rt, client.post(url.clone()).body(serde_json::to_vec(&beat("x")).unwrap()));
     assert_eq!(status, 401, "no token");
+
+    // Proof of play: stored once however often it comes, refused whole
+    // when any record is wrong, naming it.
+    let stream = "00112233445566778899aabbccddeeff".to_string();
+    let batch = |seqs: std::ops::RangeInclusive<u64>| estation::core::proof::Batch { stream: stream.clone(), records: seqs.map(record).collect() };
+    let upload = |b: &estation::core::proof::Batch| rt.block_on(central::upload_proof(&client, &service.url, "kiosk-1", &token, b));
+    assert_eq!(upload(&batch(1..=3)).expect("stored"), estation::core::proof::Stored { through: 3, new: 3 });
+    assert_eq!(upload(&batch(1..=3)).expect("again"), estation::core::proof::Stored { through: 3, new: 0 }, "sent again, stored once");
+    assert_eq!(upload(&batch(2..=5)).expect("overlapping"), estation::core::proof::Stored { through: 5, new: 2 });
+    let mut bad = batch(6..=8);
+    bad.records[1].entry.what = estation::core::proof::What::Play { playlist: "main".into(), item: "\u{7}".into(), feed_version: None };
+    match upload(&bad) {
+        Err(CentralError::Refused { status: 422, message, .. }) => assert!(message.contains("records[1].item"), "{message}"),
+        other => panic!("a bad record: {other:?}"),
+    }
+    let proof_url = service.url.join("api/v1/screens/kiosk-1/proof").unwrap();
+    let (status, body) = raw(&rt, client.post(proof_url.clone()).bearer_auth(&token).body(format!(r#"{{"stream":"{stream}","records":[{{"seq":9,"entry":{{"start":"soon"}}}}]}}"#)));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("records[0].entry.start"), "the field is named: {body}");
+    let (status, _) = raw(&rt, client.post(proof_url).bearer_auth(&token).body(vec![b' '; 600 * 1024]));
+    assert_eq!(status, 413);
+    match rt.block_on(central::upload_proof(&client, &service.url, "kiosk-2", &token, &batch(1..=1))) {
+        Err(CentralError::Refused { status: 401, .. }) => {}
+        other => panic!("another screen's token: {other:?}"),
+    }
+    let office = rt.block_on(estation::central::db::Db::open(db)).unwrap();
+    assert_eq!(rt.block_on(office.proof_extent("kiosk-1")).unwrap(), (5, 5), "nothing of a refused batch is stored");
 
     // The fleet: kiosk-1 online with what it said, kiosk-2 never heard from.
     let fleet = ok(central(db).arg("fleet").output().unwrap());
@@ -245,4 +286,104 @@ fn a_kiosk_reports_what_it_plays_to_the_central_service() {
     assert_eq!(fleet[0]["heartbeat"]["every_secs"], 10, "{fleet}");
     assert!(fleet[0]["heartbeat"]["renderer"].as_str().is_some_and(|r| r.contains("llvmpipe")), "{fleet}");
     assert!(fleet[0]["heartbeat"]["software"].as_str().is_some_and(|s| s.starts_with("estation ")), "{fleet}");
+}
+
+/// Stored but never answered, then the kiosk killed in the middle of an
+/// upload: the office still gets each proof-of-play record exactly once.
+/// nginx stands between the two: first it hands every upload to the
+/// service (a mirror) while the kiosk's own request goes to a listener that
+/// never answers (nginx gives up after 3 s: a 504), so the service has
+/// stored what the kiosk thinks failed; then it passes everything through.
+#[cfg(feature = "player")]
+#[test]
+fn proof_of_play_reaches_the_office_exactly_once_through_lost_answers_and_a_kill() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::common::nginx::Nginx;
+    use crate::common::player::Player;
+    use estation::store::proof;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    let op = Operator::new();
+    op.card("考核", "#204060");
+    assert!(op.build().status.success());
+    let token_line = ok(central(&db).args(["screen", "add", "test-1", "--name", "测试屏", "--region", "440106"]).output().unwrap());
+    let token = token_line.lines().find_map(|l| l.strip_prefix("token = \"")?.strip_suffix('"')).unwrap().to_string();
+    let service = Service::start(&db, &op.path("feed"));
+    let svc = format!("{}:{}", service.url.host_str().unwrap(), service.url.port().unwrap());
+
+    // The listener that takes requests and never answers; counts those open.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_addr = hole.local_addr().unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    let counter = open.clone();
+    std::thread::spawn(move || {
+        for conn in hole.incoming().flatten() {
+            let open = counter.clone();
+            open.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let _ = std::io::copy(&mut conn, &mut std::io::sink());
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let lost = format!(
+        "location ~ ^/api/v1/screens/[^/]+/proof$ {{ mirror /stored; proxy_pass http://{hole_addr}; proxy_read_timeout 3s; }} \
+         location = /stored {{ internal; proxy_pass http://{svc}$request_uri; }} \
+         location / {{ proxy_pass http://{svc}; }}"
+    );
+    let nginx = Nginx::start_server(&lost, "1", false).expect("nginx");
+
+    let kiosk = dir.path().join("kiosk");
+    std::fs::create_dir_all(&kiosk).unwrap();
+    let playlist = kiosk.join("cards.toml");
+    std::fs::write(&playlist, "[defaults]\nduration = \"1s\"\ntransition = \"0s\"\n[[items]]\nid = \"a\"\nkind = \"text\"\ntitle = \"甲\"\n[[items]]\nid = \"b\"\nkind = \"text\"\ntitle = \"乙\"\n").unwrap();
+    let extra = format!(
+        "[cache]\ndir = \"{}\"\n[central]\nurl = \"{}\"\ntoken = \"{token}\"\nheartbeat = \"10s\"\nallow_http = true\n",
+        kiosk.join("cache").display(),
+        nginx.url()
+    );
+    let log = proof::dir_for(&kiosk.join("cache"));
+    let rt = runtime();
+    let office = rt.block_on(estation::central::db::Db::open(&db)).unwrap();
+    let stored = || rt.block_on(office.proof_extent("test-1")).unwrap().0;
+    let acked = || proof::stream(&log).ok().flatten().map_or(0, |s| proof::acked(&log, &s));
+
+    // Stored by the service, the answer lost; killed while an upload waits.
+    let running = Player::fresh(&kiosk, &extra).playlist(&playlist).window(320, 180).exit_after("120s").spawn();
+    let mut log_text = String::new();
+    let in_flight = crate::common::poll_until(std::time::Duration::from_secs(60), std::time::Duration::from_millis(100), || {
+        log_text = running.log();
+        open.load(Ordering::SeqCst) > 0 && stored() > 0
+    });
+    assert!(in_flight, "no upload reached the service through nginx\n{log_text}\n{}", nginx.log());
+    let played = running.kill9();
+    assert_eq!(acked(), 0, "nothing was answered, so nothing is acknowledged\n{played}");
+    let before = stored();
+    assert!(before > 0);
+
+    // Through: the restarted kiosk sends what it has not had answered.
+    nginx.reload(&format!("location / {{ proxy_pass http://{svc}; }}")).unwrap();
+    let running = Player::fresh(&kiosk, &extra).playlist(&playlist).window(320, 180).exit_after("120s").spawn();
+    let mut through = 0;
+    let caught_up = crate::common::poll_until(std::time::Duration::from_secs(60), std::time::Duration::from_millis(200), || {
+        through = acked();
+        through > before as u64
+    });
+    assert!(caught_up, "the kiosk did not catch up: acknowledged {through}, stored {before}\n{}", running.log());
+    let played = running.kill9();
+    let through = acked();
+    let records = proof::read_after(&log, 0, usize::MAX).unwrap();
+    assert!(records.iter().filter(|r| r.seq <= through).count() as u64 == through, "the log holds 1..={through}");
+    // Every record is there once: (screen, stream, seq) is the key, so a
+    // count equal to the highest number means 1, 2, 3 … each stored, and
+    // the acknowledged are among them (the kill may have cut the answer to
+    // one more batch).
+    let (count, max) = rt.block_on(office.proof_extent("test-1")).unwrap();
+    assert_eq!(count, max, "stored once each, none missing\n{played}");
+    assert!(max as u64 >= through && (max as usize) <= records.len(), "stored {max}, acknowledged {through}, logged {}", records.len());
+    assert!(played.contains("proof-of-play record(s) stored"), "{played}");
 }

@@ -18,6 +18,8 @@ mod feed;
 mod fonts;
 #[cfg(feature = "player")]
 mod kiosk;
+#[cfg(feature = "player")]
+mod proof;
 mod screen;
 #[cfg(feature = "player")]
 mod session;

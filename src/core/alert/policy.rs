@@ -8,7 +8,7 @@
 //! Everything takes `now` so the player only draws what this returns.
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cap::{Alert, Info, Scope, Severity, Status, Urgency};
 use super::signal::{self, Signal};
@@ -17,7 +17,7 @@ use super::target::Place;
 pub use crate::core::trusted_time::Times;
 
 /// How loudly an alert is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Treatment {
     Ticker,
@@ -74,6 +74,10 @@ impl Default for Policy {
 pub struct Shown {
     /// `sender,identifier,sent` — stable while the message is in force.
     pub key: String,
+    /// CAP `<identifier>` and `<sender>` (the address, not the name shown),
+    /// for the proof of what was on screen.
+    pub identifier: String,
+    pub cap_sender: String,
     pub treatment: Treatment,
     /// What the colour and ordering go by: the signal's, else CAP's.
     pub severity: Severity,
@@ -150,6 +154,17 @@ impl Presentation {
     /// The banner: the most urgent banner-level alert.
     pub fn banner(&self) -> Option<&Shown> {
         self.all.iter().find(|s| s.treatment == Treatment::Banner)
+    }
+
+    /// The alerts really on screen, for the proof of play: the takeovers
+    /// taking turns while there are any (they cover the banner and the
+    /// ticker), else the banner and every ticker line.
+    pub fn on_screen(&self, policy: &Policy) -> Vec<&Shown> {
+        let takeovers: Vec<&Shown> = self.all.iter().filter(|s| s.treatment == Treatment::Takeover).take(policy.takeover_max.max(1)).collect();
+        if !takeovers.is_empty() {
+            return takeovers;
+        }
+        self.all.iter().filter(|s| s.treatment < Treatment::Takeover).collect()
     }
 
     /// Ticker lines: every alert below takeover, most urgent first.
@@ -294,6 +309,8 @@ fn shown(entry: &Entry, info: &Info, signal: Option<Signal>, mark: Option<&'stat
     }
     Shown {
         key: entry.key(),
+        identifier: alert.identifier.clone(),
+        cap_sender: alert.sender.clone(),
         treatment: treatment(policy, severity, info.urgency),
         severity,
         urgency: info.urgency,

@@ -200,6 +200,8 @@ mod tests {
     fn shown(key: &str, treatment: Treatment, signal: Option<Signal>, severity: Severity) -> Shown {
         Shown {
             key: key.into(),
+            identifier: key.into(),
+            cap_sender: "qxt".into(),
             treatment,
             severity,
             urgency: Urgency::Immediate,
@@ -317,6 +319,20 @@ mod tests {
         let v = View::new(&p, &policy, now, SH);
         assert_eq!(v.banner.map(|b| b.key).as_deref(), Some("banner"));
         assert_eq!(v.ticker.len(), 2, "banner and ticker alerts are in the ticker: {:?}", v.ticker);
+    }
+
+    #[test]
+    fn on_screen_are_the_takeovers_in_turn_else_the_banner_and_the_ticker() {
+        let (banner, ticker) = (shown("banner", Treatment::Banner, None, Severity::Moderate), shown("ticker", Treatment::Ticker, None, Severity::Minor));
+        let policy = Policy { takeover_max: 2, ..Policy::default() };
+        let keys = |p: &Presentation| p.on_screen(&policy).iter().map(|s| s.key.clone()).collect::<Vec<_>>();
+        let mut p = Presentation { all: vec![banner, ticker] };
+        assert_eq!(keys(&p), ["banner", "ticker"]);
+        for k in ["c", "b", "a"] {
+            p.all.insert(0, shown(k, Treatment::Takeover, red(), Severity::Extreme));
+        }
+        // The third takeover waits for a turn; the takeover covers the rest.
+        assert_eq!(keys(&p), ["a", "b"]);
     }
 
     #[test]

@@ -266,6 +266,17 @@ impl Running {
         self.x.as_ref().map(|x| x.display.as_str())
     }
 
+    /// `kill -9`, as a power cut or the watchdog would end it: no chance
+    /// to close anything. Its X server closes on drop.
+    pub fn kill9(mut self) -> String {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.log()
+    }
+
     /// Whether the player has ended (for whatever reason).
     pub fn exited(&mut self) -> bool {
         self.child.try_wait().expect("wait for the player").is_some()
