@@ -249,6 +249,21 @@ fn two_services_share_one_postgresql() {
     assert_eq!(fleet[0]["state"], "online", "B sees what A took: {fleet}");
 }
 
+/// A service on SQLite in `dir`, serving a one-card feed, with the test
+/// config's screen (`[screen] id = "test-1"`) enrolled: the database URL,
+/// the operator, the screen's token and the running service.
+#[cfg(feature = "player")]
+fn office_with_test_screen(dir: &Path) -> (String, Operator, String, Service) {
+    let db = format!("sqlite://{}", dir.join("central.db").display());
+    let op = Operator::new();
+    op.card("考核", "#204060");
+    assert!(op.build().status.success());
+    let token_line = ok(central(&db).args(["screen", "add", "test-1", "--name", "测试屏", "--region", "440106"]).output().unwrap());
+    let token = token_line.lines().find_map(|l| l.strip_prefix("token = \"")?.strip_suffix('"')).unwrap().to_string();
+    let service = Service::start(&db, &op.path("feed"));
+    (db, op, token, service)
+}
+
 /// A kiosk with `[central]` in its config reports on its own: the service's
 /// fleet shows it online, with what it plays and the renderer it draws
 /// with, taken from what the player wrote (the heartbeat runs on the sync
@@ -258,14 +273,7 @@ fn two_services_share_one_postgresql() {
 fn a_kiosk_reports_what_it_plays_to_the_central_service() {
     use crate::common::player::Player;
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("central.db").display());
-    let op = Operator::new();
-    op.card("考核", "#204060");
-    assert!(op.build().status.success());
-    // The id is the test config's `[screen] id`.
-    let token_line = ok(central(&db).args(["screen", "add", "test-1", "--name", "测试屏", "--region", "440106"]).output().unwrap());
-    let token = token_line.lines().find_map(|l| l.strip_prefix("token = \"")?.strip_suffix('"')).unwrap().to_string();
-    let service = Service::start(&db, &op.path("feed"));
+    let (db, _op, token, service) = office_with_test_screen(dir.path());
     let kiosk = dir.path().join("kiosk");
     std::fs::create_dir_all(&kiosk).unwrap();
     let playlist = kiosk.join("card.toml");
@@ -305,13 +313,7 @@ fn proof_of_play_reaches_the_office_exactly_once_through_lost_answers_and_a_kill
     use estation::store::proof;
 
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("central.db").display());
-    let op = Operator::new();
-    op.card("考核", "#204060");
-    assert!(op.build().status.success());
-    let token_line = ok(central(&db).args(["screen", "add", "test-1", "--name", "测试屏", "--region", "440106"]).output().unwrap());
-    let token = token_line.lines().find_map(|l| l.strip_prefix("token = \"")?.strip_suffix('"')).unwrap().to_string();
-    let service = Service::start(&db, &op.path("feed"));
+    let (db, _op, token, service) = office_with_test_screen(dir.path());
     let svc = format!("{}:{}", service.url.host_str().unwrap(), service.url.port().unwrap());
 
     // The listener that takes requests and never answers; counts those open.
