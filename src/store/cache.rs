@@ -784,13 +784,13 @@ pub fn alert_media_path(cache_root: &Path, uri: &str) -> PathBuf {
     cache_root.join(ALERT_MEDIA).join(Digest::of(uri.as_bytes()).hex())
 }
 
-/// The default cache folder: the user's data dir (`~/.local/share/estation/cache`).
 /// Free bytes on the file system holding `path` (None if it cannot be read).
 pub fn free_space(path: &Path) -> Option<u64> {
     let st = rustix::fs::statvfs(path).ok()?;
     Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
+/// The default cache folder: the user's data dir (`~/.local/share/estation/cache`).
 pub fn default_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "estation").map(|d| d.data_dir().join("cache"))
 }
