@@ -52,13 +52,17 @@ fn observe(
     // Nothing is known to be on screen before the clock and the hours are.
     let (Some(mode), Some(worker)) = (mode, worker) else { return };
     let utc = clock.now(&now);
+    let due = proof.tracker.next_split().is_some_and(|t| utc >= t);
+    // Most frames (a ticker scrolling) change none of it: nothing to build.
+    if !(due || item.is_changed() || warnings.is_changed() || mode.is_changed() || proof.seen.is_none()) {
+        return;
+    }
     let mode = *mode.get();
     let seen = Seen {
         lit: mode != Mode::Dark,
         item: if mode == Mode::Playing { item.0.clone() } else { None },
         warnings: warnings.0.clone(),
     };
-    let due = proof.tracker.next_split().is_some_and(|t| utc >= t);
     if proof.seen.as_ref() == Some(&seen) && !due {
         return;
     }
