@@ -6,8 +6,16 @@
 //! - `POST /api/v1/screens/{id}/proof`: a batch of proof-of-play records
 //!   ([`crate::core::proof::Batch`]), likewise; answered with
 //!   [`crate::core::proof::Stored`].
+//! - `POST /api/v1/screens/{id}/screenshot`: a screenshot (`image/jpeg`,
+//!   taken at the `X-Estation-Taken` header's RFC 3339 time), likewise;
+//!   the service keeps the newest few per screen.
 //! - `GET /api/v1/fleet[?region=PREFIX]`: every screen's state and last
 //!   heartbeat, with an operator's token (`estation-central operator add`).
+//! - `GET /api/v1/screens/{id}/screenshot[?taken=TIME]`: the newest
+//!   screenshot (or the one taken then) as `image/jpeg`;
+//!   `GET /api/v1/screens/{id}/screenshots`: those kept, as JSON;
+//!   `POST /api/v1/screens/{id}/screenshot/ask`: ask the screen for one at
+//!   its next heartbeat. Operator's token.
 //!
 //! Everything that comes in is bounded (body size, heartbeats per screen
 //! per minute), checked with the same types the kiosk writes, and refused
@@ -39,12 +47,16 @@ const BURST: u32 = 6;
 /// offline sends up to 20 batches after a heartbeat.
 const PROOF_PER_MINUTE: u32 = 60;
 const PROOF_BURST: u32 = 20;
+/// Screenshots per screen per minute (one per heartbeat at most, normally).
+const SCREENSHOTS_PER_MINUTE: u32 = 6;
+const SCREENSHOT_BURST: u32 = 3;
 
 /// What every handler shares.
 pub struct Service {
     pub db: Db,
     limiter: DefaultKeyedRateLimiter<String>,
     proof_limiter: DefaultKeyedRateLimiter<String>,
+    screenshot_limiter: DefaultKeyedRateLimiter<String>,
 }
 
 impl Service {
@@ -52,13 +64,19 @@ impl Service {
         let quota = |per_minute: u32, burst: u32| {
             Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN)).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
         };
-        Service { db, limiter: RateLimiter::keyed(quota(PER_MINUTE, BURST)), proof_limiter: RateLimiter::keyed(quota(PROOF_PER_MINUTE, PROOF_BURST)) }
+        Service {
+            db,
+            limiter: RateLimiter::keyed(quota(PER_MINUTE, BURST)),
+            proof_limiter: RateLimiter::keyed(quota(PROOF_PER_MINUTE, PROOF_BURST)),
+            screenshot_limiter: RateLimiter::keyed(quota(SCREENSHOTS_PER_MINUTE, SCREENSHOT_BURST)),
+        }
     }
 
     /// Forgets the rate of screens not heard from lately (call now and then).
     pub fn tidy(&self) {
         self.limiter.retain_recent();
         self.proof_limiter.retain_recent();
+        self.screenshot_limiter.retain_recent();
     }
 }
 
@@ -67,6 +85,12 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/api/v1/screens/{id}/heartbeat", post(heartbeat).layer(DefaultBodyLimit::max(heartbeat::MAX_BODY)))
         .route("/api/v1/screens/{id}/proof", post(upload_proof).layer(DefaultBodyLimit::max(proof::MAX_BODY)))
+        .route(
+            "/api/v1/screens/{id}/screenshot",
+            post(upload_screenshot).get(get_screenshot).layer(DefaultBodyLimit::max(crate::store::screenshot::MAX_BYTES)),
+        )
+        .route("/api/v1/screens/{id}/screenshots", get(list_screenshots))
+        .route("/api/v1/screens/{id}/screenshot/ask", post(ask_screenshot))
         .route("/api/v1/fleet", get(fleet))
         .with_state(service)
 }
@@ -131,7 +155,8 @@ async fn heartbeat(State(service): State<Arc<Service>>, Path(id): Path<String>, 
     let stored = serde_json::to_string(&hb).map_err(internal)?;
     service.db.put_heartbeat(&id, now, &stored).await.map_err(internal)?;
     tracing::info!(target: "estation::access", "heartbeat from `{id}` ({})", hb.software);
-    Ok(Json(serde_json::json!({ "received_at": now, "screenshot": false })).into_response())
+    let screenshot = service.db.screenshot_asked(&id).await.map_err(internal)?;
+    Ok(Json(serde_json::json!({ "received_at": now, "screenshot": screenshot })).into_response())
 }
 
 /// A batch of proof-of-play records: stored in one transaction, each
@@ -156,12 +181,71 @@ struct FleetQuery {
     region: Option<String>,
 }
 
-async fn fleet(State(service): State<Arc<Service>>, headers: HeaderMap, Query(q): Query<FleetQuery>) -> Result<Response, Refused> {
-    let token = bearer(&headers)?;
+/// Checks that `headers` carry an operator's token.
+async fn operator(service: &Service, headers: &HeaderMap) -> Result<(), Refused> {
+    let token = bearer(headers)?;
     let operators = service.db.operator_credentials().await.map_err(internal)?;
     if !operators.iter().any(|c| token::matches(token, &c.salt, &c.hash)) {
         return Err(Refused(StatusCode::UNAUTHORIZED, "not an operator's token (estation-central operator add)".into()));
     }
-    let rows = service.db.screens().await.map_err(internal)?;
-    Ok(Json(super::fleet::view(rows, q.region.as_deref(), Utc::now())).into_response())
+    Ok(())
+}
+
+async fn fleet(State(service): State<Arc<Service>>, headers: HeaderMap, Query(q): Query<FleetQuery>) -> Result<Response, Refused> {
+    operator(&service, &headers).await?;
+    let rows = service.db.screens(q.region.as_deref()).await.map_err(|e| match e {
+        super::db::DbError::BadRegion(_) => Refused(StatusCode::BAD_REQUEST, e.to_string()),
+        e => internal(e),
+    })?;
+    Ok(Json(super::fleet::view(rows, Utc::now())).into_response())
+}
+
+/// A screenshot from a screen: a JPEG of a sensible size, taken at a time
+/// no later than a day from now; kept with the newest few.
+async fn upload_screenshot(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, Refused> {
+    screen(&service, &id, &headers, "screenshot").await?;
+    if service.screenshot_limiter.check_key(&id).is_err() {
+        return Err(Refused(StatusCode::TOO_MANY_REQUESTS, format!("screen `{id}`: more than {SCREENSHOTS_PER_MINUTE} screenshots a minute")));
+    }
+    let taken = headers
+        .get(crate::net::central::TAKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Refused(StatusCode::BAD_REQUEST, format!("screenshot: the {} header (RFC 3339) is missing", crate::net::central::TAKEN_HEADER)))?;
+    let taken = chrono::DateTime::parse_from_rfc3339(taken)
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, format!("screenshot: {}: `{taken}`: {e}", crate::net::central::TAKEN_HEADER)))?
+        .with_timezone(&Utc);
+    let now = Utc::now();
+    if taken > now + chrono::Duration::days(1) || taken.timestamp() < 0 {
+        return Err(Refused(StatusCode::UNPROCESSABLE_ENTITY, format!("screenshot: {}: {taken} is not a time it can have been taken", crate::net::central::TAKEN_HEADER)));
+    }
+    let (w, h) = crate::store::screenshot::check(&body).map_err(|e| Refused(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let kept = service.db.put_screenshot(&id, taken, now, &body).await.map_err(internal)?;
+    tracing::info!(target: "estation::access", "screenshot from `{id}`: {w}×{h}, {} bytes, taken {taken}", body.len());
+    Ok(Json(crate::net::central::ScreenshotStored { taken_at: taken, kept: kept.max(0) as u64 }).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ScreenshotQuery {
+    taken: Option<chrono::DateTime<Utc>>,
+}
+
+async fn get_screenshot(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap, Query(q): Query<ScreenshotQuery>) -> Result<Response, Refused> {
+    operator(&service, &headers).await?;
+    match service.db.screenshot(&id, q.taken).await.map_err(internal)? {
+        Some((taken, jpeg)) => Ok(([(header::CONTENT_TYPE, "image/jpeg".to_string()), (header::HeaderName::from_static(crate::net::central::TAKEN_HEADER), taken.to_rfc3339())], jpeg).into_response()),
+        None => Err(Refused(StatusCode::NOT_FOUND, format!("no screenshot of screen `{id}`{}", q.taken.map_or(String::new(), |t| format!(" taken at {t}"))))),
+    }
+}
+
+async fn list_screenshots(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, Refused> {
+    operator(&service, &headers).await?;
+    Ok(Json(service.db.screenshots(&id).await.map_err(internal)?).into_response())
+}
+
+async fn ask_screenshot(State(service): State<Arc<Service>>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, Refused> {
+    operator(&service, &headers).await?;
+    if !service.db.ask_screenshot(&id, Utc::now()).await.map_err(internal)? {
+        return Err(Refused(StatusCode::NOT_FOUND, format!("no screen `{id}`")));
+    }
+    Ok(Json(serde_json::json!({ "asked": true })).into_response())
 }

@@ -47,6 +47,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A screen's screenshots: save the newest (`--out`), list those kept,
+    /// or ask the screen for a fresh one at its next heartbeat (`--ask`).
+    Screenshot {
+        id: String,
+        /// Write the newest screenshot (JPEG) to FILE.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Ask the screen for a screenshot now.
+        #[arg(long)]
+        ask: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,11 +153,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{secret}");
             }
             Command::Fleet { region, json } => {
-                let screens = fleet::view(db.screens().await?, region.as_deref(), Utc::now());
+                let screens = fleet::view(db.screens(region.as_deref()).await?, Utc::now());
                 if json {
                     println!("{}", serde_json::to_string_pretty(&screens)?);
                 } else {
                     print!("{}", fleet::table(&screens));
+                }
+            }
+            Command::Screenshot { id, out, ask } => {
+                if ask {
+                    anyhow::ensure!(db.ask_screenshot(&id, Utc::now()).await?, "no screen `{id}`");
+                    eprintln!("screen `{id}` is asked for a screenshot; it sends one after its next heartbeat");
+                }
+                if let Some(out) = out {
+                    let (taken, jpeg) = db.screenshot(&id, None).await?.with_context(|| format!("no screenshot of screen `{id}` yet"))?;
+                    crate::store::atomic::write(&out, &jpeg).with_context(|| format!("{}", out.display()))?;
+                    eprintln!("{}: screenshot of `{id}` taken {taken}", out.display());
+                }
+                if !ask {
+                    for s in db.screenshots(&id).await? {
+                        println!("{}  {} bytes  (received {})", s.taken_at.to_rfc3339(), s.bytes, s.received_at.to_rfc3339());
+                    }
                 }
             }
         }

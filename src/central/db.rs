@@ -29,7 +29,11 @@ fn treatment_name(t: Treatment) -> &'static str {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "screens", include_str!("../../migrations/0001_screens.sql")),
     (2, "proof", include_str!("../../migrations/0002_proof.sql")),
+    (3, "screenshots", include_str!("../../migrations/0003_screenshots.sql")),
 ];
+
+/// Screenshots kept per screen (the newest).
+pub const KEEP_SCREENSHOTS: i64 = 3;
 
 /// Columns of one `proof` row.
 const PROOF_COLUMNS: usize = 15;
@@ -49,6 +53,8 @@ pub enum DbError {
     DuplicateOperator(String),
     #[error("database: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("region `{0}`: a region prefix is digits only (e.g. 4401)")]
+    BadRegion(String),
     #[error("database: a stored heartbeat of `{screen}` does not read back: {why}")]
     Corrupt { screen: String, why: String },
 }
@@ -85,6 +91,16 @@ pub struct ScreenRow {
     pub revoked_at: Option<DateTime<Utc>>,
     /// When the last heartbeat came, and what it said.
     pub last: Option<(DateTime<Utc>, crate::core::heartbeat::Heartbeat)>,
+    /// When the newest screenshot kept was taken.
+    pub last_screenshot: Option<DateTime<Utc>>,
+}
+
+/// One kept screenshot, without its bytes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScreenshotInfo {
+    pub taken_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub bytes: i64,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -253,12 +269,19 @@ impl Db {
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
-    /// Every screen with its last heartbeat, by id.
-    pub async fn screens(&self) -> Result<Vec<ScreenRow>, DbError> {
+    /// Every screen with its last heartbeat, by id; only those whose region
+    /// starts with `region` (digits only: a 行政区划代码 prefix).
+    pub async fn screens(&self, region: Option<&str>) -> Result<Vec<ScreenRow>, DbError> {
+        let prefix = region.unwrap_or("");
+        if !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DbError::BadRegion(prefix.to_string()));
+        }
         let rows = sqlx::query(
-            "SELECT s.id, s.name, s.region, s.added_at, s.revoked_at, h.received_at, h.body \
-             FROM screens s LEFT JOIN heartbeats h ON h.screen_id = s.id ORDER BY s.id",
+            "SELECT s.id, s.name, s.region, s.added_at, s.revoked_at, h.received_at, h.body, \
+             (SELECT MAX(taken_at) FROM screenshots p WHERE p.screen_id = s.id) \
+             FROM screens s LEFT JOIN heartbeats h ON h.screen_id = s.id WHERE s.region LIKE $1 ORDER BY s.id",
         )
+        .bind(format!("{prefix}%"))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -277,10 +300,73 @@ impl Db {
                     added_at: at(r.try_get(3)?),
                     revoked_at: r.try_get::<Option<i64>, _>(4)?.map(at),
                     last,
+                    last_screenshot: r.try_get::<Option<i64>, _>(7)?.map(at),
                     id,
                 })
             })
             .collect()
+    }
+
+    /// Keeps a screenshot of screen `id` (one per time taken) and drops all
+    /// but the newest [`KEEP_SCREENSHOTS`], in one transaction; answers a
+    /// pending request. Returns how many are kept.
+    pub async fn put_screenshot(&self, id: &str, taken: DateTime<Utc>, received: DateTime<Utc>, jpeg: &[u8]) -> Result<i64, DbError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO screenshots (screen_id, taken_at, received_at, jpeg) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(ms(taken))
+            .bind(ms(received))
+            .bind(jpeg.to_vec())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM screenshots WHERE screen_id = $1 AND taken_at NOT IN \
+             (SELECT taken_at FROM screenshots WHERE screen_id = $2 ORDER BY taken_at DESC LIMIT $3)",
+        )
+        .bind(id)
+        .bind(id)
+        .bind(KEEP_SCREENSHOTS)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE screens SET screenshot_asked_at = NULL WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let kept: i64 = sqlx::query("SELECT COUNT(*) FROM screenshots WHERE screen_id = $1").bind(id).fetch_one(&mut *tx).await?.try_get(0)?;
+        tx.commit().await?;
+        Ok(kept)
+    }
+
+    /// The screenshots kept of screen `id`, the newest first.
+    pub async fn screenshots(&self, id: &str) -> Result<Vec<ScreenshotInfo>, DbError> {
+        let rows = sqlx::query("SELECT taken_at, received_at, LENGTH(jpeg) FROM screenshots WHERE screen_id = $1 ORDER BY taken_at DESC").bind(id).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok(ScreenshotInfo { taken_at: at(r.try_get(0)?), received_at: at(r.try_get(1)?), bytes: r.try_get::<i32, _>(2).map(i64::from).or_else(|_| r.try_get(2))? }))
+            .collect()
+    }
+
+    /// A screenshot of screen `id`: the one taken at `taken`, or the newest.
+    pub async fn screenshot(&self, id: &str, taken: Option<DateTime<Utc>>) -> Result<Option<(DateTime<Utc>, Vec<u8>)>, DbError> {
+        let row = match taken {
+            Some(t) => sqlx::query("SELECT taken_at, jpeg FROM screenshots WHERE screen_id = $1 AND taken_at = $2").bind(id).bind(ms(t)).fetch_optional(&self.pool).await?,
+            None => sqlx::query("SELECT taken_at, jpeg FROM screenshots WHERE screen_id = $1 ORDER BY taken_at DESC LIMIT 1").bind(id).fetch_optional(&self.pool).await?,
+        };
+        Ok(match row {
+            Some(r) => Some((at(r.try_get(0)?), r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    /// Asks screen `id` for a screenshot (its next heartbeat's answer says
+    /// so); false when there is no such screen.
+    pub async fn ask_screenshot(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
+        Ok(sqlx::query("UPDATE screens SET screenshot_asked_at = $1 WHERE id = $2").bind(ms(now)).bind(id).execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    /// Whether the office is waiting for a screenshot of screen `id`.
+    pub async fn screenshot_asked(&self, id: &str) -> Result<bool, DbError> {
+        let row = sqlx::query("SELECT screenshot_asked_at FROM screens WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>(0)?.is_some(),
+            None => false,
+        })
     }
 }
 

@@ -67,12 +67,14 @@ pub struct Screen {
     /// Seconds since then.
     pub age_secs: Option<i64>,
     pub heartbeat: Option<Heartbeat>,
+    /// When the newest screenshot kept was taken, and how long ago.
+    pub last_screenshot: Option<DateTime<Utc>>,
+    pub screenshot_age_secs: Option<i64>,
 }
 
-/// The fleet at `now`, only screens whose region starts with `region`.
-pub fn view(rows: Vec<ScreenRow>, region: Option<&str>, now: DateTime<Utc>) -> Vec<Screen> {
+/// The fleet at `now` (the database filters by region).
+pub fn view(rows: Vec<ScreenRow>, now: DateTime<Utc>) -> Vec<Screen> {
     rows.into_iter()
-        .filter(|r| region.is_none_or(|p| r.region.starts_with(p)))
         .map(|r| {
             let state = state(r.last.as_ref().map(|(t, hb)| (*t, hb.every_secs)), r.revoked_at.is_some(), now);
             Screen {
@@ -80,6 +82,8 @@ pub fn view(rows: Vec<ScreenRow>, region: Option<&str>, now: DateTime<Utc>) -> V
                 last_heartbeat: r.last.as_ref().map(|(t, _)| *t),
                 age_secs: r.last.as_ref().map(|(t, _)| now.signed_duration_since(*t).num_seconds()),
                 heartbeat: r.last.map(|(_, hb)| hb),
+                last_screenshot: r.last_screenshot,
+                screenshot_age_secs: r.last_screenshot.map(|t| now.signed_duration_since(t).num_seconds()),
                 id: r.id,
                 name: r.name,
                 region: r.region,
@@ -91,15 +95,17 @@ pub fn view(rows: Vec<ScreenRow>, region: Option<&str>, now: DateTime<Utc>) -> V
 /// The fleet as a table for a terminal, with a count per state.
 pub fn table(screens: &[Screen]) -> String {
     let mut out = String::new();
+    let ago = |secs: i64| format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(secs.max(0) as u64)));
     for s in screens {
-        let age = s.age_secs.map_or_else(|| "no heartbeat yet".to_string(), |a| format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(a.max(0) as u64))));
+        let age = s.age_secs.map_or_else(|| "no heartbeat yet".to_string(), ago);
+        let shot = s.screenshot_age_secs.map_or_else(|| "no screenshot".to_string(), |a| format!("screenshot {}", ago(a)));
         let hb = s.heartbeat.as_ref();
         let version = hb.map_or("-", |h| h.software.as_str());
         let feed = hb.and_then(|h| h.feed_version).map_or_else(|| "-".into(), |v| format!("feed v{v}"));
         let warnings = hb.map_or(0, |h| h.warnings.len());
         let error = hb.and_then(|h| h.last_error.as_deref()).unwrap_or("");
         out.push_str(&format!(
-            "{:<8} {:<16} {:<12} {:<14} {}  {version}  {feed}  warnings on screen: {warnings}{}{}\n",
+            "{:<8} {:<16} {:<12} {:<14} {}  {version}  {feed}  warnings on screen: {warnings}  {shot}{}{}\n",
             s.state.word(),
             s.id,
             s.region,

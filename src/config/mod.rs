@@ -102,11 +102,21 @@ pub struct CentralConfig {
     #[serde(with = "humantime_serde_secs")]
     pub heartbeat: std::time::Duration,
     pub allow_http: bool,
+    /// How often the player sends the service a screenshot (it also sends
+    /// one when the service asks); None: only when asked (`"off"`).
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub screenshot: Option<std::time::Duration>,
 }
 
 impl Default for CentralConfig {
     fn default() -> Self {
-        CentralConfig { url: None, token: None, heartbeat: std::time::Duration::from_secs(crate::core::heartbeat::DEFAULT_EVERY_SECS), allow_http: false }
+        CentralConfig {
+            url: None,
+            token: None,
+            heartbeat: std::time::Duration::from_secs(crate::core::heartbeat::DEFAULT_EVERY_SECS),
+            allow_http: false,
+            screenshot: Some(std::time::Duration::from_secs(15 * 60)),
+        }
     }
 }
 
@@ -277,6 +287,13 @@ impl CacheConfig {
 
 fn ser_hours<S: serde::Serializer>(hours: &[HourWindow], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(hours.iter().map(ToString::to_string))
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+        None => s.serialize_str("off"),
+    }
 }
 
 fn ser_url<S: serde::Serializer>(u: &Option<url::Url>, s: S) -> Result<S::Ok, S::Error> {
@@ -573,6 +590,7 @@ struct RawCentral {
     token: Option<Spanned<String>>,
     heartbeat: Option<Spanned<toml::Value>>,
     allow_http: Option<bool>,
+    screenshot: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -986,6 +1004,18 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
         config.central.heartbeat = d;
         from(at, "central.heartbeat");
     }
+    match c.screenshot {
+        Some(v) if matches!(v.get_ref(), toml::Value::String(s) if s.trim() == "off") => {
+            config.central.screenshot = None;
+            from(v.span().start, "central.screenshot");
+        }
+        v => {
+            if let Some((d, at)) = span(v, "central.screenshot", secs(60), secs(86_400), "\"15m\" (or \"off\")", &mut bad) {
+                config.central.screenshot = Some(d);
+                from(at, "central.screenshot");
+            }
+        }
+    }
 
     problems.sort_by_key(|d| d.line);
     // Without its feed's URL or key a kiosk plays the bundled demo: a typo
@@ -1150,13 +1180,20 @@ budget = "8GB"
         assert_eq!(good.config.central.token.as_deref(), Some(token.as_str()));
         assert_eq!(good.config.central.heartbeat, std::time::Duration::from_secs(60));
         assert!(!serde_json::to_string(&good.config).unwrap().contains(&token), "config show must not print the token");
-        let bad = parse(Path::new("c.toml"), "[central]\nurl = \"http://10.0.0.5:8080/\"\ntoken = \"secret\"\nheartbeat = \"1s\"\n");
+        assert_eq!(good.config.central.screenshot, Some(std::time::Duration::from_secs(900)), "every 15 min by default");
+        let off = parse(Path::new("c.toml"), "[central]\nscreenshot = \"off\"\n");
+        assert!(off.problems.0.is_empty(), "{}", off.diagnostics());
+        assert_eq!(off.config.central.screenshot, None);
+        let hourly = parse(Path::new("c.toml"), "[central]\nscreenshot = \"1h\"\n");
+        assert_eq!(hourly.config.central.screenshot, Some(std::time::Duration::from_secs(3600)));
+        let bad = parse(Path::new("c.toml"), "[central]\nurl = \"http://10.0.0.5:8080/\"\ntoken = \"secret\"\nheartbeat = \"1s\"\nscreenshot = \"5s\"\n");
         assert_eq!(
             bad.diagnostics().to_string().lines().collect::<Vec<_>>(),
             vec![
                 "c.toml:2: central.url: `http://10.0.0.5:8080/` is not an https:// URL (set allow_http = true for a service on the LAN)",
                 "c.toml:3: central.token: is not a token from `estation-central screen add` (est1_ and 64 hex digits)",
                 "c.toml:4: central.heartbeat: must be a duration from 10s to 1day, e.g. \"5m\"",
+                "c.toml:5: central.screenshot: must be a duration from 1m to 1day, e.g. \"15m\" (or \"off\")",
             ]
         );
         assert_eq!(bad.config.central, CentralConfig::default());

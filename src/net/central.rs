@@ -52,13 +52,15 @@ pub fn heartbeat_url(base: &Url, screen: &str) -> Result<Url, CentralError> {
 /// Posts `body` as JSON with the screen's token; the answer's JSON and the
 /// service's `Date`. A refusal is an error carrying the service's reason.
 async fn post<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: Url, token: &str, body: &impl serde::Serialize) -> Result<(T, Option<DateTime<Utc>>), CentralError> {
+    let body = serde_json::to_vec(body).map_err(|e| CentralError::BadAnswer { url: url.to_string(), why: e.to_string() })?;
+    send(client.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json").body(body), &url, token).await
+}
+
+/// Sends `req` to `url` with the screen's token, as [`post`] does.
+async fn send<T: serde::de::DeserializeOwned>(req: reqwest::RequestBuilder, url: &Url, token: &str) -> Result<(T, Option<DateTime<Utc>>), CentralError> {
     let shown = url.to_string();
-    let body = serde_json::to_vec(body).map_err(|e| CentralError::BadAnswer { url: shown.clone(), why: e.to_string() })?;
-    let resp = client
-        .post(url)
+    let resp = req
         .bearer_auth(token)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
         .send()
         .await
         .map_err(|e| CentralError::Http { url: shown.clone(), source: e.into() })?;
@@ -92,6 +94,24 @@ pub async fn heartbeat(client: &reqwest::Client, base: &Url, screen: &str, token
 /// record once however often it is sent.
 pub async fn upload_proof(client: &reqwest::Client, base: &Url, screen: &str, token: &str, batch: &Batch) -> Result<Stored, CentralError> {
     Ok(post(client, screen_url(base, screen, "proof")?, token, batch).await?.0)
+}
+
+/// The header that carries when a screenshot was taken (RFC 3339).
+pub const TAKEN_HEADER: &str = "x-estation-taken";
+
+/// What the service said to a screenshot.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct ScreenshotStored {
+    pub taken_at: DateTime<Utc>,
+    /// Screenshots it keeps of this screen, the newest first.
+    pub kept: u64,
+}
+
+/// Uploads one screenshot (JPEG) taken at `taken`.
+pub async fn upload_screenshot(client: &reqwest::Client, base: &Url, screen: &str, token: &str, jpeg: Vec<u8>, taken: DateTime<Utc>) -> Result<ScreenshotStored, CentralError> {
+    let url = screen_url(base, screen, "screenshot")?;
+    let req = client.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "image/jpeg").header(TAKEN_HEADER, taken.to_rfc3339()).body(jpeg);
+    Ok(send(req, &url, token).await?.0)
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ const RETRY: Duration = Duration::from_secs(15);
 /// Most proof-of-play batches sent after one heartbeat (a kiosk back from
 /// weeks offline catches up over a few heartbeats, not in one burst).
 const MAX_BATCHES: usize = 20;
+/// How long to wait for the player's screenshot the service asked for.
+const SCREENSHOT_WAIT: Duration = Duration::from_secs(20);
 
 /// Sends heartbeats for the screen `screen` whose cache is `cache_dir`.
 pub struct Reporter {
@@ -71,6 +73,14 @@ impl Reporter {
                         Ok(n) => tracing::info!("central: {n} proof-of-play record(s) stored"),
                         Err(e) => tracing::warn!("central: proof of play not uploaded (kept for the next heartbeat): {e}"),
                     }
+                    if answer.screenshot {
+                        self.take_screenshot().await;
+                    }
+                    match self.upload_screenshot().await {
+                        Ok(Some(taken)) => tracing::info!("central: screenshot taken at {taken} uploaded"),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!("central: screenshot not uploaded (sent with the next heartbeat): {e}"),
+                    }
                     backoff::poll_period(self.every, fastrand::f64())
                 }
                 Err(e) => {
@@ -104,6 +114,36 @@ impl Reporter {
         Ok(sent)
     }
 
+    /// Asks the player for a screenshot now and waits a while for it (the
+    /// player captures the next frame; the worker encodes it).
+    async fn take_screenshot(&self) {
+        let dir = crate::store::screenshot::dir_for(&self.cache_dir);
+        let before = crate::store::screenshot::latest(&dir).map(|(t, _)| t);
+        if let Err(e) = crate::store::screenshot::ask(&dir) {
+            tracing::warn!("central: the service asked for a screenshot: {e}");
+            return;
+        }
+        let deadline = Instant::now() + SCREENSHOT_WAIT;
+        while Instant::now() < deadline && crate::store::screenshot::latest(&dir).map(|(t, _)| t) == before {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Uploads the newest screenshot when the service has not had it;
+    /// returns when it was taken.
+    pub async fn upload_screenshot(&self) -> Result<Option<DateTime<Utc>>, UploadError> {
+        let dir = crate::store::screenshot::dir_for(&self.cache_dir);
+        let Some((taken, path)) = crate::store::screenshot::latest(&dir) else { return Ok(None) };
+        if taken.timestamp_millis() <= crate::store::screenshot::uploaded(&dir) {
+            return Ok(None);
+        }
+        // The player may have replaced it since: then the next heartbeat sends that one.
+        let Ok(jpeg) = std::fs::read(&path) else { return Ok(None) };
+        central::upload_screenshot(&self.client, &self.url, &self.screen, &self.token, jpeg, taken).await?;
+        crate::store::screenshot::set_uploaded(&dir, taken)?;
+        Ok(Some(taken))
+    }
+
     /// The heartbeat as of `now`, from what the player and sync last wrote.
     pub fn heartbeat(&self, now: DateTime<Utc>, clock_offset_ms: Option<i64>) -> Heartbeat {
         let player = PlayerStatus::load(&PlayerStatus::path(&self.cache_dir));
@@ -132,6 +172,8 @@ pub enum UploadError {
     Log(#[from] crate::store::proof::LogError),
     #[error(transparent)]
     Central(#[from] central::CentralError),
+    #[error(transparent)]
+    Screenshot(#[from] crate::store::screenshot::ShotError),
 }
 
 /// The kiosk's clock minus the service's, in ms (the service's `Date` is

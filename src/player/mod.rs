@@ -20,6 +20,7 @@ mod proof;
 pub(crate) mod renderer;
 pub(crate) mod display_power;
 mod rotation;
+mod screenshots;
 mod slides;
 mod sound;
 #[cfg(test)]
@@ -196,7 +197,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
 fn shell(app: &mut App) {
     app.configure_sets(PreUpdate, (Phase::Receive, Phase::Sense).chain())
         .configure_sets(Update, (Phase::Decide, Phase::Animate, Phase::Observe).chain())
-        .add_plugins((power::plugin, now::plugin, worker::plugin, hours::plugin, alerts::plugin, mode::plugin, rotation::plugin, video::plugin, proof::plugin));
+        .add_plugins((power::plugin, now::plugin, worker::plugin, hours::plugin, alerts::plugin, mode::plugin, rotation::plugin, video::plugin, proof::plugin, screenshots::plugin));
 }
 
 fn spawn_camera(mut commands: Commands) {

@@ -47,11 +47,16 @@ pub(crate) struct StoreLoaded(pub Store);
 #[derive(Message)]
 pub(crate) struct ClockLoaded(pub Option<Record>);
 
+/// The central service asked for a screenshot (`screenshots/asked`).
+#[derive(Message)]
+pub(crate) struct ScreenshotAsked;
+
 /// What the worker thread found.
 enum Done {
     Programme(Library, Origin),
     Store(Store),
     Clock(Option<Record>),
+    ScreenshotAsked,
 }
 
 /// What a plugin asks of the worker thread.
@@ -66,6 +71,8 @@ enum Job {
     /// Intervals for the proof-of-play log; the sender hears when they
     /// are on disk.
     Proof(Vec<crate::core::proof::Entry>, Option<mpsc::Sender<()>>),
+    /// A frame for the central service, captured at the time given.
+    Screenshot(Box<Image>, chrono::DateTime<chrono::Utc>),
 }
 
 /// The way to the worker thread. Absent until it started.
@@ -99,6 +106,12 @@ impl Worker {
         let _ = self.jobs.send(Job::Warnings(keys));
     }
 
+    /// Cuts a captured frame down, encodes it as JPEG and saves it for the
+    /// heartbeat to upload (`screenshots/`).
+    pub fn screenshot(&self, frame: Image, taken: chrono::DateTime<chrono::Utc>) {
+        let _ = self.jobs.send(Job::Screenshot(Box::new(frame), taken));
+    }
+
     /// Appends intervals to the proof-of-play log; `wait`: until they are
     /// on disk (the player is stopping), for a few seconds at most.
     pub fn proof(&self, entries: Vec<crate::core::proof::Entry>, wait: bool) {
@@ -122,6 +135,8 @@ pub(crate) struct Files {
     pub renderer: Option<crate::store::status::RendererReport>,
     /// The proof-of-play log's folder, beside the cache.
     pub proof: Option<PathBuf>,
+    /// The screenshots' folder, beside the cache.
+    pub screenshots: Option<PathBuf>,
 }
 
 impl Files {
@@ -131,6 +146,7 @@ impl Files {
             source: settings.source.clone(),
             store: cache.as_deref().map(|d| crate::store::inbox::Inbox::new(d).path()),
             proof: cache.as_deref().map(crate::store::proof::dir_for),
+            screenshots: cache.as_deref().map(crate::store::screenshot::dir_for),
             clock: cache.map(|d| d.join(crate::core::trusted_time::FILE)),
             check: CHECK,
             renderer: None,
@@ -142,6 +158,7 @@ pub(super) fn plugin(app: &mut App) {
     app.add_message::<ProgrammeLoaded>()
         .add_message::<StoreLoaded>()
         .add_message::<ClockLoaded>()
+        .add_message::<ScreenshotAsked>()
         .add_systems(PreStartup, start)
         .add_systems(PreUpdate, drain.in_set(Phase::Receive));
 }
@@ -200,6 +217,8 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
     let mut display = None;
     let mut warnings = Vec::new();
     let mut proof = ProofLog::new(files.proof.clone());
+    // A request already there at start is answered by the first frame.
+    let mut asked_stamp = None;
     while ok {
         match jobs.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
             Ok(Job::Proof(entries, written)) => {
@@ -209,13 +228,20 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
                 }
                 continue;
             }
+            Ok(Job::Screenshot(frame, taken)) => {
+                if let Some(dir) = &files.screenshots {
+                    save_screenshot(dir, &frame, taken);
+                }
+                asked_stamp = files.screenshots.as_deref().and_then(crate::store::screenshot::asked);
+                continue;
+            }
             Ok(job) => {
                 match job {
                     Job::SaveStatus(path, s) => status = Some((path, *s)),
                     Job::SoundOutput(s) => sound = s,
                     Job::DisplayPower(s) => display = s,
                     Job::Warnings(w) => warnings = w,
-                    Job::Proof(..) => {}
+                    Job::Proof(..) | Job::Screenshot(..) => {}
                 }
                 if let Some((path, s)) = status.as_mut() {
                     s.sound.clone_from(&sound);
@@ -262,9 +288,30 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
                 ok &= send(Done::Store(store));
             }
         }
+        let asked = files.screenshots.as_deref().and_then(crate::store::screenshot::asked);
+        if asked.is_some() && asked != asked_stamp {
+            asked_stamp = asked;
+            ok &= send(Done::ScreenshotAsked);
+            any = true;
+        }
         if any {
             wake();
         }
+    }
+}
+
+/// Saves a frame as the newest screenshot; a failure is logged (the
+/// service then sees an old screenshot's age).
+fn save_screenshot(dir: &std::path::Path, frame: &Image, taken: chrono::DateTime<chrono::Utc>) {
+    let saved = frame
+        .clone()
+        .try_into_dynamic()
+        .map_err(|e| crate::store::screenshot::ShotError::Frame(e.to_string()))
+        .and_then(|frame| crate::store::screenshot::encode(&frame))
+        .and_then(|jpeg| crate::store::screenshot::save(dir, &jpeg, taken));
+    match saved {
+        Ok(path) => debug!("screenshot for the central service: {}", path.display()),
+        Err(e) => warn!("{e}"),
     }
 }
 
@@ -360,6 +407,7 @@ pub(super) fn drain(
     mut programme: MessageWriter<ProgrammeLoaded>,
     mut store: MessageWriter<StoreLoaded>,
     mut clock: MessageWriter<ClockLoaded>,
+    mut asked: MessageWriter<ScreenshotAsked>,
 ) {
     let Some(worker) = worker else { return };
     let Ok(rx) = worker.done.lock() else { return };
@@ -373,6 +421,9 @@ pub(super) fn drain(
             }
             Done::Clock(r) => {
                 clock.write(ClockLoaded(r));
+            }
+            Done::ScreenshotAsked => {
+                asked.write(ScreenshotAsked);
             }
         }
     }

@@ -7,4 +7,5 @@ pub mod cache;
 pub mod content;
 pub mod inbox;
 pub mod proof;
+pub mod screenshot;
 pub mod status;

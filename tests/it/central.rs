@@ -109,7 +109,8 @@ fn enrol_beat_and_list(db: &str) {
     assert!(op.build().status.success());
     let token_line = ok(central(db).args(["screen", "add", "kiosk-1", "--name", "东山村文化礼堂", "--region", "440106"]).output().unwrap());
     let token = token_line.lines().find_map(|l| l.strip_prefix("token = \"")?.strip_suffix('"')).expect("the token line").to_string();
-    ok(central(db).args(["screen", "add", "kiosk-2", "--name", "西村", "--region", "440201"]).output().unwrap());
+    let token2_line = ok(central(db).args(["screen", "add", "kiosk-2", "--name", "西村", "--region", "440201"]).output().unwrap());
+    let token2 = token2_line.lines().find_map(|l| l.strip_prefix("token = \"")?.strip_suffix('"')).expect("the token line").to_string();
     let again = central(db).args(["screen", "add", "kiosk-1", "--name", "x", "--region", "440106"]).output().unwrap();
     assert!(!again.status.success() && stderr(&again).contains("enrolled already"), "{}", stderr(&again));
     let bad_region = central(db).args(["screen", "add", "kiosk-3", "--name", "x", "--region", "44a1"]).output().unwrap();
@@ -181,9 +182,61 @@ fn enrol_beat_and_list(db: &str) {
     let office = rt.block_on(estation::central::db::Db::open(db)).unwrap();
     assert_eq!(rt.block_on(office.proof_extent("kiosk-1")).unwrap(), (5, 5), "nothing of a refused batch is stored");
 
+    // Screenshots: asked for by the office, answered in the heartbeat,
+    // checked (a JPEG, the taken time), the newest few kept.
+    assert!(!answer.screenshot, "nothing asked yet");
+    ok(central(db).args(["screenshot", "kiosk-1", "--ask"]).output().unwrap());
+    let asked = rt.block_on(central::heartbeat(&client, &service.url, "kiosk-1", &token, &beat("estation 0.1.0"))).expect("taken");
+    assert!(asked.screenshot, "the heartbeat's answer asks for a screenshot");
+    let frame = |shade: u8| {
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(1280, 720, image::Rgb([shade, 40, 40])));
+        estation::store::screenshot::encode(&img).unwrap()
+    };
+    let now = chrono::Utc::now();
+    let shot = |i: i64| rt.block_on(central::upload_screenshot(&client, &service.url, "kiosk-1", &token, frame(50 * i as u8), now - chrono::Duration::minutes(10 - i)));
+    for i in 1..=3 {
+        assert_eq!(shot(i).expect("a screenshot is taken").kept, i as u64);
+    }
+    match shot(4) {
+        Err(CentralError::Refused { status: 429, message, .. }) => assert!(message.contains("screenshots a minute"), "{message}"),
+        other => panic!("a fourth screenshot in a minute: {other:?}"),
+    }
+    let shot_url = service.url.join("api/v1/screens/kiosk-1/screenshot").unwrap();
+    let taken = (central::TAKEN_HEADER, now.to_rfc3339());
+    // Bad ones from kiosk-2 (kiosk-1 is past its rate now).
+    let shot2_url = service.url.join("api/v1/screens/kiosk-2/screenshot").unwrap();
+    let (status, body) = raw(&rt, client.post(shot2_url.clone()).bearer_auth(&token2).header(taken.0, &taken.1).body(b"\x89PNG\r\n\x1a\n not a jpeg".to_vec()));
+    assert!(status == 422 && body.contains("not a JPEG"), "{status} {body}");
+    let (status, body) = raw(&rt, client.post(shot2_url.clone()).bearer_auth(&token2).body(frame(1)));
+    assert!(status == 400 && body.contains("x-estation-taken"), "{status} {body}");
+    let (status, _) = raw(&rt, client.post(shot_url.clone()).bearer_auth(&token).header(taken.0, &taken.1).body(vec![0xFF; 2 * 1024 * 1024]));
+    assert_eq!(status, 413);
+    match rt.block_on(central::upload_screenshot(&client, &service.url, "kiosk-2", &token, frame(1), now)) {
+        Err(CentralError::Refused { status: 401, .. }) => {}
+        other => panic!("another screen's token: {other:?}"),
+    }
+    // Past the rate, straight into the database: the newest three are kept.
+    for i in 4..=5 {
+        rt.block_on(office.put_screenshot("kiosk-1", now - chrono::Duration::minutes(10 - i), now, &frame(50 * i as u8))).unwrap();
+    }
+    let kept = rt.block_on(office.screenshots("kiosk-1")).unwrap();
+    let minutes: Vec<i64> = kept.iter().map(|s| (now - s.taken_at).num_minutes()).collect();
+    assert_eq!(minutes, vec![5, 6, 7], "the newest three, newest first: {kept:?}");
+    assert!(kept.iter().all(|s| s.bytes > 1000), "{kept:?}");
+    let after = rt.block_on(central::heartbeat(&client, &service.url, "kiosk-1", &token, &beat("estation 0.1.0"))).expect("taken");
+    assert!(!after.screenshot, "a screenshot answered the request");
+    let saved = op.path("newest.jpg");
+    ok(central(db).args(["screenshot", "kiosk-1", "--out"]).arg(&saved).output().unwrap());
+    let newest = image::open(&saved).expect("a JPEG").to_rgb8();
+    assert_eq!(newest.dimensions(), (640, 360));
+    assert!(newest.get_pixel(10, 10).0[0] > 230, "the newest one (shade 250): {:?}", newest.get_pixel(10, 10));
+    let listed = ok(central(db).args(["screenshot", "kiosk-1"]).output().unwrap());
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+
     // The fleet: kiosk-1 online with what it said, kiosk-2 never heard from.
     let fleet = ok(central(db).arg("fleet").output().unwrap());
-    assert!(fleet.lines().any(|l| l.starts_with("online") && l.contains("kiosk-1") && l.contains("estation 0.1.0") && l.contains("warnings on screen: 1")), "{fleet}");
+    assert!(fleet.lines().any(|l| l.starts_with("online") && l.contains("kiosk-1") && l.contains("estation 0.1.0") && l.contains("warnings on screen: 1") && l.contains("screenshot 5m")), "{fleet}");
+    assert!(fleet.lines().any(|l| l.contains("kiosk-2") && l.contains("no screenshot")), "{fleet}");
     assert!(fleet.lines().any(|l| l.starts_with("never") && l.contains("kiosk-2")), "{fleet}");
     assert!(!fleet.contains("9.9.9"), "a refused heartbeat was stored: {fleet}");
     assert!(fleet.contains("2 screens: 1 online, 0 stale, 0 offline, 1 never heard from, 0 revoked"), "{fleet}");
@@ -192,6 +245,9 @@ fn enrol_beat_and_list(db: &str) {
     assert_eq!(json[0]["id"], "kiosk-1");
     assert_eq!(json[0]["state"], "online");
     assert_eq!(json[0]["heartbeat"]["on_screen"], "school/暴雨来临前");
+    assert!(json[0]["screenshot_age_secs"].as_i64().is_some_and(|a| (300..400).contains(&a)), "{json}");
+    let bad_prefix = central(db).args(["fleet", "--region", "44%"]).output().unwrap();
+    assert!(!bad_prefix.status.success() && stderr(&bad_prefix).contains("digits only"), "{}", stderr(&bad_prefix));
 
     // The office's JSON API: with an operator's token only.
     let operator = ok(central(db).args(["operator", "add", "province"]).output().unwrap()).trim().to_string();
@@ -205,6 +261,25 @@ fn enrol_beat_and_list(db: &str) {
     let api: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(api[0]["id"], "kiosk-2", "{api}");
     assert_eq!(api[0]["state"], "never", "{api}");
+    let (status, _) = raw(&rt, client.get(service.url.join("api/v1/fleet?region=44_").unwrap()).bearer_auth(&operator));
+    assert_eq!(status, 400, "a region prefix is digits");
+    // Screenshots through the API, for the operator only.
+    let (status, _) = raw(&rt, client.get(shot_url.clone()).bearer_auth(&token));
+    assert_eq!(status, 401, "a screen cannot read screenshots");
+    let (got, jpeg) = rt.block_on(async {
+        let resp = client.get(shot_url.clone()).bearer_auth(&operator).send().await.unwrap();
+        let taken = resp.headers().get(central::TAKEN_HEADER).and_then(|v| v.to_str().ok()).map(String::from);
+        (taken, resp.bytes().await.unwrap().to_vec())
+    });
+    assert_eq!(jpeg, std::fs::read(&saved).unwrap(), "the newest, as the command saved it");
+    assert!(got.is_some_and(|t| chrono::DateTime::parse_from_rfc3339(&t).is_ok()));
+    let (status, body) = raw(&rt, client.get(service.url.join("api/v1/screens/kiosk-1/screenshots").unwrap()).bearer_auth(&operator));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().map(Vec::len), Some(3), "{body}");
+    let (status, _) = raw(&rt, client.post(service.url.join("api/v1/screens/nobody/screenshot/ask").unwrap()).bearer_auth(&operator));
+    assert_eq!(status, 404);
+    let (status, _) = raw(&rt, client.post(service.url.join("api/v1/screens/kiosk-2/screenshot/ask").unwrap()).bearer_auth(&operator));
+    assert_eq!(status, 200);
 
     // Revoked: refused from now on.
     ok(central(db).args(["screen", "revoke", "kiosk-1"]).output().unwrap());
@@ -267,33 +342,56 @@ fn office_with_test_screen(dir: &Path) -> (String, Operator, String, Service) {
 /// A kiosk with `[central]` in its config reports on its own: the service's
 /// fleet shows it online, with what it plays and the renderer it draws
 /// with, taken from what the player wrote (the heartbeat runs on the sync
-/// thread, never the frame loop).
+/// thread, never the frame loop). The office asked for a screenshot before
+/// the kiosk started: the first heartbeat's answer says so, and the real
+/// frame arrives; the interval's first one follows half a minute after the
+/// first frame.
 #[cfg(feature = "player")]
 #[test]
 fn a_kiosk_reports_what_it_plays_to_the_central_service() {
     use crate::common::player::Player;
     let dir = tempfile::tempdir().unwrap();
     let (db, _op, token, service) = office_with_test_screen(dir.path());
+    ok(central(&db).args(["screenshot", "test-1", "--ask"]).output().unwrap());
     let kiosk = dir.path().join("kiosk");
     std::fs::create_dir_all(&kiosk).unwrap();
     let playlist = kiosk.join("card.toml");
-    std::fs::write(&playlist, "[[items]]\nid = \"kexue-station\"\nkind = \"text\"\ntitle = \"科普\"\nduration = \"10m\"\n").unwrap();
+    std::fs::write(&playlist, "[[items]]\nid = \"kexue-station\"\nkind = \"text\"\ntitle = \"科普\"\nbackground = \"#2060c0\"\nduration = \"10m\"\n").unwrap();
     let extra = format!(
-        "[cache]\ndir = \"{}\"\n[central]\nurl = \"{}\"\ntoken = \"{token}\"\nheartbeat = \"10s\"\nallow_http = true\n",
+        "[cache]\ndir = \"{}\"\n[central]\nurl = \"{}\"\ntoken = \"{token}\"\nheartbeat = \"10s\"\nallow_http = true\nscreenshot = \"1m\"\n",
         kiosk.join("cache").display(),
         service.url
     );
-    let running = Player::fresh(&kiosk, &extra).playlist(&playlist).window(320, 180).exit_after("60s").spawn();
+    let running = Player::fresh(&kiosk, &extra).playlist(&playlist).window(320, 180).exit_after("90s").spawn();
     let mut fleet = serde_json::Value::Null;
     let found = crate::common::poll_until(std::time::Duration::from_secs(45), std::time::Duration::from_millis(500), || {
         fleet = serde_json::from_str(&ok(central(&db).args(["fleet", "--json"]).output().unwrap())).unwrap();
-        fleet[0]["heartbeat"]["on_screen"].as_str().is_some_and(|s| s.contains("kexue-station"))
+        fleet[0]["heartbeat"]["on_screen"].as_str().is_some_and(|s| s.contains("kexue-station")) && fleet[0]["last_screenshot"].is_string()
     });
-    assert!(found, "the kiosk's heartbeat did not arrive: {fleet}\n{}", running.log());
+    assert!(found, "the kiosk's heartbeat or its screenshot did not arrive: {fleet}\n{}", running.log());
     assert_eq!(fleet[0]["state"], "online", "{fleet}");
     assert_eq!(fleet[0]["heartbeat"]["every_secs"], 10, "{fleet}");
     assert!(fleet[0]["heartbeat"]["renderer"].as_str().is_some_and(|r| r.contains("llvmpipe")), "{fleet}");
     assert!(fleet[0]["heartbeat"]["software"].as_str().is_some_and(|s| s.starts_with("estation ")), "{fleet}");
+
+    // The real frame: the card's blue, at the window's size (never enlarged).
+    let saved = dir.path().join("shot.jpg");
+    ok(central(&db).args(["screenshot", "test-1", "--out"]).arg(&saved).output().unwrap());
+    let shot = image::open(&saved).expect("a JPEG").to_rgb8();
+    assert_eq!(shot.dimensions(), (320, 180));
+    let blue = shot.pixels().filter(|p| p.0[2] > 150 && p.0[0] < 80).count();
+    let light = shot.pixels().filter(|p| p.0.iter().all(|&c| c > 200)).count();
+    assert!(blue > shot.len() / 3 / 2, "mostly the card's background: {blue} of {} pixels", shot.len() / 3);
+    assert!(light > 20, "with the title's light text on it: {light}");
+
+    // Then the interval's own.
+    let mut listed = String::new();
+    let two = crate::common::poll_until(std::time::Duration::from_secs(60), std::time::Duration::from_secs(1), || {
+        listed = ok(central(&db).args(["screenshot", "test-1"]).output().unwrap());
+        listed.lines().count() >= 2
+    });
+    assert!(two, "no screenshot on the interval: {listed}\n{}", running.log());
+    assert!(running.log().contains("screenshot taken at"), "{}", running.log());
 }
 
 /// Stored but never answered, then the kiosk killed in the middle of an
