@@ -16,6 +16,10 @@
 //!   `GET /api/v1/screens/{id}/screenshots`: those kept, as JSON;
 //!   `POST /api/v1/screens/{id}/screenshot/ask`: ask the screen for one at
 //!   its next heartbeat. Operator's token.
+//! - `GET /api/v1/report?from=DAY|TIME[&to=…][&by=screen|item|day|region]
+//!   [&region=PREFIX][&tz=ZONE][&format=csv]`: the proof-of-play report
+//!   ([`crate::core::report::Report`] as JSON, or the CSV that opens in
+//!   Excel and WPS), with an operator's token.
 //!
 //! Everything that comes in is bounded (body size, heartbeats per screen
 //! per minute), checked with the same types the kiosk writes, and refused
@@ -50,22 +54,27 @@ const PROOF_BURST: u32 = 20;
 /// Screenshots per screen per minute (one per heartbeat at most, normally).
 const SCREENSHOTS_PER_MINUTE: u32 = 6;
 const SCREENSHOT_BURST: u32 = 3;
+/// The longest window one report covers (a year and a day).
+const MAX_REPORT_DAYS: i64 = 367;
 
 /// What every handler shares.
 pub struct Service {
     pub db: Db,
+    /// Where a report's days start and end (unless a request names a zone).
+    tz: chrono_tz::Tz,
     limiter: DefaultKeyedRateLimiter<String>,
     proof_limiter: DefaultKeyedRateLimiter<String>,
     screenshot_limiter: DefaultKeyedRateLimiter<String>,
 }
 
 impl Service {
-    pub fn new(db: Db) -> Service {
+    pub fn new(db: Db, tz: chrono_tz::Tz) -> Service {
         let quota = |per_minute: u32, burst: u32| {
             Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN)).allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
         };
         Service {
             db,
+            tz,
             limiter: RateLimiter::keyed(quota(PER_MINUTE, BURST)),
             proof_limiter: RateLimiter::keyed(quota(PROOF_PER_MINUTE, PROOF_BURST)),
             screenshot_limiter: RateLimiter::keyed(quota(SCREENSHOTS_PER_MINUTE, SCREENSHOT_BURST)),
@@ -92,6 +101,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/screens/{id}/screenshots", get(list_screenshots))
         .route("/api/v1/screens/{id}/screenshot/ask", post(ask_screenshot))
         .route("/api/v1/fleet", get(fleet))
+        .route("/api/v1/report", get(report))
         .with_state(service)
 }
 
@@ -248,4 +258,52 @@ async fn ask_screenshot(State(service): State<Arc<Service>>, Path(id): Path<Stri
         return Err(Refused(StatusCode::NOT_FOUND, format!("no screen `{id}`")));
     }
     Ok(Json(serde_json::json!({ "asked": true })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ReportQuery {
+    from: String,
+    to: Option<String>,
+    by: Option<String>,
+    region: Option<String>,
+    tz: Option<String>,
+    format: Option<String>,
+}
+
+/// The report over `[from, to)`, summed by the database.
+async fn report(State(service): State<Arc<Service>>, headers: HeaderMap, Query(q): Query<ReportQuery>) -> Result<Response, Refused> {
+    operator(&service, &headers).await?;
+    let bad = |what: &str, e: &dyn std::fmt::Display| Refused(StatusCode::BAD_REQUEST, format!("report: {what}: {e}"));
+    let tz: chrono_tz::Tz = match &q.tz {
+        Some(z) => z.parse().map_err(|e: chrono_tz::ParseError| bad("tz", &e))?,
+        None => service.tz,
+    };
+    let by = match q.by.as_deref() {
+        None => crate::core::report::By::Screen,
+        Some(b) => <crate::core::report::By as clap::ValueEnum>::from_str(b, true).map_err(|_| bad("by", &format!("`{b}`: use screen, item, day or region")))?,
+    };
+    let from = crate::core::report::parse_bound(&q.from, tz, false).map_err(|e| bad("from", &e))?;
+    let to = match &q.to {
+        Some(t) => crate::core::report::parse_bound(t, tz, true).map_err(|e| bad("to", &e))?,
+        None => Utc::now(),
+    };
+    if to <= from {
+        return Err(bad("to", &"not after from"));
+    }
+    if to - from > chrono::Duration::days(MAX_REPORT_DAYS) {
+        return Err(bad("to", &format!("a report covers at most {MAX_REPORT_DAYS} days")));
+    }
+    let ask = super::report::Ask { from, to, by, region: q.region };
+    let report = service.db.report(&ask, tz).await.map_err(|e| match e {
+        super::db::DbError::BadRegion(_) => Refused(StatusCode::BAD_REQUEST, e.to_string()),
+        e => internal(e),
+    })?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(report).into_response()),
+        Some("csv") => {
+            let csv = report.to_csv(tz).map_err(internal)?;
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"estation-report.csv\"")], csv).into_response())
+        }
+        Some(f) => Err(bad("format", &format!("`{f}`: use json or csv"))),
+    }
 }

@@ -18,6 +18,9 @@ pub struct Cli {
     /// central.db in the user's data folder, e.g. ~/.local/share/estation-central).
     #[arg(long, env = "ESTATION_CENTRAL_DB", value_name = "URL")]
     pub db: Option<String>,
+    /// The time zone of reports' days and times.
+    #[arg(long, env = "ESTATION_CENTRAL_TZ", value_name = "ZONE", default_value = "Asia/Shanghai")]
+    pub tz: chrono_tz::Tz,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,6 +47,26 @@ pub enum Command {
         /// Only screens whose region code starts with this (e.g. 4401 for 广州).
         #[arg(long, value_name = "PREFIX")]
         region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Proof of play (考核): plays and minutes on screen, hours on, and for
+    /// each warning which screens showed it and when first.
+    Report {
+        /// First day (YYYY-MM-DD, in --tz) or an RFC 3339 time.
+        #[arg(long, value_name = "DAY|TIME")]
+        from: String,
+        /// Last day, included, or an RFC 3339 time, excluded (default: now).
+        #[arg(long, value_name = "DAY|TIME")]
+        to: Option<String>,
+        #[arg(long, value_enum, default_value = "screen")]
+        by: crate::core::report::By,
+        /// Only screens whose region code starts with this.
+        #[arg(long, value_name = "PREFIX")]
+        region: Option<String>,
+        /// CSV for Excel and WPS (UTF-8 with BOM).
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
         #[arg(long)]
         json: bool,
     },
@@ -118,13 +141,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(u) => u,
         None => default_db()?,
     };
+    let tz = cli.tz;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let db = Db::open(&url).await?;
         match cli.command {
             Command::Serve { feed, listen } => {
                 let limits = crate::net::serve::Limits::default();
-                super::serve(db, feed, listen, limits, |addr| {
+                super::serve(db, tz, feed, listen, limits, |addr| {
                     // The tests read this line for the port.
                     println!("listening on http://{addr}");
                 })
@@ -158,6 +182,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&screens)?);
                 } else {
                     print!("{}", fleet::table(&screens));
+                }
+            }
+            Command::Report { from, to, by, region, csv, json } => {
+                let from = crate::core::report::parse_bound(&from, tz, false).context("--from")?;
+                let to = match to {
+                    Some(t) => crate::core::report::parse_bound(&t, tz, true).context("--to")?,
+                    None => Utc::now(),
+                };
+                anyhow::ensure!(to > from, "--to is not after --from");
+                let report = db.report(&super::report::Ask { from, to, by, region }, tz).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else if csv {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&report.to_csv(tz)?)?;
+                } else {
+                    print!("{}", report.to_text(tz));
                 }
             }
             Command::Screenshot { id, out, ask } => {

@@ -141,6 +141,10 @@ impl Db {
         Ok(db)
     }
 
+    pub(super) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     async fn migrate(&self) -> Result<(), DbError> {
         let migrations: Vec<Migration> = MIGRATIONS
             .iter()

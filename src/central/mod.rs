@@ -11,6 +11,7 @@ pub mod api;
 pub mod cli;
 pub mod db;
 pub mod fleet;
+pub mod report;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -18,10 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Serves `feed` and the API on `listen` until Ctrl-C / SIGTERM; calls
-/// `ready` with the bound address.
-pub async fn serve(db: db::Db, feed: PathBuf, listen: SocketAddr, limits: crate::net::serve::Limits, ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
-    let service = Arc::new(api::Service::new(db));
+/// Serves `feed` and the API on `listen` until Ctrl-C / SIGTERM (reports'
+/// days in `tz`); calls `ready` with the bound address.
+pub async fn serve(db: db::Db, tz: chrono_tz::Tz, feed: PathBuf, listen: SocketAddr, limits: crate::net::serve::Limits, ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+    let service = Arc::new(api::Service::new(db, tz));
     let tidy = service.clone();
     tokio::spawn(async move {
         loop {

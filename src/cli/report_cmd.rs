@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::Utc;
 
 use crate::config::Config;
-use crate::core::report::{self, By};
+use crate::core::report::{self, parse_bound, By};
 
 /// Options of `estation report`.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,20 +32,6 @@ pub struct ReportArgs {
     pub csv: bool,
     #[arg(long)]
     pub json: bool,
-}
-
-/// A day starts at its midnight in `tz`; `end` moves a day to the next
-/// midnight (the day is included). A time is taken as given.
-pub fn parse_bound(s: &str, tz: Tz, end: bool) -> anyhow::Result<DateTime<Utc>> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| format!("`{s}` is neither a day (2026-07-01) nor an RFC 3339 time"))?;
-    let day = if end { day.succ_opt().context("day out of range")? } else { day };
-    let midnight = day.and_hms_opt(0, 0, 0).context("day out of range")?;
-    // At a DST gap (not in China) the earliest instant of the day.
-    tz.from_local_datetime(&midnight).earliest().map(|t| t.with_timezone(&Utc)).with_context(|| format!("`{s}` has no midnight in {tz}"))
 }
 
 pub fn report(config: &Config, args: &ReportArgs) -> anyhow::Result<ExitCode> {
@@ -84,16 +69,3 @@ pub fn report(config: &Config, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_day_is_local_midnight_to_midnight_and_a_time_is_as_given() {
-        let sh = chrono_tz::Asia::Shanghai;
-        assert_eq!(parse_bound("2026-07-01", sh, false).unwrap().to_rfc3339(), "2026-06-30T16:00:00+00:00");
-        assert_eq!(parse_bound("2026-07-01", sh, true).unwrap().to_rfc3339(), "2026-07-01T16:00:00+00:00");
-        assert_eq!(parse_bound("2026-07-01T08:30:00+08:00", sh, true).unwrap().to_rfc3339(), "2026-07-01T00:30:00+00:00");
-        assert!(parse_bound("July", sh, false).is_err());
-    }
-}

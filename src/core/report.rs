@@ -83,6 +83,35 @@ fn minutes(d: chrono::Duration) -> f64 {
     d.num_milliseconds() as f64 / 60_000.0
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoundError {
+    #[error("`{0}` is neither a day (2026-07-01) nor an RFC 3339 time")]
+    Unreadable(String),
+    #[error("`{0}`: day out of range")]
+    OutOfRange(String),
+}
+
+/// A report's bound as written: a day starts at its midnight in `tz`, and
+/// `end` moves it to the next midnight (the day is included); an RFC 3339
+/// time is taken as given.
+pub fn parse_bound(s: &str, tz: Tz, end: bool) -> Result<DateTime<Utc>, BoundError> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| BoundError::Unreadable(s.to_string()))?;
+    let day = if end { day.succ_opt() } else { Some(day) };
+    let midnight = day.and_then(|d| d.and_hms_opt(0, 0, 0)).ok_or_else(|| BoundError::OutOfRange(s.to_string()))?;
+    // At a DST gap (not in China) the earliest instant of the day.
+    tz.from_local_datetime(&midnight).earliest().map(|t| t.with_timezone(&Utc)).ok_or_else(|| BoundError::OutOfRange(s.to_string()))
+}
+
+/// `[from, to)` as local days in `tz`: each day's name and its part of the
+/// window (the first and last may be part days).
+pub fn days(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<(String, DateTime<Utc>, DateTime<Utc>)> {
+    split_at_midnights(from, to, tz).into_iter().map(|(a, b)| (a.with_timezone(&tz).format("%Y-%m-%d").to_string(), a, b)).collect()
+}
+
 /// `[start, end)` cut at each local midnight in `tz`.
 fn split_at_midnights(start: DateTime<Utc>, end: DateTime<Utc>, tz: Tz) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let mut out = Vec::new();
@@ -151,16 +180,23 @@ pub fn build<'a>(records: impl IntoIterator<Item = Seen<'a>>, from: DateTime<Utc
         }
     }
     let rows = rows.into_iter().map(|(key, row)| Row { key, ..row }).collect();
-    let mut warnings: Vec<Evidence> = warnings
+    let warnings = evidence(warnings.into_iter().map(|(key, screens)| (key, screens.into_values().collect())));
+    Report { from, to, by, rows, warnings }
+}
+
+/// Each warning (identifier, sender, sent) with the screens that showed it,
+/// in the report's order: each warning's screens first shown first, and
+/// the warnings by when they were first shown.
+pub fn evidence(groups: impl IntoIterator<Item = ((String, String, DateTime<FixedOffset>), Vec<Showing>)>) -> Vec<Evidence> {
+    let mut warnings: Vec<Evidence> = groups
         .into_iter()
-        .map(|((identifier, sender, sent), screens)| {
-            let mut screens: Vec<Showing> = screens.into_values().collect();
+        .map(|((identifier, sender, sent), mut screens)| {
             screens.sort_by(|a, b| (a.first, &a.screen).cmp(&(b.first, &b.screen)));
             Evidence { identifier, sender, sent, screens }
         })
         .collect();
     warnings.sort_by(|a, b| (a.screens.first().map(|s| s.first), &a.identifier).cmp(&(b.screens.first().map(|s| s.first), &b.identifier)));
-    Report { from, to, by, rows, warnings }
+    warnings
 }
 
 impl Report {
@@ -298,6 +334,19 @@ mod tests {
         let s: Vec<(&str, DateTime<Utc>, DateTime<Utc>, f64)> = r.warnings[0].screens.iter().map(|s| (s.screen.as_str(), s.first, s.last, s.minutes)).collect();
         assert_eq!(s, [("b", at(10, 1), at(10, 3), 2.0), ("a", at(10, 5), at(10, 20), 15.0)]);
         assert_eq!(r.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["330522", "330523"]);
+    }
+
+    #[test]
+    fn a_day_is_local_midnight_to_midnight_and_a_time_is_as_given() {
+        let sh = chrono_tz::Asia::Shanghai;
+        assert_eq!(parse_bound("2026-07-01", sh, false).unwrap().to_rfc3339(), "2026-06-30T16:00:00+00:00");
+        assert_eq!(parse_bound("2026-07-01", sh, true).unwrap().to_rfc3339(), "2026-07-01T16:00:00+00:00");
+        assert_eq!(parse_bound("2026-07-01T08:30:00+08:00", sh, true).unwrap().to_rfc3339(), "2026-07-01T00:30:00+00:00");
+        assert_eq!(parse_bound("July", sh, false), Err(BoundError::Unreadable("July".into())));
+        let (from, to) = (parse_bound("2026-07-01T12:00:00+08:00", sh, false).unwrap(), parse_bound("2026-07-03", sh, false).unwrap());
+        let d = days(from, to, sh);
+        assert_eq!(d.iter().map(|(n, _, _)| n.as_str()).collect::<Vec<_>>(), ["2026-07-01", "2026-07-02"]);
+        assert_eq!((d[0].1, d[0].2, d[1].2), (from, parse_bound("2026-07-02", sh, false).unwrap(), to));
     }
 
     #[test]

@@ -487,3 +487,161 @@ fn proof_of_play_reaches_the_office_exactly_once_through_lost_answers_and_a_kill
     assert!(max as u64 >= through && (max as usize) <= records.len(), "stored {max}, acknowledged {through}, logged {}", records.len());
     assert!(played.contains("proof-of-play record(s) stored"), "{played}");
 }
+
+/// Records of three screens in two regions over a day and a half, across
+/// midnight, with continuations, warnings shown in each treatment, and
+/// time on and off; deterministic for `seed`.
+fn many_records(seed: u64) -> Vec<(&'static str, &'static str, Vec<estation::core::proof::Record>)> {
+    use estation::core::alert::policy::Treatment;
+    use estation::core::proof::{Entry, Record, What};
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-07-01T20:00:00+08:00").unwrap().with_timezone(&chrono::Utc);
+    let sent = chrono::DateTime::parse_from_rfc3339("2026-07-01T21:30:00+08:00").unwrap();
+    let screens = [("kiosk-a", "440106"), ("kiosk-b", "440106"), ("kiosk-c", "330522")];
+    screens
+        .iter()
+        .map(|&(screen, region)| {
+            let mut at = t0 + chrono::Duration::seconds(rng.i64(0..600));
+            let mut records = Vec::new();
+            while at < t0 + chrono::Duration::hours(36) {
+                let len = chrono::Duration::milliseconds(rng.i64(0..15 * 60_000));
+                let what = match rng.u8(0..10) {
+                    0..=5 => What::Play { playlist: ["main", "科普"][rng.usize(0..2)].into(), item: format!("第{}项", rng.u8(1..6)), feed_version: Some(7) },
+                    6 => What::On,
+                    7 => What::Off,
+                    _ => What::Warning {
+                        identifier: format!("44000041600000_2026070121{}", rng.u8(0..2)),
+                        sender: "44000041600000@12379.cn".into(),
+                        sent,
+                        treatment: [Treatment::Ticker, Treatment::Banner, Treatment::Takeover][rng.usize(0..3)],
+                    },
+                };
+                let cont = matches!(what, What::Play { .. }) && rng.u8(0..4) == 0;
+                records.push(Record { seq: records.len() as u64 + 1, entry: Entry { start: at, end: at + len, cont, what } });
+                at += len + chrono::Duration::milliseconds(rng.i64(0..5_000));
+            }
+            (screen, region, records)
+        })
+        .collect()
+}
+
+/// The office's report is summed by the database; the kiosk's by
+/// `core::report`. On the same records, in windows that cut intervals,
+/// every way of grouping and a region filter give the same report.
+fn office_report_equals_the_kiosks_sum(db: &str) {
+    use estation::central::report::Ask;
+    use estation::core::report::{self, By};
+    let rt = runtime();
+    let office = rt.block_on(estation::central::db::Db::open(db)).unwrap();
+    let all = many_records(18);
+    for (screen, region, records) in &all {
+        let sealed = estation::central::token::seal(&estation::central::token::generate().unwrap()).unwrap();
+        rt.block_on(office.add_screen(screen, "屏", region, &sealed, chrono::Utc::now())).unwrap();
+        for chunk in records.chunks(estation::core::proof::MAX_BATCH) {
+            let batch = estation::core::proof::Batch { stream: format!("{:0>32}", screen.len()), records: chunk.to_vec() };
+            rt.block_on(office.put_proof(screen, &batch, chrono::Utc::now())).unwrap();
+        }
+    }
+    let sh = chrono_tz::Asia::Shanghai;
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    let windows = [(t("2026-07-01T21:07:13.5+08:00"), t("2026-07-02T09:41:00+08:00")), (t("2026-07-01T00:00:00+08:00"), t("2026-07-04T00:00:00+08:00"))];
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+    let mut compared = 0;
+    for (from, to) in windows {
+        for by in [By::Screen, By::Item, By::Day, By::Region] {
+            for region in [None, Some("4401")] {
+                let got = rt.block_on(office.report(&Ask { from, to, by, region: region.map(String::from) }, sh)).unwrap();
+                let seen = all
+                    .iter()
+                    .filter(|(_, r, _)| region.is_none_or(|p| r.starts_with(p)))
+                    .flat_map(|(screen, region, records)| records.iter().map(move |r| report::Seen { screen, region, entry: &r.entry }));
+                let want = report::build(seen, from, to, by, sh);
+                let what = format!("by {by:?}, region {region:?}, {from} – {to}");
+                assert!(!want.rows.is_empty() && !want.warnings.is_empty(), "{what}: the records cover the window");
+                assert_eq!(got.rows.iter().map(|r| (&r.key, r.plays)).collect::<Vec<_>>(), want.rows.iter().map(|r| (&r.key, r.plays)).collect::<Vec<_>>(), "{what}");
+                for (g, w) in got.rows.iter().zip(&want.rows) {
+                    assert!(
+                        close(g.play_minutes, w.play_minutes) && close(g.on_hours, w.on_hours) && close(g.off_hours, w.off_hours) && close(g.warning_minutes, w.warning_minutes),
+                        "{what}: {g:?} != {w:?}"
+                    );
+                }
+                assert_eq!(got.warnings.len(), want.warnings.len(), "{what}");
+                for (g, w) in got.warnings.iter().zip(&want.warnings) {
+                    assert_eq!((&g.identifier, &g.sender, g.sent), (&w.identifier, &w.sender, w.sent), "{what}");
+                    let key = |e: &estation::core::report::Evidence| e.screens.iter().map(|s| (s.screen.clone(), s.region.clone(), s.first, s.last, s.treatment)).collect::<Vec<_>>();
+                    assert_eq!(key(g), key(w), "{what}: {}", g.identifier);
+                    assert!(g.screens.iter().zip(&w.screens).all(|(a, b)| close(a.minutes, b.minutes)), "{what}");
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 16);
+    // The region filter is digits (it goes into LIKE).
+    assert!(rt.block_on(office.report(&Ask { from: windows[0].0, to: windows[0].1, by: By::Screen, region: Some("4%".into()) }, sh)).is_err());
+}
+
+#[test]
+fn the_office_report_sums_in_sql_what_the_kiosk_sums_on_sqlite_and_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    office_report_equals_the_kiosks_sum(&format!("sqlite://{}", dir.path().join("central.db").display()));
+    let pg = Postgres::start();
+    office_report_equals_the_kiosks_sum(&pg.database("report"));
+}
+
+/// `estation-central report` and `GET /api/v1/report`: the evidence a
+/// 气象局 asks for after an event, as text, CSV for Excel/WPS and JSON, for
+/// operators only.
+#[test]
+fn the_office_report_from_the_command_line_and_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    let rt = runtime();
+    let office = rt.block_on(estation::central::db::Db::open(&db)).unwrap();
+    for (screen, region, records) in many_records(7) {
+        let sealed = estation::central::token::seal(&estation::central::token::generate().unwrap()).unwrap();
+        rt.block_on(office.add_screen(screen, "东山村文化礼堂", region, &sealed, chrono::Utc::now())).unwrap();
+        rt.block_on(office.put_proof(screen, &estation::core::proof::Batch { stream: "0".repeat(32), records }, chrono::Utc::now())).unwrap();
+    }
+    let text = ok(central(&db).args(["report", "--from", "2026-07-01", "--to", "2026-07-02", "--by", "region"]).output().unwrap());
+    assert!(text.lines().any(|l| l.starts_with("440106")) && text.lines().any(|l| l.starts_with("330522")), "{text}");
+    assert!(text.contains("warning 44000041600000_20260701210 from 44000041600000@12379.cn"), "{text}");
+    let csv = central(&db).args(["report", "--from", "2026-07-01", "--to", "2026-07-02", "--by", "screen", "--region", "4401", "--csv"]).output().unwrap();
+    assert!(csv.status.success(), "{}", stderr(&csv));
+    assert!(csv.stdout.starts_with("\u{feff}".as_bytes()), "UTF-8 with a BOM");
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.contains("屏幕 screen,播放次数 plays") && csv.contains("kiosk-a,") && csv.contains("kiosk-b,") && !csv.contains("kiosk-c"), "{csv}");
+    let json: serde_json::Value = serde_json::from_str(&ok(central(&db).args(["report", "--from", "2026-07-01", "--by", "day", "--json"]).output().unwrap())).unwrap();
+    assert_eq!(json["rows"].as_array().map(|r| r.iter().map(|r| r["key"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>()), Some(vec!["2026-07-01".to_string(), "2026-07-02".into(), "2026-07-03".into()]), "{json}");
+    let bad = central(&db).args(["report", "--from", "July"]).output().unwrap();
+    assert!(!bad.status.success() && stderr(&bad).contains("--from") && stderr(&bad).contains("`July`"), "{}", stderr(&bad));
+
+    let op = Operator::new();
+    op.card("报告", "#204060");
+    assert!(op.build().status.success());
+    let service = Service::start(&db, &op.path("feed"));
+    let operator = ok(central(&db).args(["operator", "add", "qxj"]).output().unwrap()).trim().to_string();
+    let client = client();
+    let url = |q: &str| service.url.join(&format!("api/v1/report?{q}")).unwrap();
+    let (status, _) = raw(&rt, client.get(url("from=2026-07-01")));
+    assert_eq!(status, 401, "no token");
+    let (status, body) = raw(&rt, client.get(url("from=2026-07-01&to=2026-07-02&by=item")).bearer_auth(&operator));
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cli: serde_json::Value = serde_json::from_str(&ok(central(&db).args(["report", "--from", "2026-07-01", "--to", "2026-07-02", "--by", "item", "--json"]).output().unwrap())).unwrap();
+    assert_eq!(api, cli, "the API and the command give the same report");
+    assert!(api["warnings"][0]["screens"][0]["first"].is_string(), "{api}");
+    let (status, body) = raw(&rt, client.get(url("from=2026-07-01&by=week")).bearer_auth(&operator));
+    assert!(status == 400 && body.contains("by") && body.contains("week"), "{status} {body}");
+    let (status, body) = raw(&rt, client.get(url("from=2026-07-02&to=2026-07-01")).bearer_auth(&operator));
+    assert!(status == 400 && body.contains("not after"), "{status} {body}");
+    let (status, body) = raw(&rt, client.get(url("from=2026-07-01&region=44%25")).bearer_auth(&operator));
+    assert!(status == 400 && body.contains("digits only"), "{status} {body}");
+    let (csv, kind) = rt.block_on(async {
+        let resp = client.get(url("from=2026-07-01&to=2026-07-02&by=region&format=csv&tz=Asia/Urumqi")).bearer_auth(&operator).send().await.unwrap();
+        let kind = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        (resp.bytes().await.unwrap().to_vec(), kind)
+    });
+    assert!(kind.starts_with("text/csv") && csv.starts_with("\u{feff}".as_bytes()), "{kind}");
+    assert!(String::from_utf8(csv).unwrap().contains("区域 region"));
+}
