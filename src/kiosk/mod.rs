@@ -51,7 +51,8 @@ pub fn start(settings: Settings, launch: Launch) -> anyhow::Result<ExitCode> {
         Ok(None) => loaded.note,
         Err(e) => format!("{}; {e}", loaded.note),
     };
-    crate::player::run(crate::player::Options {
+    let central = (config.central.clone(), config.screen_id.clone());
+    let played = crate::player::run(crate::player::Options {
         config,
         config_problems: loaded.problems.0,
         config_note,
@@ -65,7 +66,25 @@ pub fn start(settings: Settings, launch: Launch) -> anyhow::Result<ExitCode> {
         screenshot: launch.screenshot,
         screenshot_at: launch.screenshot_at,
         exit_after: launch.exit_after,
-    })
+    });
+    if let Some(dir) = &cache_dir {
+        send_last_proof(&central.0, &central.1, dir);
+    }
+    played
+}
+
+/// The player closed the intervals on screen when it stopped: sends them to
+/// the central service now, for a few seconds at most, rather than at the
+/// next start (which may be days away for a screen switched off).
+fn send_last_proof(central: &crate::config::CentralConfig, screen: &str, dir: &Path) {
+    let Some(Ok(reporter)) = crate::net::heartbeat::Reporter::new(central, screen, dir) else { return };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), reporter.upload_proof()).await }) {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!("central: {n} proof-of-play record(s) stored at exit"),
+        Ok(Err(e)) => tracing::warn!("central: the last proof of play is sent at the next start: {e}"),
+        Err(_) => tracing::warn!("central: the service did not answer in 5 s; the last proof of play is sent at the next start"),
+    }
 }
 
 /// Runs sync (the feed, when the player plays it, and the upstream alert

@@ -362,7 +362,7 @@ fn a_kiosk_reports_what_it_plays_to_the_central_service() {
         kiosk.join("cache").display(),
         service.url
     );
-    let running = Player::fresh(&kiosk, &extra).playlist(&playlist).window(320, 180).exit_after("90s").spawn();
+    let running = Player::fresh(&kiosk, &extra).playlist(&playlist).window(320, 180).exit_after("55s").spawn();
     let mut fleet = serde_json::Value::Null;
     let found = crate::common::poll_until(std::time::Duration::from_secs(45), std::time::Duration::from_millis(500), || {
         fleet = serde_json::from_str(&ok(central(&db).args(["fleet", "--json"]).output().unwrap())).unwrap();
@@ -386,12 +386,25 @@ fn a_kiosk_reports_what_it_plays_to_the_central_service() {
 
     // Then the interval's own.
     let mut listed = String::new();
-    let two = crate::common::poll_until(std::time::Duration::from_secs(60), std::time::Duration::from_secs(1), || {
+    let two = crate::common::poll_until(std::time::Duration::from_secs(45), std::time::Duration::from_secs(1), || {
         listed = ok(central(&db).args(["screenshot", "test-1"]).output().unwrap());
         listed.lines().count() >= 2
     });
     assert!(two, "no screenshot on the interval: {listed}\n{}", running.log());
     assert!(running.log().contains("screenshot taken at"), "{}", running.log());
+
+    // At its end the player closes what is on screen and sends it at once:
+    // the office has every record the kiosk logged.
+    let (code, log) = running.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("proof-of-play record(s) stored at exit"), "{log}");
+    let logged = estation::store::proof::read_after(&estation::store::proof::dir_for(&kiosk.join("cache")), 0, usize::MAX).unwrap();
+    let rt = runtime();
+    let office = rt.block_on(estation::central::db::Db::open(&db)).unwrap();
+    assert_eq!(rt.block_on(office.proof_extent("test-1")).unwrap(), (logged.len() as i64, logged.len() as i64), "{log}");
+    let report: serde_json::Value = serde_json::from_str(&ok(central(&db).args(["report", "--from", "2026-01-01", "--by", "screen", "--json"]).output().unwrap())).unwrap();
+    assert_eq!(report["rows"][0]["key"], "test-1", "{report}");
+    assert!(report["rows"][0]["on_hours"].as_f64().is_some_and(|h| h > 0.01), "the time lit is there: {report}");
 }
 
 /// Stored but never answered, then the kiosk killed in the middle of an

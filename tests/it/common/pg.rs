@@ -35,7 +35,13 @@ fn as_owner(program: &Path) -> Command {
 }
 
 impl Postgres {
+    /// For tests: nothing is flushed to disk (a throw-away database).
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// `fsync`: flush each commit as a real server does (for benchmarks).
+    pub fn start_with(fsync: bool) -> Postgres {
         let dir = tempfile::tempdir().expect("a folder for the database");
         let bin = bin_dir();
         if rustix::process::getuid().is_root() {
@@ -51,7 +57,7 @@ impl Postgres {
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
         // A free port: bind one, let it go, and hand it to the server.
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let options = format!("-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off", dir.path().display());
+        let options = format!("-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync={}", dir.path().display(), if fsync { "on" } else { "off" });
         let out = as_owner(&bin.join("pg_ctl"))
             .args(["-D"])
             .arg(&data)
