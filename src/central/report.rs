@@ -43,6 +43,17 @@ fn minutes(ms: i64) -> f64 {
 }
 
 impl Db {
+    /// The rows of `sql`, a query over [`INSIDE`] of `[from, to)` in `region`.
+    async fn inside(&self, sql: &str, from: DateTime<Utc>, to: DateTime<Utc>, region: &str) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
+        Ok(sqlx::query(sql)
+            .bind(from.timestamp_millis())
+            .bind(to.timestamp_millis())
+            .bind(from.timestamp_millis() - MAX_SPAN.num_milliseconds())
+            .bind(format!("{region}%"))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// The report `ask` asks for, days in `tz`.
     pub async fn report(&self, ask: &Ask, tz: Tz) -> Result<Report, DbError> {
         let region = ask.region.clone().unwrap_or_default();
@@ -92,13 +103,7 @@ impl Db {
             sum("off"),
             sum("warning"),
         );
-        let found = sqlx::query(&sql)
-            .bind(from.timestamp_millis())
-            .bind(to.timestamp_millis())
-            .bind(from.timestamp_millis() - MAX_SPAN.num_milliseconds())
-            .bind(format!("{region}%"))
-            .fetch_all(self.pool())
-            .await?;
+        let found = self.inside(&sql, from, to, region).await?;
         let mut rows = Vec::new();
         for r in &found {
             // Without GROUP BY an empty window is one row of NULLs.
@@ -131,13 +136,7 @@ impl Db {
              WHERE {INSIDE} AND p.kind = 'warning' \
              GROUP BY p.identifier, p.sender, p.sent, p.screen_id, s.region"
         );
-        let found = sqlx::query(&sql)
-            .bind(from.timestamp_millis())
-            .bind(to.timestamp_millis())
-            .bind(from.timestamp_millis() - MAX_SPAN.num_milliseconds())
-            .bind(format!("{region}%"))
-            .fetch_all(self.pool())
-            .await?;
+        let found = self.inside(&sql, from, to, region).await?;
         let mut warnings: BTreeMap<(String, String, DateTime<FixedOffset>), Vec<Showing>> = BTreeMap::new();
         for r in &found {
             let screen: String = r.try_get(3)?;
