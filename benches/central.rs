@@ -18,7 +18,7 @@
 //!   5-minute heartbeat one service carries.
 //! - **Size**: the database's growth per proof-of-play record, times the
 //!   records of a screen-day (12 hours on, items of 20 s, on/off split every
-//!   10 minutes).
+//!   10 minutes); then everything rolled up by day, and the size of a day row.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -43,6 +43,8 @@ const ITEM: chrono::Duration = chrono::Duration::seconds(20);
 /// A screen-day: 12 hours of items of 20 s, and the hours on and off split
 /// every 10 minutes.
 const RECORDS_PER_DAY: u64 = 12 * 3600 / 20 + 2 * 72;
+/// A screen-day rolled up: a few dozen items, a few warnings, on and off.
+const DAY_ROWS: u64 = 50;
 const PACED_FOR: Duration = Duration::from_secs(30);
 const FLAT_OUT_FOR: Duration = Duration::from_secs(20);
 const FLAT_OUT_AT_ONCE: usize = 32;
@@ -70,13 +72,14 @@ enum Size {
     Postgres,
 }
 
-/// Bytes the proof-of-play table and its indexes take.
-async fn proof_bytes(pool: &sqlx::AnyPool, size: &Size) -> i64 {
+/// Bytes table `table` and its indexes take.
+async fn table_bytes(pool: &sqlx::AnyPool, size: &Size, table: &str) -> i64 {
     use sqlx::Row;
     let sql = match size {
-        Size::Sqlite => "SELECT CAST(COALESCE(SUM(pgsize), 0) AS BIGINT) FROM dbstat WHERE name = 'proof' OR name IN (SELECT name FROM sqlite_master WHERE tbl_name = 'proof')",
-        Size::Postgres => "SELECT CAST(pg_total_relation_size('proof') AS BIGINT)",
+        Size::Sqlite => format!("SELECT CAST(COALESCE(SUM(pgsize), 0) AS BIGINT) FROM dbstat WHERE name = '{table}' OR name IN (SELECT name FROM sqlite_master WHERE tbl_name = '{table}')"),
+        Size::Postgres => format!("SELECT CAST(pg_total_relation_size('{table}') AS BIGINT)"),
     };
+    let sql = sql.as_str();
     let row = sqlx::query(sql).fetch_one(pool).await.expect("the size of the proof table");
     row.try_get(0).expect("a size")
 }
@@ -92,7 +95,7 @@ fn run(name: &str, url: &str, screens: usize, feed: &std::path::Path, size: &Siz
     let client = estation::net::http::client_builder().pool_max_idle_per_host(1024).build().expect("client");
     let fleet = Arc::new(Fleet { base: service.url.clone(), tokens, seq: (0..screens).map(|_| AtomicU64::new(0)).collect(), next: AtomicU64::new(0), ok: AtomicU64::new(0), errors: AtomicU64::new(0), stored: AtomicU64::new(0) });
     let pool = rt.block_on(sqlx::any::AnyPoolOptions::new().max_connections(1).connect(url)).expect("a connection for sizes");
-    let before = rt.block_on(proof_bytes(&pool, size));
+    let before = rt.block_on(table_bytes(&pool, size, "proof"));
 
     // Paced: the fleet's own rate.
     let rate = screens as f64 / EVERY.as_secs_f64();
@@ -105,14 +108,31 @@ fn run(name: &str, url: &str, screens: usize, feed: &std::path::Path, size: &Siz
     report(&format!("{name}, flat out ({FLAT_OUT_AT_ONCE} screens at a time)"), &lat, took, n, &fleet);
     println!("  => one service on this machine carries {:.0} screens at a 5-minute heartbeat (2 requests each per 5 min)", rps / 2.0 * EVERY.as_secs_f64());
 
-    let after = rt.block_on(proof_bytes(&pool, size));
+    let after = rt.block_on(table_bytes(&pool, size, "proof"));
     let records = fleet.stored.load(Ordering::Relaxed);
     let per_record = (after - before) as f64 / records.max(1) as f64;
     println!(
-        "  size: {records} proof-of-play records took {:.1} MB ({per_record:.0} bytes each, indexes included) => {:.0} KB per screen-day ({RECORDS_PER_DAY} records), {:.1} GB a day for {screens} screens\n",
+        "  size: {records} proof-of-play records took {:.1} MB ({per_record:.0} bytes each, indexes included) => {:.0} KB per screen-day ({RECORDS_PER_DAY} records), {:.1} GB a day for {screens} screens",
         (after - before) as f64 / 1e6,
         per_record * RECORDS_PER_DAY as f64 / 1e3,
         per_record * RECORDS_PER_DAY as f64 * screens as f64 / 1e9
+    );
+
+    // Rolled up by day: everything so far (the cut is tomorrow's midnight).
+    let tz = chrono_tz::Asia::Shanghai;
+    let db = rt.block_on(Db::open(url)).expect("open the database");
+    let t = Instant::now();
+    let rolled = rt.block_on(db.roll_up(estation::central::rollup::cut(Utc::now(), 0, tz) + chrono::Duration::days(1), tz)).expect("roll up");
+    let took = t.elapsed().as_secs_f64();
+    let daily = rt.block_on(table_bytes(&pool, size, "proof_daily"));
+    let per_row = daily as f64 / rolled.rows.max(1) as f64;
+    println!(
+        "  rolled up: {} records of {} screens into {} day rows in {took:.1} s ({:.0} records/s); {per_row:.0} bytes a row => {:.1} KB per screen-day at {DAY_ROWS} rows (items, warnings, on, off)\n",
+        rolled.records,
+        rolled.screens,
+        rolled.rows,
+        rolled.records as f64 / took.max(1e-9),
+        per_row * DAY_ROWS as f64 / 1e3
     );
     drop(service);
 }

@@ -34,6 +34,19 @@ pub enum Command {
         feed: PathBuf,
         #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
         listen: std::net::SocketAddr,
+        /// Roll proof of play older than DAYS up by day, once an hour (see `rollup`).
+        #[arg(long, value_name = "DAYS")]
+        roll_up_after: Option<u32>,
+    },
+    /// Sum old proof-of-play records per screen, day and item (or warning)
+    /// and delete them: reports still count those days, by whole days.
+    Rollup {
+        /// Roll up the days before the one DAYS ago (in --tz).
+        #[arg(long, value_name = "DAYS", conflicts_with = "before", required_unless_present = "before")]
+        keep_days: Option<u32>,
+        /// Roll up the days before DAY (YYYY-MM-DD, in --tz).
+        #[arg(long, value_name = "DAY")]
+        before: Option<String>,
     },
     /// Enrol, revoke or list screens.
     #[command(subcommand)]
@@ -146,8 +159,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let db = Db::open(&url).await?;
         match cli.command {
-            Command::Serve { feed, listen } => {
+            Command::Serve { feed, listen, roll_up_after } => {
                 let limits = crate::net::serve::Limits::default();
+                if let Some(days) = roll_up_after {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            match db.roll_up(super::rollup::cut(Utc::now(), days, tz), tz).await {
+                                Ok(r) if r.records > 0 => tracing::info!("central: rolled up {} proof-of-play record(s) of {} screen(s) into {} day row(s)", r.records, r.screens, r.rows),
+                                Ok(_) => {}
+                                Err(e) => tracing::error!("central: roll-up: {e}"),
+                            }
+                            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                        }
+                    });
+                }
                 super::serve(db, tz, feed, listen, limits, |addr| {
                     // The tests read this line for the port.
                     println!("listening on http://{addr}");
@@ -183,6 +209,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     print!("{}", fleet::table(&screens));
                 }
+            }
+            Command::Rollup { keep_days, before } => {
+                let cut = match (before, keep_days) {
+                    (Some(day), _) => {
+                        anyhow::ensure!(!day.contains('T'), "--before {day}: a day (YYYY-MM-DD); days are rolled up whole");
+                        crate::core::report::parse_bound(&day, tz, false).context("--before")?
+                    }
+                    (None, Some(days)) => super::rollup::cut(Utc::now(), days, tz),
+                    (None, None) => anyhow::bail!("give --keep-days or --before"),
+                };
+                let r = db.roll_up(cut, tz).await?;
+                eprintln!("rolled up {} proof-of-play record(s) of {} screen(s) that ended before {} into {} day row(s)", r.records, r.screens, cut.with_timezone(&tz), r.rows);
             }
             Command::Report { from, to, by, region, csv, json } => {
                 let from = crate::core::report::parse_bound(&from, tz, false).context("--from")?;

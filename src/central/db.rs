@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "screens", include_str!("../../migrations/0001_screens.sql")),
     (2, "proof", include_str!("../../migrations/0002_proof.sql")),
     (3, "screenshots", include_str!("../../migrations/0003_screenshots.sql")),
+    (4, "proof_daily", include_str!("../../migrations/0004_proof_daily.sql")),
 ];
 
 /// Screenshots kept per screen (the newest).
@@ -145,6 +146,17 @@ impl Db {
         &self.pool
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`): a transaction that reads first and writes
+    /// later fails at once, without waiting, when another wrote in between
+    /// (WAL's busy snapshot).
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.pool.begin().await,
+        }
+    }
+
     async fn migrate(&self) -> Result<(), DbError> {
         let migrations: Vec<Migration> = MIGRATIONS
             .iter()
@@ -219,9 +231,18 @@ impl Db {
     /// Stores a batch of proof-of-play records of screen `id`, in one
     /// transaction, each at most once; returns how many were new.
     pub async fn put_proof(&self, id: &str, batch: &Batch, received: DateTime<Utc>) -> Result<u64, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut new = 0;
-        for chunk in batch.records.chunks(PROOF_ROWS_PER_INSERT) {
+        // What was rolled up (and so deleted from `proof`) is not stored again.
+        let rolled: Option<i64> = sqlx::query("SELECT through_seq FROM proof_rolled WHERE screen_id = $1 AND stream = $2")
+            .bind(id)
+            .bind(&batch.stream)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        let fresh: Vec<_> = batch.records.iter().filter(|r| rolled.is_none_or(|t| r.seq as i64 > t)).collect();
+        for chunk in fresh.chunks(PROOF_ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO proof (screen_id, stream, seq, kind, start_at, end_at, cont, playlist, item, feed_version, identifier, sender, sent, treatment, received_at) VALUES ",
             );
@@ -315,7 +336,7 @@ impl Db {
     /// but the newest [`KEEP_SCREENSHOTS`], in one transaction; answers a
     /// pending request. Returns how many are kept.
     pub async fn put_screenshot(&self, id: &str, taken: DateTime<Utc>, received: DateTime<Utc>, jpeg: &[u8]) -> Result<i64, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO screenshots (screen_id, taken_at, received_at, jpeg) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
             .bind(id)
             .bind(ms(taken))

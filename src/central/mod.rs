@@ -12,6 +12,7 @@ pub mod cli;
 pub mod db;
 pub mod fleet;
 pub mod report;
+pub mod rollup;
 pub mod token;
 
 use std::net::SocketAddr;

@@ -9,6 +9,11 @@
 //! read alike: SQLite's two-argument `min`/`max` are PostgreSQL's
 //! `LEAST`/`GREATEST`). By day, each local day is its own window, so an
 //! interval over midnight counts on both days, as on the kiosk.
+//!
+//! Days rolled up ([`super::rollup`]) are counted from their sums when they
+//! lie wholly inside the window (so before the roll-up's cut a report goes
+//! by whole days); a record is in the raw table or in a day's sums, never
+//! both, so the two parts add up.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +24,7 @@ use sqlx::Row as _;
 use super::db::{Db, DbError};
 use crate::core::alert::policy::Treatment;
 use crate::core::proof::MAX_SPAN;
-use crate::core::report::{days, evidence, By, Evidence, Report, Row, Showing};
+use crate::core::report::{days, evidence, By, Report, Row, Showing};
 
 /// What a report covers.
 #[derive(Debug, Clone)]
@@ -42,6 +47,14 @@ fn minutes(ms: i64) -> f64 {
     ms as f64 / 60_000.0
 }
 
+/// The days rolled up (`proof_daily`, see [`super::rollup`]) that lie wholly
+/// inside `[$1, $2)`, of screens in region `$3%`: a rolled-up day is counted
+/// whole or not at all.
+const DAYS_INSIDE: &str = "d.day_start >= $1 AND d.day_end <= $2 AND s.region LIKE $3";
+
+/// Evidence as it is gathered: per warning, per screen.
+type Shown = BTreeMap<(String, String, DateTime<FixedOffset>), BTreeMap<String, Showing>>;
+
 impl Db {
     /// The rows of `sql`, a query over [`INSIDE`] of `[from, to)` in `region`.
     async fn inside(&self, sql: &str, from: DateTime<Utc>, to: DateTime<Utc>, region: &str) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
@@ -54,28 +67,43 @@ impl Db {
             .await?)
     }
 
-    /// The report `ask` asks for, days in `tz`.
+    /// The rows of `sql`, a query over [`DAYS_INSIDE`].
+    async fn days_inside(&self, sql: &str, from: DateTime<Utc>, to: DateTime<Utc>, region: &str) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
+        Ok(sqlx::query(sql).bind(from.timestamp_millis()).bind(to.timestamp_millis()).bind(format!("{region}%")).fetch_all(self.pool()).await?)
+    }
+
+    /// The report `ask` asks for, days in `tz`: the raw records clipped to
+    /// the window, and the days rolled up that lie wholly inside it.
     pub async fn report(&self, ask: &Ask, tz: Tz) -> Result<Report, DbError> {
         let region = ask.region.clone().unwrap_or_default();
         if !region.bytes().all(|b| b.is_ascii_digit()) {
             return Err(DbError::BadRegion(region));
         }
-        let rows = match ask.by {
-            By::Day => {
-                let mut rows = Vec::new();
-                for (day, from, to) in days(ask.from, ask.to, tz) {
-                    rows.extend(self.report_rows(from, to, By::Day, &region).await?.into_iter().map(|r| Row { key: day.clone(), ..r }));
-                }
-                rows
-            }
-            by => {
-                let mut rows = self.report_rows(ask.from, ask.to, by, &region).await?;
-                // As the kiosk orders them (byte order; a database's collation may differ).
-                rows.sort_by(|a, b| a.key.cmp(&b.key));
-                rows
+        let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+        let mut add = |found: Vec<Row>| {
+            for r in found {
+                let row = rows.entry(r.key.clone()).or_insert_with(|| Row { key: r.key.clone(), ..Row::default() });
+                row.plays += r.plays;
+                row.play_minutes += r.play_minutes;
+                row.on_hours += r.on_hours;
+                row.off_hours += r.off_hours;
+                row.warning_minutes += r.warning_minutes;
             }
         };
-        let warnings = self.report_evidence(ask.from, ask.to, &region).await?;
+        if ask.by == By::Day {
+            for (day, from, to) in days(ask.from, ask.to, tz) {
+                add(self.report_rows(from, to, By::Day, &region).await?.into_iter().map(|r| Row { key: day.clone(), ..r }).collect());
+            }
+        } else {
+            add(self.report_rows(ask.from, ask.to, ask.by, &region).await?);
+        }
+        add(self.rolled_rows(ask.from, ask.to, ask.by, &region).await?);
+        // In byte order, as the kiosk's report (a database's collation may differ).
+        let rows = rows.into_values().collect();
+        let mut shown = Shown::new();
+        self.report_evidence(ask.from, ask.to, &region, &mut shown).await?;
+        self.rolled_evidence(ask.from, ask.to, &region, &mut shown).await?;
+        let warnings = evidence(shown.into_iter().map(|(k, screens)| (k, screens.into_values().collect())));
         Ok(Report { from: ask.from, to: ask.to, by: ask.by, rows, warnings })
     }
 
@@ -103,29 +131,32 @@ impl Db {
             sum("off"),
             sum("warning"),
         );
-        let found = self.inside(&sql, from, to, region).await?;
-        let mut rows = Vec::new();
-        for r in &found {
-            // Without GROUP BY an empty window is one row of NULLs.
-            if r.try_get::<i64, _>(6)? == 0 {
-                continue;
-            }
-            let ms = |i: usize| r.try_get::<Option<i64>, _>(i).map(Option::unwrap_or_default);
-            rows.push(Row {
-                key: r.try_get::<Option<String>, _>(0)?.unwrap_or_default(),
-                plays: ms(1)?.max(0) as u64,
-                play_minutes: minutes(ms(2)?),
-                on_hours: minutes(ms(3)?) / 60.0,
-                off_hours: minutes(ms(4)?) / 60.0,
-                warning_minutes: minutes(ms(5)?),
-            });
-        }
-        Ok(rows)
+        read_rows(&self.inside(&sql, from, to, region).await?)
     }
 
-    /// For each warning shown in `[from, to)`, which screens showed it,
-    /// first shown first.
-    async fn report_evidence(&self, from: DateTime<Utc>, to: DateTime<Utc>, region: &str) -> Result<Vec<Evidence>, DbError> {
+    /// The rolled-up days wholly inside `[from, to)`, by `by`.
+    async fn rolled_rows(&self, from: DateTime<Utc>, to: DateTime<Utc>, by: By, region: &str) -> Result<Vec<Row>, DbError> {
+        let (key, only) = match by {
+            By::Screen => ("d.screen_id", ""),
+            By::Region => ("s.region", ""),
+            By::Item => ("d.playlist || '/' || d.item", " AND d.kind = 'play'"),
+            By::Day => ("d.day", ""),
+        };
+        let sum = |kind: &str| format!("CAST(SUM(CASE WHEN d.kind = '{kind}' THEN d.ms ELSE 0 END) AS BIGINT)");
+        let sql = format!(
+            "SELECT {key}, CAST(SUM(d.plays) AS BIGINT), {}, {}, {}, {}, COUNT(*) \
+             FROM proof_daily d JOIN screens s ON s.id = d.screen_id \
+             WHERE {DAYS_INSIDE}{only} GROUP BY {key}",
+            sum("play"),
+            sum("on"),
+            sum("off"),
+            sum("warning"),
+        );
+        read_rows(&self.days_inside(&sql, from, to, region).await?)
+    }
+
+    /// For each warning shown in `[from, to)`, which screens showed it.
+    async fn report_evidence(&self, from: DateTime<Utc>, to: DateTime<Utc>, region: &str, shown: &mut Shown) -> Result<(), DbError> {
         let sql = format!(
             "SELECT p.identifier, p.sender, p.sent, p.screen_id, s.region, \
              MIN(CASE WHEN p.start_at > $1 THEN p.start_at ELSE $1 END), \
@@ -136,28 +167,62 @@ impl Db {
              WHERE {INSIDE} AND p.kind = 'warning' \
              GROUP BY p.identifier, p.sender, p.sent, p.screen_id, s.region"
         );
-        let found = self.inside(&sql, from, to, region).await?;
-        let mut warnings: BTreeMap<(String, String, DateTime<FixedOffset>), Vec<Showing>> = BTreeMap::new();
-        for r in &found {
-            let screen: String = r.try_get(3)?;
-            let sent: String = r.try_get::<Option<String>, _>(2)?.unwrap_or_default();
-            let sent = DateTime::parse_from_rfc3339(&sent).map_err(|e| DbError::Corrupt { screen: screen.clone(), why: format!("a warning's sent `{sent}`: {e}") })?;
-            let treatment = match r.try_get::<i32, _>(8).map(i64::from).or_else(|_| r.try_get::<i64, _>(8))? {
-                3 => Treatment::Takeover,
-                2 => Treatment::Banner,
-                _ => Treatment::Ticker,
-            };
-            let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH);
-            let key = (r.try_get::<Option<String>, _>(0)?.unwrap_or_default(), r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), sent);
-            warnings.entry(key).or_default().push(Showing {
-                region: r.try_get(4)?,
-                first: at(r.try_get(5)?),
-                last: at(r.try_get(6)?),
-                minutes: minutes(r.try_get(7)?),
-                treatment,
-                screen,
-            });
-        }
-        Ok(evidence(warnings))
+        read_evidence(&self.inside(&sql, from, to, region).await?, shown)
     }
+
+    /// Likewise from the rolled-up days wholly inside `[from, to)`.
+    async fn rolled_evidence(&self, from: DateTime<Utc>, to: DateTime<Utc>, region: &str, shown: &mut Shown) -> Result<(), DbError> {
+        let sql = format!(
+            "SELECT d.identifier, d.sender, d.sent, d.screen_id, s.region, MIN(d.first_at), MAX(d.last_at), CAST(SUM(d.ms) AS BIGINT), MAX(d.treatment) \
+             FROM proof_daily d JOIN screens s ON s.id = d.screen_id \
+             WHERE {DAYS_INSIDE} AND d.kind = 'warning' \
+             GROUP BY d.identifier, d.sender, d.sent, d.screen_id, s.region"
+        );
+        read_evidence(&self.days_inside(&sql, from, to, region).await?, shown)
+    }
+}
+
+/// Rows of (key, plays, play ms, on ms, off ms, warning ms, count).
+fn read_rows(found: &[sqlx::any::AnyRow]) -> Result<Vec<Row>, DbError> {
+    let mut rows = Vec::new();
+    for r in found {
+        // Without GROUP BY an empty window is one row of NULLs.
+        if r.try_get::<i64, _>(6)? == 0 {
+            continue;
+        }
+        let ms = |i: usize| r.try_get::<Option<i64>, _>(i).map(Option::unwrap_or_default);
+        rows.push(Row {
+            key: r.try_get::<Option<String>, _>(0)?.unwrap_or_default(),
+            plays: ms(1)?.max(0) as u64,
+            play_minutes: minutes(ms(2)?),
+            on_hours: minutes(ms(3)?) / 60.0,
+            off_hours: minutes(ms(4)?) / 60.0,
+            warning_minutes: minutes(ms(5)?),
+        });
+    }
+    Ok(rows)
+}
+
+/// Rows of (identifier, sender, sent, screen, region, first, last, ms,
+/// treatment rank) into `shown`, each screen's showings of a warning merged.
+fn read_evidence(found: &[sqlx::any::AnyRow], shown: &mut Shown) -> Result<(), DbError> {
+    for r in found {
+        let screen: String = r.try_get(3)?;
+        let sent: String = r.try_get::<Option<String>, _>(2)?.unwrap_or_default();
+        let sent = DateTime::parse_from_rfc3339(&sent).map_err(|e| DbError::Corrupt { screen: screen.clone(), why: format!("a warning's sent `{sent}`: {e}") })?;
+        let treatment = match r.try_get::<i32, _>(8).map(i64::from).or_else(|_| r.try_get::<i64, _>(8))? {
+            3 => Treatment::Takeover,
+            2 => Treatment::Banner,
+            _ => Treatment::Ticker,
+        };
+        let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH);
+        let key = (r.try_get::<Option<String>, _>(0)?.unwrap_or_default(), r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), sent);
+        let one = Showing { region: r.try_get(4)?, first: at(r.try_get(5)?), last: at(r.try_get(6)?), minutes: minutes(r.try_get(7)?), treatment, screen: screen.clone() };
+        let showing = shown.entry(key).or_default().entry(screen).or_insert_with(|| Showing { minutes: 0.0, ..one.clone() });
+        showing.first = showing.first.min(one.first);
+        showing.last = showing.last.max(one.last);
+        showing.minutes += one.minutes;
+        showing.treatment = showing.treatment.max(one.treatment);
+    }
+    Ok(())
 }

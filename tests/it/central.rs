@@ -559,8 +559,9 @@ fn office_report_equals_the_kiosks_sum(db: &str) {
     let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
     let windows = [(t("2026-07-01T21:07:13.5+08:00"), t("2026-07-02T09:41:00+08:00")), (t("2026-07-01T00:00:00+08:00"), t("2026-07-04T00:00:00+08:00"))];
     let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+    let compare = |windows: &[(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)]| {
     let mut compared = 0;
-    for (from, to) in windows {
+    for &(from, to) in windows {
         for by in [By::Screen, By::Item, By::Day, By::Region] {
             for region in [None, Some("4401")] {
                 let got = rt.block_on(office.report(&Ask { from, to, by, region: region.map(String::from) }, sh)).unwrap();
@@ -589,9 +590,36 @@ fn office_report_equals_the_kiosks_sum(db: &str) {
             }
         }
     }
-    assert_eq!(compared, 16);
+    compared
+    };
+    assert_eq!(compare(&windows), 16);
     // The region filter is digits (it goes into LIKE).
     assert!(rt.block_on(office.report(&Ask { from: windows[0].0, to: windows[0].1, by: By::Screen, region: Some("4%".into()) }, sh)).is_err());
+
+    // Rolled up before 2 July: those days are sums now, the rest raw, and
+    // whole-day windows still give the kiosk's sum, as does a window from
+    // the cut (records over it stayed raw).
+    let cut = t("2026-07-02T00:00:00+08:00");
+    let raw = || rt.block_on(async { sqlx_count(db, "SELECT COUNT(*) FROM proof").await });
+    let before = raw();
+    let rolled = rt.block_on(office.roll_up(cut, sh)).unwrap();
+    assert!(rolled.screens == 3 && rolled.records > 60 && rolled.rows > 0 && rolled.rows < rolled.records, "{rolled:?}");
+    assert_eq!(raw(), before - rolled.records as i64);
+    assert_eq!(rt.block_on(office.roll_up(cut, sh)).unwrap().records, 0, "rolled up once");
+    assert_eq!(compare(&[windows[1], (cut, t("2026-07-02T09:41:00+08:00")), (t("2026-07-01T00:00:00+08:00"), t("2026-07-03T00:00:00+08:00"))]), 24);
+    // Sent again after its day was rolled up (an answer lost long ago): not stored twice.
+    let (screen, _, records) = &all[0];
+    let again = estation::core::proof::Batch { stream: format!("{:0>32}", screen.len()), records: records[..10].to_vec() };
+    assert_eq!(rt.block_on(office.put_proof(screen, &again, chrono::Utc::now())).unwrap(), 0);
+    assert_eq!(compare(&windows[1..]), 8, "still the kiosk's sum");
+}
+
+/// One number from the database at `url`, for checks from outside the service.
+async fn sqlx_count(url: &str, sql: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(url).await.expect("connect");
+    sqlx::query(sql).fetch_one(&pool).await.expect("a row").try_get(0).expect("a number")
 }
 
 #[test]
@@ -626,6 +654,17 @@ fn the_office_report_from_the_command_line_and_the_api() {
     assert!(csv.contains("屏幕 screen,播放次数 plays") && csv.contains("kiosk-a,") && csv.contains("kiosk-b,") && !csv.contains("kiosk-c"), "{csv}");
     let json: serde_json::Value = serde_json::from_str(&ok(central(&db).args(["report", "--from", "2026-07-01", "--by", "day", "--json"]).output().unwrap())).unwrap();
     assert_eq!(json["rows"].as_array().map(|r| r.iter().map(|r| r["key"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>()), Some(vec!["2026-07-01".to_string(), "2026-07-02".into(), "2026-07-03".into()]), "{json}");
+    // Rolled up before 2 July: the report by day is the same.
+    let by_day = |db: &str| ok(central(db).args(["report", "--from", "2026-07-01", "--to", "2026-07-03", "--by", "day", "--csv"]).output().unwrap());
+    let before = by_day(&db);
+    let rolled = central(&db).args(["rollup", "--before", "2026-07-02"]).output().unwrap();
+    assert!(rolled.status.success() && stderr(&rolled).contains("screen(s) that ended before 2026-07-02 00:00:00 CST"), "{}", stderr(&rolled));
+    assert!(!stderr(&rolled).contains("rolled up 0 "), "{}", stderr(&rolled));
+    let after = by_day(&db);
+    let figures = |csv: &str| csv.lines().take_while(|l| !l.is_empty()).map(|l| l.split(',').map(|f| f.parse::<f64>().map_or(f.to_string(), |n| format!("{n:.1}"))).collect::<Vec<_>>()).collect::<Vec<_>>();
+    assert_eq!(figures(&after), figures(&before), "the same figures, to a tenth");
+    let half = central(&db).args(["rollup", "--before", "2026-07-02T12:00:00+08:00"]).output().unwrap();
+    assert!(!half.status.success() && stderr(&half).contains("days are rolled up whole"), "{}", stderr(&half));
     let bad = central(&db).args(["report", "--from", "July"]).output().unwrap();
     assert!(!bad.status.success() && stderr(&bad).contains("--from") && stderr(&bad).contains("`July`"), "{}", stderr(&bad));
 
