@@ -246,12 +246,7 @@ impl Db {
             let mut sql = String::from(
                 "INSERT INTO proof (screen_id, stream, seq, kind, start_at, end_at, cont, playlist, item, feed_version, identifier, sender, sent, treatment, received_at) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let marks: Vec<String> = (1..=PROOF_COLUMNS).map(|c| format!("${}", i * PROOF_COLUMNS + c)).collect();
-                sql.push_str(if i == 0 { "(" } else { ", (" });
-                sql.push_str(&marks.join(", "));
-                sql.push(')');
-            }
+            sql.push_str(&placeholders(chunk.len(), PROOF_COLUMNS));
             sql.push_str(" ON CONFLICT DO NOTHING");
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -395,6 +390,16 @@ impl Db {
     }
 }
 
+/// `($1, $2, …), ($n+1, …)`: `rows` rows of `columns` placeholders for a
+/// multi-row INSERT, numbered by hand (sqlx's `QueryBuilder` writes `?` for
+/// `Any`, which PostgreSQL refuses).
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|i| format!("({})", (1..=columns).map(|c| format!("${}", i * columns + c)).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An insert's outcome, with a taken key as `taken`'s error.
 fn inserted(done: Result<sqlx::any::AnyQueryResult, sqlx::Error>, taken: impl FnOnce() -> DbError) -> Result<(), DbError> {
     match done {
@@ -412,5 +417,14 @@ pub fn redact(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_are_numbered_across_rows() {
+        assert_eq!(super::placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::placeholders(1, 1), "($1)");
     }
 }

@@ -172,12 +172,7 @@ impl Db {
             let mut sql = String::from(
                 "INSERT INTO proof_daily (screen_id, day_start, day_end, day, kind, playlist, item, identifier, sender, sent, treatment, plays, ms, first_at, last_at) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let marks: Vec<String> = (1..=DAY_COLUMNS).map(|c| format!("${}", i * DAY_COLUMNS + c)).collect();
-                sql.push_str(if i == 0 { "(" } else { ", (" });
-                sql.push_str(&marks.join(", "));
-                sql.push(')');
-            }
+            sql.push_str(&super::db::placeholders(chunk.len(), DAY_COLUMNS));
             sql.push_str(
                 " ON CONFLICT (screen_id, day_start, kind, playlist, item, identifier, sender, sent) DO UPDATE SET \
                  plays = proof_daily.plays + excluded.plays, ms = proof_daily.ms + excluded.ms, \
