@@ -119,6 +119,15 @@ fn internal(e: impl std::fmt::Display) -> Refused {
     Refused(StatusCode::INTERNAL_SERVER_ERROR, "the service could not store or read its data; see its log".into())
 }
 
+/// A database error of an office query: a region prefix that is not one
+/// is the asker's (400), anything else the service's.
+fn asked_wrong(e: super::db::DbError) -> Refused {
+    match e {
+        super::db::DbError::BadRegion(_) => Refused(StatusCode::BAD_REQUEST, e.to_string()),
+        e => internal(e),
+    }
+}
+
 fn bearer(headers: &HeaderMap) -> Result<&str, Refused> {
     headers
         .get(header::AUTHORIZATION)
@@ -203,10 +212,7 @@ async fn operator(service: &Service, headers: &HeaderMap) -> Result<(), Refused>
 
 async fn fleet(State(service): State<Arc<Service>>, headers: HeaderMap, Query(q): Query<FleetQuery>) -> Result<Response, Refused> {
     operator(&service, &headers).await?;
-    let rows = service.db.screens(q.region.as_deref()).await.map_err(|e| match e {
-        super::db::DbError::BadRegion(_) => Refused(StatusCode::BAD_REQUEST, e.to_string()),
-        e => internal(e),
-    })?;
+    let rows = service.db.screens(q.region.as_deref()).await.map_err(asked_wrong)?;
     Ok(Json(super::fleet::view(rows, Utc::now())).into_response())
 }
 
@@ -294,10 +300,7 @@ async fn report(State(service): State<Arc<Service>>, headers: HeaderMap, Query(q
         return Err(bad("to", &format!("a report covers at most {MAX_REPORT_DAYS} days")));
     }
     let ask = super::report::Ask { from, to, by, region: q.region };
-    let report = service.db.report(&ask, tz).await.map_err(|e| match e {
-        super::db::DbError::BadRegion(_) => Refused(StatusCode::BAD_REQUEST, e.to_string()),
-        e => internal(e),
-    })?;
+    let report = service.db.report(&ask, tz).await.map_err(asked_wrong)?;
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(report).into_response()),
         Some("csv") => {

@@ -25,6 +25,15 @@ fn treatment_name(t: Treatment) -> &'static str {
     }
 }
 
+/// A stored treatment's name read back (an unknown one as the quietest).
+pub(super) fn treatment_from_name(name: &str) -> Treatment {
+    match name {
+        "takeover" => Treatment::Takeover,
+        "banner" => Treatment::Banner,
+        _ => Treatment::Ticker,
+    }
+}
+
 /// The schema, in order; each file runs once, in a transaction.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "screens", include_str!("../../migrations/0001_screens.sql")),
@@ -292,16 +301,13 @@ impl Db {
     /// Every screen with its last heartbeat, by id; only those whose region
     /// starts with `region` (digits only: a 行政区划代码 prefix).
     pub async fn screens(&self, region: Option<&str>) -> Result<Vec<ScreenRow>, DbError> {
-        let prefix = region.unwrap_or("");
-        if !prefix.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(DbError::BadRegion(prefix.to_string()));
-        }
+        let pattern = region_like(region)?;
         let rows = sqlx::query(
             "SELECT s.id, s.name, s.region, s.added_at, s.revoked_at, h.received_at, h.body, \
              (SELECT MAX(taken_at) FROM screenshots p WHERE p.screen_id = s.id) \
              FROM screens s LEFT JOIN heartbeats h ON h.screen_id = s.id WHERE s.region LIKE $1 ORDER BY s.id",
         )
-        .bind(format!("{prefix}%"))
+        .bind(pattern)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -388,6 +394,17 @@ impl Db {
             None => false,
         })
     }
+}
+
+/// The `LIKE` pattern of screens whose region starts with `region`
+/// (everything when None); a prefix of anything but digits is refused, so
+/// it can hold no `%` or `_`.
+pub(super) fn region_like(region: Option<&str>) -> Result<String, DbError> {
+    let prefix = region.unwrap_or("");
+    if !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DbError::BadRegion(prefix.to_string()));
+    }
+    Ok(format!("{prefix}%"))
 }
 
 /// `($1, $2, …), ($n+1, …)`: `rows` rows of `columns` placeholders for a

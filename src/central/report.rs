@@ -22,7 +22,6 @@ use chrono_tz::Tz;
 use sqlx::Row as _;
 
 use super::db::{Db, DbError};
-use crate::core::alert::policy::Treatment;
 use crate::core::proof::MAX_SPAN;
 use crate::core::report::{days, evidence, By, Report, Row, Showing};
 
@@ -39,7 +38,7 @@ pub struct Ask {
 /// The part of `[start_at, end_at)` inside `[$1, $2)`, in ms.
 const CLIP: &str = "((CASE WHEN p.end_at < $2 THEN p.end_at ELSE $2 END) - (CASE WHEN p.start_at > $1 THEN p.start_at ELSE $1 END))";
 
-/// The records inside `[$1, $2)` of screens in region `$4%`; `$3` is `$1`
+/// The records inside `[$1, $2)` of screens whose region is LIKE `$4`; `$3` is `$1`
 /// less the longest record, so the index on `start_at` bounds the scan.
 const INSIDE: &str = "p.start_at < $2 AND p.end_at > $1 AND p.start_at >= $3 AND p.end_at > p.start_at AND s.region LIKE $4";
 
@@ -48,7 +47,7 @@ fn minutes(ms: i64) -> f64 {
 }
 
 /// The days rolled up (`proof_daily`, see [`super::rollup`]) that lie wholly
-/// inside `[$1, $2)`, of screens in region `$3%`: a rolled-up day is counted
+/// inside `[$1, $2)`, of screens whose region is LIKE `$3`: a rolled-up day is counted
 /// whole or not at all.
 const DAYS_INSIDE: &str = "d.day_start >= $1 AND d.day_end <= $2 AND s.region LIKE $3";
 
@@ -56,29 +55,28 @@ const DAYS_INSIDE: &str = "d.day_start >= $1 AND d.day_end <= $2 AND s.region LI
 type Shown = BTreeMap<(String, String, DateTime<FixedOffset>), BTreeMap<String, Showing>>;
 
 impl Db {
-    /// The rows of `sql`, a query over [`INSIDE`] of `[from, to)` in `region`.
+    /// The rows of `sql`, a query over [`INSIDE`] of `[from, to)` in
+    /// `region` (a pattern from [`super::db::region_like`]).
     async fn inside(&self, sql: &str, from: DateTime<Utc>, to: DateTime<Utc>, region: &str) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
         Ok(sqlx::query(sql)
             .bind(from.timestamp_millis())
             .bind(to.timestamp_millis())
             .bind(from.timestamp_millis() - MAX_SPAN.num_milliseconds())
-            .bind(format!("{region}%"))
+            .bind(region.to_string())
             .fetch_all(self.pool())
             .await?)
     }
 
     /// The rows of `sql`, a query over [`DAYS_INSIDE`].
     async fn days_inside(&self, sql: &str, from: DateTime<Utc>, to: DateTime<Utc>, region: &str) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
-        Ok(sqlx::query(sql).bind(from.timestamp_millis()).bind(to.timestamp_millis()).bind(format!("{region}%")).fetch_all(self.pool()).await?)
+        Ok(sqlx::query(sql).bind(from.timestamp_millis()).bind(to.timestamp_millis()).bind(region.to_string()).fetch_all(self.pool()).await?)
     }
 
     /// The report `ask` asks for, days in `tz`: the raw records clipped to
     /// the window, and the days rolled up that lie wholly inside it.
     pub async fn report(&self, ask: &Ask, tz: Tz) -> Result<Report, DbError> {
-        let region = ask.region.clone().unwrap_or_default();
-        if !region.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(DbError::BadRegion(region));
-        }
+        // The LIKE pattern of the region asked for, passed on as `region`.
+        let region = super::db::region_like(ask.region.as_deref())?;
         let mut rows: BTreeMap<String, Row> = BTreeMap::new();
         let mut add = |found: Vec<Row>| {
             for r in found {
@@ -210,11 +208,7 @@ fn read_evidence(found: &[sqlx::any::AnyRow], shown: &mut Shown) -> Result<(), D
         let screen: String = r.try_get(3)?;
         let sent: String = r.try_get::<Option<String>, _>(2)?.unwrap_or_default();
         let sent = DateTime::parse_from_rfc3339(&sent).map_err(|e| DbError::Corrupt { screen: screen.clone(), why: format!("a warning's sent `{sent}`: {e}") })?;
-        let treatment = match r.try_get::<i32, _>(8).map(i64::from).or_else(|_| r.try_get::<i64, _>(8))? {
-            3 => Treatment::Takeover,
-            2 => Treatment::Banner,
-            _ => Treatment::Ticker,
-        };
+        let treatment = super::rollup::from_rank(r.try_get::<i32, _>(8).map(i64::from).or_else(|_| r.try_get::<i64, _>(8))?);
         let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH);
         let key = (r.try_get::<Option<String>, _>(0)?.unwrap_or_default(), r.try_get::<Option<String>, _>(1)?.unwrap_or_default(), sent);
         let one = Showing { region: r.try_get(4)?, first: at(r.try_get(5)?), last: at(r.try_get(6)?), minutes: minutes(r.try_get(7)?), treatment, screen: screen.clone() };

@@ -74,6 +74,15 @@ pub fn rank(t: Treatment) -> i64 {
     }
 }
 
+/// A rank read back (the loudest of a day's showings).
+pub fn from_rank(rank: i64) -> Treatment {
+    match rank {
+        3 => Treatment::Takeover,
+        2 => Treatment::Banner,
+        _ => Treatment::Ticker,
+    }
+}
+
 /// Sums entries per local day in `tz` and per thing shown, as the reports
 /// count them: an interval over midnight on both days, a play on the day
 /// it started (a continuation is time only), nothing for an empty interval.
@@ -113,11 +122,7 @@ fn entry(r: &sqlx::any::AnyRow, screen: &str) -> Result<(String, i64, Entry), Db
             identifier: text(8)?,
             sender: text(9)?,
             sent: DateTime::parse_from_rfc3339(&text(10)?).map_err(|e| corrupt(format!("a warning's sent: {e}")))?,
-            treatment: match text(11)?.as_str() {
-                "takeover" => Treatment::Takeover,
-                "banner" => Treatment::Banner,
-                _ => Treatment::Ticker,
-            },
+            treatment: super::db::treatment_from_name(&text(11)?),
         },
         "on" => What::On,
         "off" => What::Off,
