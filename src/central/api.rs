@@ -102,7 +102,18 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/screens/{id}/screenshot/ask", post(ask_screenshot))
         .route("/api/v1/fleet", get(fleet))
         .route("/api/v1/report", get(report))
+        .layer(axum::middleware::map_response(close_after_too_large))
         .with_state(service)
+}
+
+/// A body refused for its size is not read to its end, so hyper closes the
+/// connection after the answer. Saying so in the answer keeps a client from
+/// sending its next request down that connection (a broken pipe).
+async fn close_after_too_large(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// A refusal: the status and what was wrong.
