@@ -40,6 +40,8 @@ pub enum AlertCommand {
         /// The feed's private key (feed-key.pem).
         #[arg(long, value_name = "PRIVATE")]
         key: PathBuf,
+        #[command(flatten)]
+        push: super::push_args::PushArgs,
     },
     /// Publish a Cancel for the alert with this identifier (and its updates).
     Cancel {
@@ -48,6 +50,8 @@ pub enum AlertCommand {
         feed: PathBuf,
         #[arg(long, value_name = "PRIVATE")]
         key: PathBuf,
+        #[command(flatten)]
+        push: super::push_args::PushArgs,
     },
 }
 
@@ -148,12 +152,15 @@ pub fn run(cmd: AlertCommand, config: &Config) -> anyhow::Result<ExitCode> {
     match cmd {
         AlertCommand::New(a) => new(*a, config),
         AlertCommand::Check { files, json } => check(&files, json, config),
-        AlertCommand::Publish { file, feed, key } => {
+        AlertCommand::Publish { file, feed, key, push } => {
             let key = keys::read_private(&key)?;
-            let published = publish::read_alert(&file).and_then(|bytes| publish::publish(&feed, &key, &file, &bytes, Utc::now()));
+            let published = publish::read_alert(&file).and_then(|bytes| publish::publish(&feed, &key, &file, &bytes, Utc::now()).map(|p| (p, bytes)));
             match published {
-                Ok(p) => {
+                Ok((p, bytes)) => {
                     report(&feed, &p);
+                    // Parsed once more for its areas: it was just published, so it parses.
+                    let alert = crate::core::alert::cap::parse(&file, &bytes).ok().map(|parsed| parsed.alert);
+                    push.notify(&feed, p.version, |t| alert.map_or_else(|| vec![t.all()], |a| t.for_alert(&a)));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(publish::PublishError::Invalid(problems)) => {
@@ -164,11 +171,12 @@ pub fn run(cmd: AlertCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 Err(e) => Ok(refused("not published", &e)),
             }
         }
-        AlertCommand::Cancel { id, feed, key } => {
+        AlertCommand::Cancel { id, feed, key, push } => {
             let key = keys::read_private(&key)?;
             match publish::cancel(&feed, &key, &id, now_in(config)) {
                 Ok((p, _)) => {
                     report(&feed, &p);
+                    push.notify(&feed, p.version, |t| vec![t.all()]);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(refused("not cancelled", &e)),

@@ -21,7 +21,7 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn build_cmd(playlists: &Path, alerts: Option<&Path>, key: &Path, out: &Path, expires: Duration) -> anyhow::Result<ExitCode> {
+pub fn build_cmd(playlists: &Path, alerts: Option<&Path>, key: &Path, out: &Path, expires: Duration, push: &super::push_args::PushArgs) -> anyhow::Result<ExitCode> {
     let key = keys::read_private(key)?;
     let opts = BuildOptions { playlists, alerts, key: &key, out, expires_in: expires, now: Utc::now() };
     match build(&opts) {
@@ -37,6 +37,7 @@ pub fn build_cmd(playlists: &Path, alerts: Option<&Path>, key: &Path, out: &Path
                 bytesize::ByteSize(r.added_bytes),
                 r.expires.format("%Y-%m-%d %H:%M UTC"),
             );
+            push.notify(out, r.version, |t| vec![t.all()]);
             Ok(ExitCode::SUCCESS)
         }
         Err(BuildError::Playlists(problems)) => {

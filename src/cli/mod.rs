@@ -6,6 +6,7 @@ mod config_cmd;
 mod doctor;
 mod feed_cmd;
 mod playlist_cmd;
+mod push_args;
 mod report_cmd;
 mod status_cmd;
 #[cfg(feature = "net")]
@@ -135,6 +136,8 @@ pub enum FeedCommand {
         /// How long kiosks accept this build as new, e.g. 14d, 36h.
         #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = parse_duration)]
         expires: Duration,
+        #[command(flatten)]
+        push: push_args::PushArgs,
     },
     /// Check a feed folder: signature and every file's hash.
     Verify {
@@ -326,8 +329,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_cli_logging_at("info");
             match cmd {
                 FeedCommand::Keygen { out } => feed_cmd::keygen(&out),
-                FeedCommand::Build { playlists, alerts, key, out, expires } => {
-                    feed_cmd::build_cmd(&playlists, alerts.as_deref(), &key, &out, expires)
+                FeedCommand::Build { playlists, alerts, key, out, expires, push } => {
+                    feed_cmd::build_cmd(&playlists, alerts.as_deref(), &key, &out, expires, &push)
                 }
                 FeedCommand::Verify { feed, public_key } => feed_cmd::verify(&feed, &public_key),
                 #[cfg(feature = "net")]

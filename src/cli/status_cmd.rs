@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::store::cache::Cache;
 use crate::config::Config;
-use crate::store::status::{PlayerStatus, SyncStatus};
+use crate::store::status::{PlayerStatus, PushStatus, SyncStatus};
 
 /// The feed's public key from the config (parsed when the config loaded);
 /// required.
@@ -56,6 +56,8 @@ struct Report {
     /// Problem reading the cached feed, if any.
     cache_error: Option<String>,
     sync: SyncStatus,
+    /// The push connection, when `[push] url` is set.
+    push: Option<PushStatus>,
     player: Option<PlayerStatus>,
     /// Warnings in force for this screen now, most urgent first.
     alerts: Vec<crate::core::alert::Shown>,
@@ -85,6 +87,7 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
         cache_budget: config.cache.budget,
         cache_error: None,
         sync: SyncStatus::load(&cache.status_path()),
+        push: config.push.url.as_ref().map(|url| PushStatus::load(&PushStatus::path(&dir)).unwrap_or_else(|| PushStatus { url: url.to_string(), state: "not started".into(), ..PushStatus::default() })),
         player: PlayerStatus::load(&PlayerStatus::path(&dir)),
         alerts: Vec::new(),
         alert_messages: 0,
@@ -156,6 +159,25 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
         for f in p.files.iter().filter(|f| f.done < f.size) {
             println!("            {} {} of {}", f.sha256, bytesize::ByteSize(f.done), bytesize::ByteSize(f.size));
         }
+    }
+    match &report.push {
+        Some(p) if p.state == "connected" => println!(
+            "push:       connected to {} since {}; {} notice(s), last {}; the feed is polled every {} meanwhile",
+            p.url,
+            when(p.since),
+            p.notices,
+            p.last_notice.as_deref().map_or("none".to_string(), |n| format!("{n} at {}", when(p.last_notice_at))),
+            humantime::format_duration(config.push.poll_when_healthy.max(config.feed.interval))
+        ),
+        Some(p) => println!(
+            "push:       {} — {} since {}{}; nothing is lost: the feed is polled every {}",
+            p.url,
+            p.state.to_uppercase(),
+            when(p.since),
+            p.last_error.as_deref().map_or(String::new(), |e| format!(" ({e})")),
+            humantime::format_duration(config.feed.interval)
+        ),
+        None => println!("push:       off (no [push] url); the feed is polled every {}", humantime::format_duration(config.feed.interval)),
     }
     match &report.player {
         Some(p) => println!(

@@ -76,7 +76,7 @@ pub fn sync(config: &Config, once: bool, from: Option<&Path>) -> anyhow::Result<
         let alerts = from.is_some() || rt.block_on(poll_alert_sources_once(config, &dir));
         return Ok(if feed && alerts { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
-    rt.block_on(async { tokio::join!(syncer.forever(config.feed.interval), poll_alert_sources(config, &dir)) });
+    rt.block_on(async { tokio::join!(crate::net::service::sync_feed(&syncer, config, &dir), poll_alert_sources(config, &dir)) });
     Ok(ExitCode::SUCCESS)
 }
 

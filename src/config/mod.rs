@@ -87,6 +87,49 @@ pub struct Config {
     pub cache: CacheConfig,
     pub alerts: AlertsConfig,
     pub central: CentralConfig,
+    pub push: PushConfig,
+}
+
+/// The MQTT broker that tells this kiosk when to sync at once (see
+/// `crate::core::push`). Polling goes on beside it: push only makes news
+/// arrive sooner, and the poll may relax while it is healthy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PushConfig {
+    /// `mqtts://HOST[:PORT]` (8883 by default), or `mqtt://` with
+    /// `allow_plain`; None: no push.
+    #[serde(serialize_with = "ser_url")]
+    pub url: Option<url::Url>,
+    /// The broker's user name; the screen id when not set.
+    pub username: Option<String>,
+    /// Never shown.
+    #[serde(skip)]
+    pub password: Option<String>,
+    /// A PEM file of the CA that signed the broker's certificate, for a
+    /// broker with its own CA; the system's CA store is used as well.
+    pub ca: Option<PathBuf>,
+    pub allow_plain: bool,
+    #[serde(with = "humantime_serde_secs")]
+    pub keep_alive: std::time::Duration,
+    /// The feed's poll interval while push is healthy (never shorter than
+    /// `[feed] interval`).
+    #[serde(with = "humantime_serde_secs")]
+    pub poll_when_healthy: std::time::Duration,
+    pub topic_prefix: String,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            url: None,
+            username: None,
+            password: None,
+            ca: None,
+            allow_plain: false,
+            keep_alive: std::time::Duration::from_secs(60),
+            poll_when_healthy: std::time::Duration::from_secs(600),
+            topic_prefix: crate::core::push::DEFAULT_PREFIX.into(),
+        }
+    }
 }
 
 /// The county office's central service this kiosk reports to.
@@ -334,6 +377,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             alerts: AlertsConfig::default(),
             central: CentralConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -581,6 +625,21 @@ struct Raw {
     alerts: RawAlerts,
     #[serde(default)]
     central: RawCentral,
+    #[serde(default)]
+    push: RawPush,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPush {
+    url: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    ca: Option<Spanned<String>>,
+    allow_plain: Option<bool>,
+    keep_alive: Option<Spanned<toml::Value>>,
+    poll_when_healthy: Option<Spanned<toml::Value>>,
+    topic_prefix: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -1014,6 +1073,54 @@ pub fn parse(path: &Path, text: &str) -> Loaded {
                 config.central.screenshot = Some(d);
                 from(at, "central.screenshot");
             }
+        }
+    }
+
+    let p = raw.push;
+    let allow_plain = p.allow_plain.unwrap_or(false);
+    config.push.allow_plain = allow_plain;
+    if let Some(url) = p.url {
+        let written = url.get_ref().trim();
+        match url::Url::parse(written) {
+            Ok(u) if (u.scheme() == "mqtts" || allow_plain && u.scheme() == "mqtt") && u.host_str().is_some_and(|h| !h.is_empty()) && u.path().trim_matches('/').is_empty() => {
+                config.push.url = Some(u);
+                from(url.span().start, "push.url");
+            }
+            _ => bad(url.span().start, "push.url", format!("`{written}` is not an mqtts://HOST[:PORT] URL (set allow_plain = true for a broker on the LAN)")),
+        }
+    }
+    if let Some(user) = p.username {
+        let v = user.get_ref().trim();
+        if v.is_empty() || v.len() > 64 || v.contains(['/', '+', '#']) {
+            bad(user.span().start, "push.username", "must be 1-64 characters without '/', '+' or '#'".into());
+        } else {
+            config.push.username = Some(v.to_string());
+            from(user.span().start, "push.username");
+        }
+    }
+    if let Some(pw) = p.password {
+        config.push.password = Some(pw.get_ref().to_string());
+        from(pw.span().start, "push.password");
+    }
+    if let Some(ca) = p.ca.filter(|c| !c.get_ref().trim().is_empty()) {
+        config.push.ca = Some(path.parent().unwrap_or(Path::new(".")).join(ca.get_ref().trim()));
+        from(ca.span().start, "push.ca");
+    }
+    if let Some((d, at)) = span(p.keep_alive, "push.keep_alive", secs(5), secs(1200), "\"60s\"", &mut bad) {
+        config.push.keep_alive = d;
+        from(at, "push.keep_alive");
+    }
+    if let Some((d, at)) = span(p.poll_when_healthy, "push.poll_when_healthy", secs(5), secs(86_400), "\"10m\"", &mut bad) {
+        config.push.poll_when_healthy = d;
+        from(at, "push.poll_when_healthy");
+    }
+    if let Some(prefix) = p.topic_prefix {
+        let v = prefix.get_ref().trim();
+        if crate::core::push::valid_prefix(v) {
+            config.push.topic_prefix = v.to_string();
+            from(prefix.span().start, "push.topic_prefix");
+        } else {
+            bad(prefix.span().start, "push.topic_prefix", format!("`{v}` is not a topic prefix: levels of letters, digits, '-', '_', '.' joined by '/', no wildcards"));
         }
     }
 

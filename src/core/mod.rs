@@ -12,6 +12,7 @@ pub mod heartbeat;
 pub mod media;
 pub mod playlist;
 pub mod proof;
+pub mod push;
 pub mod qr;
 pub mod report;
 pub mod restart;

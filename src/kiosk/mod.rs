@@ -115,7 +115,7 @@ fn start_background_sync(dir: &Path, config: &Config, feed_key: Option<Verifying
         rt.block_on(async {
             let feed = async {
                 if let Some(s) = &syncer {
-                    s.forever(config.feed.interval).await;
+                    crate::net::service::sync_feed(s, &config, &dir).await;
                 }
             };
             let report = async {

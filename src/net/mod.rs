@@ -4,6 +4,7 @@
 pub mod central;
 pub mod heartbeat;
 pub mod http;
+pub mod push;
 pub mod serve;
 pub mod service;
 pub mod sync;

@@ -41,3 +41,35 @@ pub async fn poll_alert_sources(config: &Config, cache_dir: &Path) {
     }
     futures_util::future::join_all(tasks).await;
 }
+
+/// The push listener the config asks for: `[push] url` with the screen's
+/// topics. None without a URL; an error when the broker's settings cannot
+/// be used (its CA file, say), which the caller logs: the kiosk then polls.
+pub fn push_listener(config: &Config, cache_dir: &Path) -> Option<Result<crate::net::push::Listener, crate::net::push::PushError>> {
+    let p = &config.push;
+    let url = p.url.as_ref()?;
+    let username = p.username.as_deref().unwrap_or(&config.screen_id);
+    Some(crate::net::push::Broker::new(url, Some(username), p.password.as_deref(), p.ca.as_deref()).map(|broker| crate::net::push::Listener {
+        broker,
+        client_id: format!("estation-{}", config.screen_id),
+        topics: crate::core::push::Topics::new(&p.topic_prefix).for_screen(&config.screen_id, config.region.as_deref()),
+        keep_alive: p.keep_alive,
+        status_path: crate::store::status::PushStatus::path(cache_dir),
+    }))
+}
+
+/// Syncs the feed for ever: on its poll interval, and at once when the push
+/// broker (if the config names one) sends a notice.
+pub async fn sync_feed(syncer: &crate::net::sync::Syncer, config: &Config, cache_dir: &Path) {
+    match push_listener(config, cache_dir) {
+        Some(Ok(listener)) => {
+            let wake = crate::net::push::Wake::default();
+            tokio::join!(syncer.forever(config.feed.interval, Some((&wake, config.push.poll_when_healthy))), listener.run(&wake));
+        }
+        Some(Err(e)) => {
+            tracing::error!("push: {e}; the feed is polled every [feed] interval");
+            syncer.forever(config.feed.interval, None).await;
+        }
+        None => syncer.forever(config.feed.interval, None).await,
+    }
+}

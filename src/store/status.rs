@@ -1,6 +1,7 @@
 //! What a kiosk is doing, for `estation status` and (later) the fleet view:
 //! the sync's own record (`CACHE/status.json`, written only by sync) and the
-//! player's (`player.json` beside the cache, written only by the player).
+//! player's (`player.json` beside the cache, written only by the player),
+//! and the push connection's (`push.json`, see [`PushStatus`]).
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,40 @@ impl SyncStatus {
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         crate::store::atomic::write(path, &bytes)
+    }
+}
+
+/// The push connection's record, `push.json` beside the cache, written by
+/// the push listener (`crate::net::push`) at every change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PushStatus {
+    pub url: String,
+    /// `connected`, `connecting` or `down`.
+    pub state: String,
+    pub since: Option<DateTime<Utc>>,
+    pub topics: Vec<String>,
+    pub notices: u64,
+    pub last_notice_at: Option<DateTime<Utc>>,
+    pub last_notice: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+impl PushStatus {
+    pub fn path(cache_dir: &Path) -> PathBuf {
+        cache_dir.with_file_name("push.json")
+    }
+
+    pub fn load(path: &Path) -> Option<PushStatus> {
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// Advisory, like [`SyncStatus`]: a failed write is logged, not fatal.
+    pub fn save(&self, path: &Path) {
+        let written = serde_json::to_vec_pretty(self).map_err(std::io::Error::other).and_then(|b| crate::store::atomic::write(path, &b));
+        if let Err(e) = written {
+            tracing::debug!("push: {}: {e}", path.display());
+        }
     }
 }
 

@@ -20,6 +20,8 @@ mod fonts;
 mod kiosk;
 #[cfg(feature = "player")]
 mod proof;
+#[cfg(feature = "net")]
+mod push;
 mod screen;
 #[cfg(feature = "player")]
 mod session;

@@ -292,17 +292,32 @@ impl Syncer {
     /// Syncs every `interval` until the process ends, logging each outcome.
     /// Alert audio is fetched beside the polls, never in their way: a slow
     /// audio host cannot hold up the next feed poll (nor the Cancel in it).
-    pub async fn forever(&self, interval: Duration) {
+    ///
+    /// With push, a nudge (a notice, push connected or lost) starts a sync
+    /// at once, at most one per [`NOTICE_GAP`](crate::core::push::NOTICE_GAP),
+    /// and while push is healthy the poll waits `relaxed` instead.
+    pub async fn forever(&self, interval: Duration, push: Option<(&crate::net::push::Wake, Duration)>) {
         let fetched = tokio::sync::Notify::new();
         let polls = async {
             loop {
+                let started = std::time::Instant::now();
                 match self.poll().await {
                     Ok(Outcome::Unchanged { .. }) => tracing::debug!("sync: no change"),
                     Ok(o) => tracing::info!("sync: {o}"),
                     Err(e) => tracing::warn!("sync: {e}"),
                 }
                 fetched.notify_one();
-                tokio::time::sleep(backoff::poll_period(interval, fastrand::f64())).await;
+                let Some((wake, relaxed)) = push else {
+                    tokio::time::sleep(backoff::poll_period(interval, fastrand::f64())).await;
+                    continue;
+                };
+                let period = if wake.healthy() { relaxed.max(interval) } else { interval };
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff::poll_period(period, fastrand::f64())) => {}
+                    _ = wake.notified() => {
+                        tokio::time::sleep(crate::core::push::notice_wait(Some(started), std::time::Instant::now())).await;
+                    }
+                }
             }
         };
         let media = async {

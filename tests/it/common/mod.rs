@@ -7,6 +7,8 @@ pub mod clips;
 pub mod feedsrv;
 #[cfg(feature = "net")]
 pub mod nginx;
+#[cfg(feature = "net")]
+pub mod mosquitto;
 pub mod operator;
 #[cfg(feature = "central")]
 pub mod pg;
