@@ -2,6 +2,7 @@
 
 mod alert_cmd;
 mod backoff_cmd;
+mod command_cmd;
 mod config_cmd;
 mod doctor;
 mod feed_cmd;
@@ -50,6 +51,10 @@ pub enum Command {
     /// Weather and disaster warnings (CAP): write, check, publish, cancel.
     #[command(subcommand)]
     Alert(alert_cmd::AlertCommand),
+    /// Send a signed command to one screen or a region over push, e.g.
+    /// `command sync --region 330500 --key keys/feed-key.pem --push mqtts://…`.
+    #[command(name = "command")]
+    Remote(command_cmd::CommandArgs),
     /// Bring the offline cache up to the feed's newest version.
     #[cfg(feature = "net")]
     Sync {
@@ -339,6 +344,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     feed_cmd::serve(&feed, listen, limits)
                 }
             }
+        }
+        Command::Remote(args) => {
+            init_cli_logging();
+            command_cmd::run(args)
         }
         Command::Alert(cmd) => {
             init_cli_logging();

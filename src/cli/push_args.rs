@@ -43,25 +43,42 @@ impl PushArgs {
     #[cfg(feature = "net")]
     fn send(&self, url: &str, feed: &Path, version: u64, to: impl FnOnce(&Topics) -> Vec<String>) -> anyhow::Result<Vec<String>> {
         use anyhow::Context as _;
-        if !crate::core::push::valid_prefix(&self.push_prefix) {
-            anyhow::bail!("--push-prefix `{}` is not a topic prefix", self.push_prefix);
-        }
-        let parsed = url::Url::parse(url).ok().filter(|u| u.scheme() == "mqtts" || self.push_allow_plain && u.scheme() == "mqtt");
-        let parsed = parsed.with_context(|| format!("`{url}` is not an mqtts:// URL (--push-allow-plain for mqtt://)"))?;
         let path = feed.join(crate::core::feed::manifest::MANIFEST_FILE);
         let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
         let notice = Notice::new(crate::core::feed::manifest::MANIFEST_FILE, version, &bytes).to_bytes();
-        let password = std::env::var("ESTATION_PUSH_PASSWORD").ok();
-        let broker = crate::net::push::Broker::new(&parsed, Some(&self.push_user), password.as_deref(), self.push_ca.as_deref())?;
-        let topics = to(&Topics::new(&self.push_prefix));
-        let messages: Vec<(String, Vec<u8>)> = topics.iter().map(|t| (t.clone(), notice.clone())).collect();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(crate::net::push::publish(&broker, &messages, std::time::Duration::from_secs(15)))?;
+        let topics = to(&self.topics()?);
+        self.publish(url, topics.iter().map(|t| (t.clone(), notice.clone())).collect())?;
         Ok(topics)
     }
 
     #[cfg(not(feature = "net"))]
     fn send(&self, _url: &str, _feed: &Path, _version: u64, _to: impl FnOnce(&Topics) -> Vec<String>) -> anyhow::Result<Vec<String>> {
+        anyhow::bail!("this build has no network (the `net` feature)")
+    }
+
+    /// The topic names of `--push-prefix`.
+    pub fn topics(&self) -> anyhow::Result<Topics> {
+        if !crate::core::push::valid_prefix(&self.push_prefix) {
+            anyhow::bail!("--push-prefix `{}` is not a topic prefix", self.push_prefix);
+        }
+        Ok(Topics::new(&self.push_prefix))
+    }
+
+    /// Sends each `(topic, payload)` to the broker at `url`, QoS 1.
+    #[cfg(feature = "net")]
+    pub fn publish(&self, url: &str, messages: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let parsed = url::Url::parse(url).ok().filter(|u| u.scheme() == "mqtts" || self.push_allow_plain && u.scheme() == "mqtt");
+        let parsed = parsed.with_context(|| format!("`{url}` is not an mqtts:// URL (--push-allow-plain for mqtt://)"))?;
+        let password = std::env::var("ESTATION_PUSH_PASSWORD").ok();
+        let broker = crate::net::push::Broker::new(&parsed, Some(&self.push_user), password.as_deref(), self.push_ca.as_deref())?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(crate::net::push::publish(&broker, &messages, std::time::Duration::from_secs(15)))?;
+        Ok(())
+    }
+
+    #[cfg(not(feature = "net"))]
+    pub fn publish(&self, _url: &str, _messages: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
         anyhow::bail!("this build has no network (the `net` feature)")
     }
 }

@@ -5,6 +5,7 @@
 pub mod alert;
 pub mod clock_text;
 pub mod color;
+pub mod command;
 pub mod diag;
 pub mod feed;
 pub mod first_frame;

@@ -112,6 +112,11 @@ impl Topics {
         format!("{}/command/region/{code_prefix}", self.prefix)
     }
 
+    /// Whether `topic` is one of this prefix's command topics.
+    pub fn is_command(&self, topic: &str) -> bool {
+        topic.strip_prefix(&self.prefix).is_some_and(|rest| rest.starts_with("/command/"))
+    }
+
     /// What a screen subscribes to: every notice for the whole feed and for
     /// each level of its region, and the commands to it and to those levels.
     pub fn for_screen(&self, screen_id: &str, region: Option<&str>) -> Vec<String> {
@@ -217,6 +222,7 @@ mod tests {
             ]
         );
         assert_eq!(t.for_screen("k", None), ["estation/notice/all", "estation/command/screen/k"]);
+        assert!(t.is_command("estation/command/screen/k") && !t.is_command("estation/notice/all") && !t.is_command("other/command/screen/k"));
     }
 
     /// The city's warning (330500) reaches a county's screen (330522),

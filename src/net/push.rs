@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter, TlsConfiguration, Transport};
 
+use crate::core::command::{self, Action, Me, Used};
 use crate::core::push::{Notice, MAX_NOTICE_BYTES};
 use crate::core::sync::backoff;
 use crate::store::status::PushStatus;
@@ -155,9 +156,58 @@ impl Wake {
 pub struct Listener {
     pub broker: Broker,
     pub client_id: String,
+    /// The topic names of the kiosks' prefix, and those this one listens to.
+    pub names: crate::core::push::Topics,
     pub topics: Vec<String>,
     pub keep_alive: Duration,
     pub status_path: PathBuf,
+    /// How commands are checked and carried out; None: commands are ignored
+    /// (a kiosk without a feed key trusts no one to give them).
+    pub commands: Option<Commands>,
+}
+
+/// What a kiosk needs to check a command and carry it out.
+pub struct Commands {
+    pub key: ed25519_dalek::VerifyingKey,
+    pub screen_id: String,
+    pub region: Option<String>,
+    /// The nonces already used (`commands.json` beside the cache), so a
+    /// replay is refused across restarts too.
+    pub used_path: PathBuf,
+    /// Where a screenshot is asked for (see `store::screenshot`).
+    pub screenshots: PathBuf,
+}
+
+impl Commands {
+    /// Checks a command and carries it out; says in the log what it did or
+    /// why not.
+    fn handle(&self, topic: &str, payload: &[u8], wake: &Wake) {
+        let me = Me { id: &self.screen_id, region: self.region.as_deref() };
+        let mut used: Used = std::fs::read(&self.used_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let command = match command::accept(payload, &self.key, me, Utc::now(), &mut used) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("push: command on {topic} refused: {e}");
+                return;
+            }
+        };
+        // Recorded before it is carried out: a crash in between never lets
+        // the same command through twice.
+        let recorded = serde_json::to_vec(&used).map_err(std::io::Error::other).and_then(|b| crate::store::atomic::write(&self.used_path, &b));
+        if let Err(e) = recorded {
+            tracing::warn!("push: command {} refused: its nonce cannot be recorded in {}: {e}", command.nonce, self.used_path.display());
+            return;
+        }
+        tracing::info!("push: command `{}` for {} (nonce {}, until {})", command.action.as_str(), command.to, command.nonce, command.expires);
+        match command.action {
+            Action::Sync => wake.nudge(),
+            Action::Screenshot => {
+                if let Err(e) = crate::store::screenshot::ask(&self.screenshots) {
+                    tracing::warn!("push: screenshot: {e}");
+                }
+            }
+        }
+    }
 }
 
 impl Listener {
@@ -188,6 +238,10 @@ impl Listener {
                     status.save(&self.status_path);
                     wake.set_healthy(true);
                 }
+                Ok(Event::Incoming(Packet::Publish(p))) if self.names.is_command(&p.topic) => match &self.commands {
+                    Some(c) => c.handle(&p.topic, &p.payload, wake),
+                    None => tracing::warn!("push: command on {} ignored: this kiosk has no feed key to check it with", p.topic),
+                },
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     match Notice::parse(&p.payload) {
                         Ok(n) => {

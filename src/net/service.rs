@@ -52,9 +52,17 @@ pub fn push_listener(config: &Config, cache_dir: &Path) -> Option<Result<crate::
     Some(crate::net::push::Broker::new(url, Some(username), p.password.as_deref(), p.ca.as_deref()).map(|broker| crate::net::push::Listener {
         broker,
         client_id: format!("estation-{}", config.screen_id),
+        names: crate::core::push::Topics::new(&p.topic_prefix),
         topics: crate::core::push::Topics::new(&p.topic_prefix).for_screen(&config.screen_id, config.region.as_deref()),
         keep_alive: p.keep_alive,
         status_path: crate::store::status::PushStatus::path(cache_dir),
+        commands: config.feed.public_key.map(|key| crate::net::push::Commands {
+            key,
+            screen_id: config.screen_id.clone(),
+            region: config.region.clone(),
+            used_path: cache_dir.with_file_name("commands.json"),
+            screenshots: crate::store::screenshot::dir_for(cache_dir),
+        }),
     }))
 }
 

@@ -192,3 +192,77 @@ fn key(op: &Operator) -> ed25519_dalek::VerifyingKey {
     let line = op.key_line.split('"').nth(1).unwrap();
     estation::core::feed::keys::parse_public_key(line).unwrap()
 }
+
+/// Commands: `estation command` reaches the screen and is carried out; a
+/// forged, unsigned, expired, misaddressed or replayed one is refused and
+/// says why, a replay even after the kiosk restarts.
+#[test]
+fn signed_commands_are_carried_out_once_and_forged_or_replayed_ones_are_refused() {
+    use estation::core::command::{Action, Command, Target};
+    let op = operator();
+    let broker = Mosquitto::start(&[("test-1", KIOSK_PASSWORD)]);
+    let server = FeedServer::start(op.path("feed"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = kiosk(&op, dir.path(), &server, &broker);
+    let log_path = dir.path().join("sync.log");
+    let start = || {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+        crate::common::Killed::spawn(estation(&config).arg("sync").stderr(log))
+    };
+    let mut sync = start();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_push(dir.path(), "connected", Duration::from_secs(60), log);
+    let asked = dir.path().join("screenshots/asked");
+
+    // From the operator's command line.
+    let out = publish(&op, &broker, &["command", "screenshot", "--screen", "test-1", "--key", "keys/feed-key.pem"]);
+    assert!(out.status.success() && stdout(&out).contains("sent `screenshot` to screen test-1 on estation/command/screen/test-1"), "{}{}", stdout(&out), stderr(&out));
+    assert!(poll_until(Duration::from_secs(10), Duration::from_millis(50), || asked.exists()), "the screenshot was not asked for\n{}", log());
+    std::fs::remove_file(&asked).unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let url = url::Url::parse(&broker.url()).unwrap();
+    let b = estation::net::push::Broker::new(&url, Some("estation-publisher"), Some(PUBLISHER_PASSWORD), Some(&broker.ca())).unwrap();
+    let send = |topic: &str, payload: &[u8]| rt.block_on(estation::net::push::publish(&b, &[(topic.to_string(), payload.to_vec())], Duration::from_secs(10))).unwrap();
+    let feed_key = estation::core::feed::keys::read_private(&op.path("keys/feed-key.pem")).unwrap();
+    let now = chrono::Utc::now().fixed_offset();
+    let mut n = 0u8;
+    let mut command = |to: Target, issued: chrono::DateTime<chrono::FixedOffset>, life: chrono::Duration| {
+        n += 1;
+        Command::new(Action::Screenshot, to, issued, life, [n; 16])
+    };
+    let me = || Target::Screen("test-1".into());
+    let topic = "estation/command/screen/test-1";
+    let good = command(me(), now, chrono::Duration::minutes(10)).sign(&feed_key);
+    let refused: Vec<(Vec<u8>, &str)> = vec![
+        (command(me(), now, chrono::Duration::minutes(10)).sign(&ed25519_dalek::SigningKey::from_bytes(&[7; 32])), "signed by another key"),
+        (br#"{"signed":{"action":"screenshot"},"signatures":[]}"#.to_vec(), "not signed"),
+        (b"screenshot".to_vec(), "not a signed document"),
+        (command(me(), now - chrono::Duration::hours(1), chrono::Duration::minutes(10)).sign(&feed_key), "is past"),
+        (command(Target::Screen("test-2".into()), now, chrono::Duration::minutes(10)).sign(&feed_key), "for screen test-2, not this screen"),
+        (command(Target::Region("330100".into()), now, chrono::Duration::minutes(10)).sign(&feed_key), "for region 330100, not this screen"),
+    ];
+    for (payload, why) in &refused {
+        send(topic, payload);
+        assert!(poll_until(Duration::from_secs(10), Duration::from_millis(50), || log().contains(why)), "no refusal saying `{why}`\n{}", log());
+    }
+    assert!(!asked.exists(), "a refused command was carried out\n{}", log());
+
+    // A good one once; its replay is refused, also after a restart.
+    send(topic, &good);
+    assert!(poll_until(Duration::from_secs(10), Duration::from_millis(50), || asked.exists()), "{}", log());
+    std::fs::remove_file(&asked).unwrap();
+    send(topic, &good);
+    assert!(poll_until(Duration::from_secs(10), Duration::from_millis(50), || log().matches("a replay; refused").count() == 1), "{}", log());
+    let _ = sync.0.kill();
+    let _ = sync.0.wait();
+    sync = start();
+    let reconnected = poll_until(Duration::from_secs(60), Duration::from_millis(100), || log().matches("push: connected").count() >= 2);
+    assert!(reconnected, "{}", log());
+    send(topic, &good);
+    assert!(poll_until(Duration::from_secs(10), Duration::from_millis(50), || log().matches("a replay; refused").count() == 2), "{}", log());
+    // A region command for the city reaches the county's screen.
+    send("estation/command/region/3305", &command(Target::Region("330500".into()), now, chrono::Duration::minutes(10)).sign(&feed_key));
+    assert!(poll_until(Duration::from_secs(10), Duration::from_millis(50), || asked.exists()), "{}", log());
+    let _ = sync.0.kill();
+}

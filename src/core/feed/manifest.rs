@@ -1,22 +1,18 @@
 //! The signed manifest: the one file of a feed a kiosk reads first, and
 //! trusts only after checking signature, key, version and expiry.
 //!
-//! On disk it is `{"signed": {…}, "signatures": [{"keyid", "sig"}]}`; the
-//! signature covers the exact bytes of the `signed` value as they appear in
-//! the file, so no JSON canonicalisation is needed. The `signed` object
+//! On disk it is a signed envelope ([`super::envelope`]). The `signed` object
 //! rejects unknown fields: a kiosk never acts on something it does not
 //! understand.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, Utc};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::digest::Digest;
-use super::keys::key_id;
+use super::envelope::{self, EnvelopeError};
 
 /// The format this build reads and writes.
 pub const FORMAT: &str = "estation-feed/1";
@@ -286,28 +282,6 @@ fn valid_playlist_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c))
 }
 
-/// One signature in the envelope.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignatureEntry {
-    keyid: String,
-    sig: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    signed: &'a RawValue,
-    signatures: Vec<SignatureEntry>,
-}
-
-#[derive(Serialize)]
-struct EnvelopeOut<'a> {
-    signed: &'a RawValue,
-    signatures: Vec<SignatureEntry>,
-}
-
 /// Why a manifest was refused. Each names what was wrong.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ManifestError {
@@ -344,22 +318,13 @@ pub fn verify_signature(bytes: &[u8], key: &VerifyingKey) -> Result<Verified, Ma
     if bytes.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(ManifestError::TooLarge(bytes.len() as u64));
     }
-    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| ManifestError::Syntax(e.to_string()))?;
-    if env.signatures.is_empty() {
-        return Err(ManifestError::Unsigned);
-    }
-    let trusted = key_id(key);
-    let Some(entry) = env.signatures.iter().find(|s| s.keyid == trusted) else {
-        let found = env.signatures.iter().map(|s| s.keyid.chars().take(64).collect::<String>()).collect::<Vec<_>>().join(", ");
-        return Err(ManifestError::OtherKey { found, trusted });
-    };
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(entry.sig.as_bytes())
-        .ok()
-        .and_then(|b| Signature::from_slice(&b).ok())
-        .ok_or(ManifestError::BadSignature)?;
-    key.verify_strict(env.signed.get().as_bytes(), &sig).map_err(|_| ManifestError::BadSignature)?;
-    let manifest: Manifest = serde_json::from_str(env.signed.get()).map_err(|e| field_error(&e))?;
+    let signed = envelope::open(bytes, key).map_err(|e| match e {
+        EnvelopeError::Syntax(m) => ManifestError::Syntax(m),
+        EnvelopeError::Unsigned => ManifestError::Unsigned,
+        EnvelopeError::OtherKey { found, trusted } => ManifestError::OtherKey { found, trusted },
+        EnvelopeError::BadSignature => ManifestError::BadSignature,
+    })?;
+    let manifest: Manifest = serde_json::from_str(signed).map_err(|e| field_error(&e))?;
     manifest.check()?;
     Ok(Verified { manifest, bytes: bytes.to_vec() })
 }
@@ -396,30 +361,15 @@ fn field_error(e: &serde_json::Error) -> ManifestError {
 
 /// Serialises and signs a manifest.
 pub fn sign(manifest: &Manifest, key: &SigningKey) -> Vec<u8> {
-    // Serialising our own plain structs cannot fail.
-    let signed = serde_json::to_string_pretty(manifest).unwrap_or_default();
-    let sig = key.sign(signed.as_bytes());
-    let raw = RawValue::from_string(signed).unwrap_or_else(|_| unreachable_raw());
-    let env = EnvelopeOut {
-        signed: &raw,
-        signatures: vec![SignatureEntry {
-            keyid: key_id(&key.verifying_key()),
-            sig: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
-        }],
-    };
-    let mut out = serde_json::to_vec_pretty(&env).unwrap_or_default();
-    out.push(b'\n');
-    out
-}
-
-fn unreachable_raw() -> Box<RawValue> {
-    // serde_json always produces valid JSON from a struct.
-    RawValue::from_string("{}".into()).expect("`{}` is valid JSON")
+    envelope::seal(manifest, key)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::core::feed::keys::key_id;
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
 
     pub fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])

@@ -11,6 +11,7 @@
 //! only file that changes; it is signed (see [`manifest`]).
 
 mod digest;
+pub mod envelope;
 pub mod keys;
 pub mod manifest;
 
