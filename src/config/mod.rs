@@ -1309,6 +1309,39 @@ budget = "8GB"
     }
 
     #[test]
+    fn the_push_section_wants_mqtts_and_never_shows_the_password() {
+        let good = parse(
+            Path::new("/etc/estation/c.toml"),
+            "[push]\nurl = \"mqtts://push.county.example\"\npassword = \"s3cret\"\nca = \"push-ca.pem\"\nkeep_alive = \"30s\"\npoll_when_healthy = \"15m\"\ntopic_prefix = \"zj/estation\"\n",
+        );
+        assert!(good.problems.0.is_empty(), "{}", good.diagnostics());
+        let p = &good.config.push;
+        assert_eq!(p.url.as_ref().map(url::Url::as_str), Some("mqtts://push.county.example"));
+        assert_eq!(p.username, None, "the screen id is the user name");
+        assert_eq!(p.ca.as_deref(), Some(Path::new("/etc/estation/push-ca.pem")), "relative to the config");
+        assert_eq!((p.keep_alive.as_secs(), p.poll_when_healthy.as_secs(), p.topic_prefix.as_str()), (30, 900, "zj/estation"));
+        assert!(!serde_json::to_string(&good.config).unwrap().contains("s3cret"), "config show must not print the password");
+        assert_eq!(PushConfig::default().poll_when_healthy.as_secs(), 600);
+        let bad = parse(
+            Path::new("c.toml"),
+            "[push]\nurl = \"mqtt://10.0.0.5\"\nusername = \"a/#\"\nkeep_alive = \"1s\"\ntopic_prefix = \"estation/#\"\n",
+        );
+        assert_eq!(
+            bad.diagnostics().to_string().lines().collect::<Vec<_>>(),
+            vec![
+                "c.toml:2: push.url: `mqtt://10.0.0.5` is not an mqtts://HOST[:PORT] URL (set allow_plain = true for a broker on the LAN)",
+                "c.toml:3: push.username: must be 1-64 characters without '/', '+' or '#'",
+                "c.toml:4: push.keep_alive: must be a duration from 5s to 20m, e.g. \"60s\"",
+                "c.toml:5: push.topic_prefix: `estation/#` is not a topic prefix: levels of letters, digits, '-', '_', '.' joined by '/', no wildcards",
+            ]
+        );
+        assert_eq!(bad.config.push, PushConfig::default());
+        let lan = parse(Path::new("c.toml"), "[push]\nurl = \"mqtt://10.0.0.5:1883\"\nallow_plain = true\n");
+        assert!(lan.problems.0.is_empty(), "{}", lan.diagnostics());
+        assert!(parse(Path::new("c.toml"), "[push]\nurl = \"mqtts://h/some/path\"\n").diagnostics().to_string().contains("push.url"));
+    }
+
+    #[test]
     fn unknown_fields_and_syntax_errors_name_the_place() {
         let l = parse(Path::new("c.toml"), "[screen]\nnmae = \"x\"\n");
         let msg = l.diagnostics().to_string();
