@@ -160,7 +160,7 @@ pub fn run(cmd: AlertCommand, config: &Config) -> anyhow::Result<ExitCode> {
                     report(&feed, &p);
                     // Parsed once more for its areas: it was just published, so it parses.
                     let alert = crate::core::alert::cap::parse(&file, &bytes).ok().map(|parsed| parsed.alert);
-                    push.notify(&feed, p.version, |t| alert.map_or_else(|| vec![t.all()], |a| t.for_alert(&a)));
+                    push.notify(&feed, crate::core::feed::alerts_doc::ALERTS_FILE, p.version, |t| alert.map_or_else(|| vec![t.all()], |a| t.for_alert(&a)));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(publish::PublishError::Invalid(problems)) => {
@@ -176,7 +176,7 @@ pub fn run(cmd: AlertCommand, config: &Config) -> anyhow::Result<ExitCode> {
             match publish::cancel(&feed, &key, &id, now_in(config)) {
                 Ok((p, _)) => {
                     report(&feed, &p);
-                    push.notify(&feed, p.version, |t| vec![t.all()]);
+                    push.notify(&feed, crate::core::feed::alerts_doc::ALERTS_FILE, p.version, |t| vec![t.all()]);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Ok(refused("not cancelled", &e)),

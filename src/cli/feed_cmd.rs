@@ -37,7 +37,7 @@ pub fn build_cmd(playlists: &Path, alerts: Option<&Path>, key: &Path, out: &Path
                 bytesize::ByteSize(r.added_bytes),
                 r.expires.format("%Y-%m-%d %H:%M UTC"),
             );
-            push.notify(out, r.version, |t| vec![t.all()]);
+            push.notify(out, crate::core::feed::manifest::MANIFEST_FILE, r.version, |t| vec![t.all()]);
             Ok(ExitCode::SUCCESS)
         }
         Err(BuildError::Playlists(problems)) => {
@@ -75,7 +75,25 @@ pub fn verify(feed: &Path, public_key: &str) -> anyhow::Result<ExitCode> {
     };
     let m = &v.manifest;
     let mut bad = 0;
-    for b in m.blobs() {
+    let doc_path = feed.join(crate::core::feed::alerts_doc::ALERTS_FILE);
+    let doc = match std::fs::read(&doc_path) {
+        Ok(b) => match crate::core::feed::alerts_doc::verify_signature(&b, &key) {
+            Ok(d) => Some(d.doc),
+            Err(e) => {
+                println!("{}: {e}", doc_path.display());
+                bad += 1;
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            println!("{}: {e}", doc_path.display());
+            bad += 1;
+            None
+        }
+    };
+    let warnings = doc.as_ref().map_or(0, |d| d.alerts.len());
+    for b in m.blobs().into_iter().chain(doc.iter().flat_map(|d| d.alerts.iter().cloned())) {
         let p = feed.join(b.feed_path());
         match Digest::of_file(&p) {
             Ok((d, n)) if d == b.sha256 && n == b.size => {}
@@ -93,15 +111,20 @@ pub fn verify(feed: &Path, public_key: &str) -> anyhow::Result<ExitCode> {
         bad += 1;
         println!("{}: expired at {}; kiosks will not take it (rebuild to renew)", path.display(), m.expires);
     }
+    if let Some(d) = doc.as_ref().filter(|d| d.expires <= Utc::now()) {
+        bad += 1;
+        println!("{}: expired at {}; kiosks will not take it (rebuild or publish to renew)", doc_path.display(), d.expires);
+    }
     if bad > 0 {
         return Ok(ExitCode::FAILURE);
     }
     println!(
-        "ok: {} version {}, {} playlist(s), {} file(s), {}, signed by {}, expires {}",
+        "ok: {} version {}, {} playlist(s), {} file(s), {} warning message(s), {}, signed by {}, expires {}",
         feed.display(),
         m.version,
         m.playlists.len(),
         m.blobs().len(),
+        warnings,
         bytesize::ByteSize(m.total_bytes()),
         keys::key_id(&key),
         m.expires

@@ -29,30 +29,31 @@ pub struct PushArgs {
 }
 
 impl PushArgs {
-    /// Sends the notice of the feed's new manifest to the topics `to` picks.
+    /// Sends the notice of the feed's new `document` (`manifest.json`,
+    /// `alerts.json`) to the topics `to` picks.
     /// A notice that cannot be sent is a warning, not a failure: what was
     /// published is in the feed, and screens get it at their next poll.
-    pub fn notify(&self, feed: &Path, version: u64, to: impl FnOnce(&Topics) -> Vec<String>) {
+    pub fn notify(&self, feed: &Path, document: &str, version: u64, to: impl FnOnce(&Topics) -> Vec<String>) {
         let Some(url) = &self.push else { return };
-        match self.send(url, feed, version, to) {
+        match self.send(url, feed, document, version, to) {
             Ok(topics) => println!("push: notice sent to {}", topics.join(", ")),
             Err(e) => eprintln!("warning: push: {e:#}; screens get this at their next poll"),
         }
     }
 
     #[cfg(feature = "net")]
-    fn send(&self, url: &str, feed: &Path, version: u64, to: impl FnOnce(&Topics) -> Vec<String>) -> anyhow::Result<Vec<String>> {
+    fn send(&self, url: &str, feed: &Path, document: &str, version: u64, to: impl FnOnce(&Topics) -> Vec<String>) -> anyhow::Result<Vec<String>> {
         use anyhow::Context as _;
-        let path = feed.join(crate::core::feed::manifest::MANIFEST_FILE);
+        let path = feed.join(document);
         let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
-        let notice = Notice::new(crate::core::feed::manifest::MANIFEST_FILE, version, &bytes).to_bytes();
+        let notice = Notice::new(document, version, &bytes).to_bytes();
         let topics = to(&self.topics()?);
         self.publish(url, topics.iter().map(|t| (t.clone(), notice.clone())).collect())?;
         Ok(topics)
     }
 
     #[cfg(not(feature = "net"))]
-    fn send(&self, _url: &str, _feed: &Path, _version: u64, _to: impl FnOnce(&Topics) -> Vec<String>) -> anyhow::Result<Vec<String>> {
+    fn send(&self, _url: &str, _feed: &Path, _document: &str, _version: u64, _to: impl FnOnce(&Topics) -> Vec<String>) -> anyhow::Result<Vec<String>> {
         anyhow::bail!("this build has no network (the `net` feature)")
     }
 

@@ -1,6 +1,7 @@
 //! `estation alert publish` / `alert cancel`: put one CAP message into a
-//! built feed and re-sign its manifest. Only the manifest and the new alert
-//! file change, so kiosks fetch two small files.
+//! built feed and re-sign its warnings document (`alerts.json`, see
+//! `core::feed::alerts_doc`). Only that document and the new message
+//! change, so kiosks fetch two small files whatever the size of the feed.
 //!
 //! The feed carries every message of every chain still in force — the
 //! alert, its Updates, the Cancel — so a kiosk that missed any of them ends
@@ -8,16 +9,17 @@
 //! `sent` order by CAP's rules. A message leaves the list only when it has
 //! expired (a Cancel after `KEEP_ENDINGS` days). Publishing is serialised
 //! with `feed build` by the feed's lock ([`super::lock`]), so two operators
-//! cannot lose each other's message or sign two manifests with one version;
-//! and the new manifest passes the kiosk's own check before it is signed.
+//! cannot lose each other's message or sign two documents with one version;
+//! and the new document passes the kiosk's own check before it is signed.
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use ed25519_dalek::SigningKey;
 
-use super::build::bump_mtime;
+use super::build::write_signed;
 use super::lock::{lock, FeedLock, LockError};
+use crate::core::feed::alerts_doc::{self, AlertsDoc, ALERTS_FILE};
 use crate::core::feed::manifest::{self, verify_signature, Blob, MediaType, MANIFEST_FILE};
 use crate::core::feed::Digest;
 use crate::core::alert::cap::{self, Alert, MsgType};
@@ -90,13 +92,35 @@ pub struct FeedAlert {
     pub alert: Alert,
 }
 
-/// The feed's manifest (checked against `key`) and the alerts it lists.
-pub fn read(feed: &Path, key: &SigningKey) -> Result<(manifest::Manifest, Vec<FeedAlert>), PublishError> {
+/// A built feed as `alert publish` sees it.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub manifest: manifest::Manifest,
+    /// Its warnings document (`alerts.json`), None in a feed built before it.
+    pub doc: Option<AlertsDoc>,
+    /// The messages it carries: the warnings document's and, in a feed
+    /// built before it existed, the manifest's.
+    pub alerts: Vec<FeedAlert>,
+}
+
+/// The feed's manifest and warnings document (checked against `key`), and
+/// the messages they list.
+pub fn read(feed: &Path, key: &SigningKey) -> Result<Feed, PublishError> {
     let path = feed.join(MANIFEST_FILE);
     let bytes = std::fs::read(&path).map_err(io(&path))?;
     let v = verify_signature(&bytes, &key.verifying_key()).map_err(|source| PublishError::Manifest { path: path.clone(), source })?;
+    let doc_path = feed.join(ALERTS_FILE);
+    let doc = match std::fs::read(&doc_path) {
+        Ok(b) => Some(alerts_doc::verify_signature(&b, &key.verifying_key()).map_err(|source| PublishError::Manifest { path: doc_path.clone(), source })?.doc),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(&doc_path)(e)),
+    };
     let mut alerts = Vec::new();
-    for blob in &v.manifest.alerts {
+    let mut seen = std::collections::BTreeSet::new();
+    for blob in doc.iter().flat_map(|d| d.alerts.iter()).chain(&v.manifest.alerts) {
+        if !seen.insert(blob.sha256) {
+            continue;
+        }
         let p = feed.join(blob.feed_path());
         let bytes = std::fs::read(&p).map_err(io(&p))?;
         // Built by us after the same check; one that no longer reads is kept
@@ -106,7 +130,7 @@ pub fn read(feed: &Path, key: &SigningKey) -> Result<(manifest::Manifest, Vec<Fe
             Err(e) => tracing::warn!("{}: dropped from the feed: {e}", p.display()),
         }
     }
-    Ok((v.manifest, alerts))
+    Ok(Feed { manifest: v.manifest, doc, alerts })
 }
 
 /// Whether `a` references `b` (by identifier and sender; see `alert::store`).
@@ -161,7 +185,7 @@ fn lock_feed(feed: &Path) -> Result<FeedLock, PublishError> {
 /// [`publish`] with the feed's lock already held (so [`cancel`] reads the
 /// chain it cancels and publishes under one lock).
 fn publish_locked(_lock: &FeedLock, feed: &Path, key: &SigningKey, new: Alert, bytes: &[u8], now: DateTime<Utc>) -> Result<Published, PublishError> {
-    let (old, mut list) = read(feed, key)?;
+    let Feed { manifest: old, doc: old_doc, alerts: mut list } = read(feed, key)?;
     let new_key = store::key(&new);
     if list.iter().any(|f| store::key(&f.alert) == new_key) {
         return Err(PublishError::Duplicate(new_key));
@@ -182,34 +206,50 @@ fn publish_locked(_lock: &FeedLock, feed: &Path, key: &SigningKey, new: Alert, b
         live || store::key(a) == new_key
     });
 
-    let path = feed.join(MANIFEST_FILE);
+    let doc_path = feed.join(ALERTS_FILE);
     let created = chrono::SubsecRound::trunc_subsecs(now, 0).fixed_offset();
-    let span = old.expires - old.created;
-    let refused = |source| PublishError::Refused { path: path.clone(), source };
-    let too_late = || refused(manifest::ManifestError::Field { field: "expires".into(), message: "is out of the range of dates".into() });
-    let manifest = manifest::Manifest {
-        version: old.version.saturating_add(1).max(u64::try_from(now.timestamp()).unwrap_or(0)),
-        created,
-        expires: old.expires.max(created.checked_add_signed(span).ok_or_else(too_late)?),
-        alerts: keep.iter().map(|f| f.blob.clone()).collect(),
-        ..old
+    // A first warnings document lives as long as the manifest does.
+    let (version, span, expires) = match &old_doc {
+        Some(d) => (d.version, d.expires - d.created, d.expires),
+        None => (0, old.expires - old.created, old.expires),
     };
-    manifest.check().map_err(refused)?;
+    let refused = |path: &Path, source| PublishError::Refused { path: path.to_path_buf(), source };
+    let too_late = |path: &Path| refused(path, manifest::ManifestError::Field { field: "expires".into(), message: "is out of the range of dates".into() });
+    let doc = AlertsDoc {
+        format: alerts_doc::FORMAT.into(),
+        version: next_version(version, now),
+        created,
+        expires: expires.max(created.checked_add_signed(span).ok_or_else(|| too_late(&doc_path))?),
+        alerts: keep.iter().map(|f| f.blob.clone()).collect(),
+    };
+    doc.check().map_err(|e| refused(&doc_path, e))?;
 
     let dest = feed.join(blob.feed_path());
     if !Digest::of_file(&dest).is_ok_and(|(d, n)| d == blob.sha256 && n == blob.size) {
         crate::store::atomic::write(&dest, bytes).map_err(io(&dest))?;
     }
-    let old_mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    crate::store::atomic::write(&path, &manifest::sign(&manifest, key)).map_err(io(&path))?;
-    bump_mtime(&path, old_mtime).map_err(io(&path))?;
+    write_signed(&doc_path, &doc.sign(key)).map_err(io(&doc_path))?;
+    // A feed from before the warnings document: its manifest stops listing
+    // them (once), after the document lists them, so no kiosk sees none.
+    if !old.alerts.is_empty() {
+        let path = feed.join(MANIFEST_FILE);
+        let manifest = manifest::Manifest { version: next_version(old.version, now), created, alerts: vec![], ..old };
+        manifest.check().map_err(|e| refused(&path, e))?;
+        write_signed(&path, &manifest::sign(&manifest, key)).map_err(io(&path))?;
+    }
     Ok(Published {
-        version: manifest.version,
+        version: doc.version,
         key: new_key,
         blob,
         dropped: drop.iter().map(|f| store::key(&f.alert)).collect(),
-        alerts: manifest.alerts.len(),
+        alerts: doc.alerts.len(),
     })
+}
+
+/// The version after `old`: at least the time in seconds, so versions from
+/// two machines publishing into copies of one feed still grow.
+pub(crate) fn next_version(old: u64, now: DateTime<Utc>) -> u64 {
+    old.saturating_add(1).max(u64::try_from(now.timestamp()).unwrap_or(0))
 }
 
 /// Publishes a Cancel for every message in the feed with identifier `id`
@@ -217,7 +257,7 @@ fn publish_locked(_lock: &FeedLock, feed: &Path, key: &SigningKey, new: Alert, b
 /// transitively). Returns the Cancel's text too.
 pub fn cancel(feed: &Path, key: &SigningKey, id: &str, now: DateTime<FixedOffset>) -> Result<(Published, String), PublishError> {
     let held = lock_feed(feed)?;
-    let (_, list) = read(feed, key)?;
+    let list = read(feed, key)?.alerts;
     let alerts: Vec<&Alert> = list.iter().map(|f| &f.alert).filter(|a| a.msg_type != MsgType::Cancel).collect();
     let mut chain: Vec<&Alert> = alerts.iter().copied().filter(|a| a.identifier == id).collect();
     if chain.is_empty() {

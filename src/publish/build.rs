@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::SigningKey;
 
+use crate::core::feed::alerts_doc::{self, AlertsDoc, ALERTS_FILE};
 use crate::core::feed::Digest;
 use super::lock::{lock, LockError};
 use crate::core::feed::manifest::{self, Blob, Manifest, ManifestError, MediaType, PlaylistEntry, FORMAT, MANIFEST_FILE};
@@ -162,8 +163,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         expires: expires.fixed_offset(),
         playlists,
         media,
-        alerts,
+        // The warnings go in their own document (`alerts.json`), below.
+        alerts: Vec::new(),
     };
+    let mut alerts = alerts;
     // Before the feed folder is touched: what the playlists alone make must
     // pass (the version and kept alerts come from the feed, under its lock).
     manifest.check().map_err(BuildError::Refused)?;
@@ -173,9 +176,13 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
     let _lock = lock(opts.out)?;
     let manifest_path = opts.out.join(MANIFEST_FILE);
     let previous = previous_manifest(&manifest_path)?;
-    // Without --alerts, what `alert publish` put in the feed stays.
+    let alerts_path = opts.out.join(ALERTS_FILE);
+    let previous_alerts = previous_manifest(&alerts_path)?;
+    // Without --alerts, what `alert publish` put in the feed stays (from a
+    // feed built before the warnings document, from its manifest).
     if opts.alerts.is_none() {
-        for blob in previous.as_ref().map(|p| p.alerts.clone()).unwrap_or_default() {
+        let published = previous_alerts.iter().chain(&previous).flat_map(|p| p.alerts.clone());
+        for blob in published.collect::<Vec<_>>() {
             let path = opts.out.join(blob.feed_path());
             if sources.contains_key(&blob.sha256) {
                 continue;
@@ -184,7 +191,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             // `alert publish` drops one that no longer reads.
             match Digest::of_file(&path) {
                 Ok((d, n)) if d == blob.sha256 && n == blob.size => {
-                    manifest.alerts.push(blob.clone());
+                    alerts.push(blob.clone());
                     sources.insert(blob.sha256, Source { path, blob });
                 }
                 Ok(_) => tracing::warn!("{}: dropped from the feed: its content no longer matches its name (publish the alert again)", path.display()),
@@ -192,8 +199,18 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             }
         }
     }
-    manifest.version = previous.as_ref().map_or(0, |p| p.version.saturating_add(1)).max(u64::try_from(created.timestamp()).unwrap_or(0));
+    manifest.version = super::alerts::next_version(previous.as_ref().map_or(0, |p| p.version), created);
     manifest.check().map_err(BuildError::Refused)?;
+    // Signed at every build, with the manifest's lifetime, so the warnings
+    // document is renewed whenever the feed is.
+    let doc = AlertsDoc {
+        format: alerts_doc::FORMAT.into(),
+        version: super::alerts::next_version(previous_alerts.as_ref().map_or(0, |p| p.version), created),
+        created: manifest.created,
+        expires: manifest.expires,
+        alerts,
+    };
+    doc.check().map_err(BuildError::Refused)?;
 
     // Everything is known good: now write.
     let blobs_dir = opts.out.join("blobs");
@@ -214,10 +231,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         added += 1;
         added_bytes += src.blob.size;
     }
-    let signed = manifest::sign(&manifest, opts.key);
-    let old_mtime = std::fs::metadata(&manifest_path).and_then(|m| m.modified()).ok();
-    crate::store::atomic::write(&manifest_path, &signed).map_err(io(&manifest_path))?;
-    bump_mtime(&manifest_path, old_mtime).map_err(io(&manifest_path))?;
+    // The warnings first: a kiosk between the two writes sees the new
+    // document beside the old manifest, never a feed without its warnings.
+    write_signed(&alerts_path, &doc.sign(opts.key)).map_err(io(&alerts_path))?;
+    write_signed(&manifest_path, &manifest::sign(&manifest, opts.key)).map_err(io(&manifest_path))?;
     Ok(BuildReport {
         version: manifest.version,
         playlists: manifest.playlists.len(),
@@ -233,6 +250,14 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
 /// two builds in one second with manifests of equal length would look the
 /// same, and kiosks would be told "304 Not Modified". Keep the manifest's
 /// mtime strictly later, second by second, than the one it replaces.
+/// Writes a signed document of the feed atomically, its time moved on even
+/// within the same second, so servers' `Last-Modified` changes with it.
+pub(crate) fn write_signed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let old_mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    crate::store::atomic::write(path, bytes)?;
+    bump_mtime(path, old_mtime)
+}
+
 pub(crate) fn bump_mtime(path: &Path, old: Option<std::time::SystemTime>) -> std::io::Result<()> {
     let Some(old) = old else { return Ok(()) };
     let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -275,8 +300,9 @@ fn xml_files(dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
     Ok(files)
 }
 
-/// The manifest already in the output folder (its version and alerts), read
-/// without checking its signature (it is the operator's own earlier output).
+/// A signed document already in the output folder (the manifest, the
+/// warnings document: its version and alerts), read without checking its
+/// signature (it is the operator's own earlier output).
 fn previous_manifest(path: &Path) -> Result<Option<Previous>, BuildError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,

@@ -11,6 +11,8 @@
 //! CACHE/trusted-time.json   the last trusted time (`core::trusted_time`)  writer
 //! CACHE/alerts.json         the alert store (`store::inbox`)            alert writer
 //! CACHE/alert-media/<sha256 of uri>  audio the alerts link to           alert writer
+//! CACHE/feed-alerts.json, feed-alerts/  the feed's warnings document and
+//!                           its messages (`store::feed_alerts`)          writer
 //! CACHE/status.json         what sync last did (`store::status`): each sync
 //!                           rewrites only its own fields, read again first
 //! CACHE/config.last-good.toml  the last config that loaded (`config::last_good`)
@@ -362,8 +364,8 @@ impl Cache {
             .collect())
     }
 
-    /// Bytes held in `blobs/`, `partial/`, the alert store and its audio
-    /// (all of which count against the budget).
+    /// Bytes held in `blobs/`, `partial/`, the alert store and its audio,
+    /// and the feed's warnings (all of which count against the budget).
     pub fn used_bytes(&self) -> u64 {
         let alerts = std::fs::metadata(self.root.join(crate::core::alert::store::FILE)).map_or(0, |m| m.len());
         ["blobs", "partial", ALERT_MEDIA]
@@ -374,6 +376,7 @@ impl Cache {
             .map(|m| m.len())
             .sum::<u64>()
             + alerts
+            + self.feed_alerts_bytes()
     }
 
     /// The playlists of the current version, their media resolved to files
@@ -539,6 +542,7 @@ impl CacheWriter {
         if out.temp_files + out.partials > 0 {
             tracing::info!("cache: removed {} leftover temporary file(s) and {} unwanted partial download(s)", out.temp_files, out.partials);
         }
+        out.bad.extend(self.check_feed_alerts(key));
         let Some(current) = current else { return out };
         if let Err(e) = self.record_highest(&current) {
             tracing::warn!("cache: {e}");
@@ -584,7 +588,7 @@ impl CacheWriter {
     /// are written under other locks).
     fn remove_stale_temps(&self, now: SystemTime) -> usize {
         let mut n = 0;
-        for dir in [self.root.clone(), self.root.join("blobs"), self.root.join(ALERT_MEDIA)] {
+        for dir in [self.root.clone(), self.root.join("blobs"), self.root.join(ALERT_MEDIA), self.root.join("feed-alerts")] {
             let any_age = dir.ends_with("blobs");
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for e in entries.flatten() {

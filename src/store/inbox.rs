@@ -126,20 +126,24 @@ impl Inbox {
     }
 }
 
-/// The CAP messages of the cache's current feed version (already verified:
-/// each is a blob whose sha256 the signed manifest names).
+/// The CAP messages of the feed: those of its warnings document
+/// (`alerts.json`) and, from a feed built before it existed, those its
+/// current manifest lists. Each is a file whose sha256 a signed document
+/// names, checked when it entered the cache.
 pub fn feed_messages(cache: &Cache, key: &VerifyingKey) -> Vec<Message> {
-    let current = match cache.current(key) {
-        Ok(Some(v)) => v,
-        Ok(None) => return Vec::new(),
-        Err(e) => {
-            tracing::warn!("alerts: {e}");
-            return Vec::new();
-        }
-    };
+    let mut files = Vec::new();
+    match cache.current(key) {
+        Ok(Some(v)) => files.extend(v.manifest.alerts.iter().map(|b| cache.blob_path(&b.sha256))),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("alerts: {e}"),
+    }
+    match cache.current_alerts(key) {
+        Ok(Some(v)) => files.extend(v.doc.alerts.iter().map(|b| cache.feed_alert_path(&b.sha256))),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("alerts: {e}"),
+    }
     let mut out = Vec::new();
-    for blob in &current.manifest.alerts {
-        let path = cache.blob_path(&blob.sha256);
+    for path in files {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {

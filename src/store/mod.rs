@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod cache;
 pub mod content;
+pub mod feed_alerts;
 pub mod inbox;
 pub mod proof;
 pub mod screenshot;

@@ -22,6 +22,11 @@ pub struct SyncStatus {
     /// Validators of the current manifest, for conditional GETs.
     pub manifest_etag: Option<String>,
     pub manifest_last_modified: Option<String>,
+    /// The same for the warnings document (`alerts.json`).
+    #[serde(default)]
+    pub alerts_etag: Option<String>,
+    #[serde(default)]
+    pub alerts_last_modified: Option<String>,
     /// The version being downloaded, if any.
     pub pending: Option<Pending>,
     /// The server answered, but the newest manifest it has was built longer

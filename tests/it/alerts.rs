@@ -130,9 +130,12 @@ fn new_alert(op: &Operator, out: &str, extra: &[&str]) -> String {
     text.split("<identifier>").nth(1).unwrap().split('<').next().unwrap().to_string()
 }
 
-fn manifest_alerts(op: &Operator) -> usize {
+/// The messages the feed's warnings document lists; the manifest lists none.
+fn feed_alerts(op: &Operator) -> usize {
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(op.path("feed/manifest.json")).unwrap()).unwrap();
-    m["signed"]["alerts"].as_array().unwrap().len()
+    assert!(m["signed"].get("alerts").is_none(), "warnings are in alerts.json only: {m}");
+    let d: serde_json::Value = serde_json::from_slice(&std::fs::read(op.path("feed/alerts.json")).unwrap()).unwrap();
+    d["signed"]["alerts"].as_array().unwrap().len()
 }
 
 /// A kiosk config in 330522 (长兴县), polling the feed at `feed_url` every 5 s.
@@ -156,7 +159,7 @@ fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
     assert!(!again.status.success() && stderr(&again).contains("is already in the feed"));
     // A content rebuild keeps the published alert.
     op.run(&["feed", "build", "--playlists", "playlists", "--key", "keys/feed-key.pem", "--out", "feed"]);
-    assert_eq!(manifest_alerts(&op), 1);
+    assert_eq!(feed_alerts(&op), 1);
 
     // A kiosk in 330522 takes it from the feed (a USB copy here).
     let kiosk = tempfile::tempdir().unwrap();
@@ -194,7 +197,7 @@ fn new_publish_and_cancel_on_a_signed_feed_reach_the_kiosk() {
     let out = op.run(&["alert", "cancel", &id, "--feed", "feed", "--key", "keys/feed-key.pem"]);
     assert!(out.contains("3 alert message(s) in the feed"), "{out}");
     let cancel: serde_json::Value = {
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(op.path("feed/manifest.json")).unwrap()).unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(op.path("feed/alerts.json")).unwrap()).unwrap();
         let last = m["signed"]["alerts"].as_array().unwrap().last().unwrap()["sha256"].as_str().unwrap().to_string();
         let (_, v) = check_json(&[op.path(&format!("feed/blobs/{last}.xml"))]);
         v

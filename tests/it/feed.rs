@@ -309,8 +309,9 @@ fn a_real_nginx_serves_the_same_feed_folder() {
     let again = sync(&config, &["--once"]);
     assert!(stdout(&again).starts_with("up to date"), "{}", stdout(&again));
     let new_lines: Vec<String> = nginx.requests().into_iter().skip(access_before.len()).collect();
-    assert_eq!(new_lines.len(), 1, "{new_lines:?}");
+    assert_eq!(new_lines.len(), 2, "{new_lines:?}");
     assert!(new_lines[0].contains("\"GET /manifest.json HTTP/1.1\" 304"), "{new_lines:?}");
+    assert!(new_lines[1].contains("\"GET /alerts.json HTTP/1.1\" 304"), "{new_lines:?}");
 
     op.card("第二版", "#b71c1c");
     assert!(op.build().status.success());

@@ -144,14 +144,18 @@ fn first_sync_fetches_everything_and_an_unchanged_poll_is_one_small_304() {
     let v = fx.manifest().manifest.version;
     assert_eq!(block(s.once()).unwrap(), Outcome::Updated { from: None, to: v, files: 4, bytes: fx.manifest().manifest.total_bytes() });
     assert_cache_sound(cache.path());
-    assert_eq!(server.take_seen().len(), 5);
+    // The manifest, its four files, and the warnings document.
+    assert_eq!(server.take_seen().len(), 6);
 
+    // Unchanged: the manifest and the warnings document, each one small 304.
     assert_eq!(block(s.once()).unwrap(), Outcome::Unchanged { version: Some(v) });
     let seen = server.take_seen();
-    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!((seen[0].path.as_str(), seen[0].status), ("/manifest.json", 304));
-    assert!(seen[0].if_none_match.is_some());
-    assert!(seen[0].bytes < 1024, "{} bytes", seen[0].bytes);
+    assert_eq!((seen[1].path.as_str(), seen[1].status), ("/alerts.json", 304));
+    for s in &seen {
+        assert!(s.if_none_match.is_some() && s.bytes < 1024, "{s:?}");
+    }
 }
 
 #[test]
@@ -167,11 +171,13 @@ fn a_one_file_change_fetches_that_file_and_the_manifest() {
     // Only the new picture: the playlist text is unchanged (the manifest
     // maps its paths to the new digest).
     assert_eq!(files, 1);
+    // And the warnings document, which every build renews (a few hundred bytes).
     let paths: Vec<String> = server.take_seen().into_iter().map(|s| s.path).collect();
-    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert_eq!(paths.len(), 3, "{paths:?}");
     assert_eq!(paths[0], "/manifest.json");
     let new_pic = fx.manifest().manifest.playlists[0].media["pic1.png"];
     assert!(paths[1].contains(&new_pic.hex()), "{paths:?}");
+    assert_eq!(paths[2], "/alerts.json");
     assert_cache_sound(cache.path());
 }
 
@@ -668,4 +674,73 @@ fn a_usb_import_during_a_download_stays_whole_as_the_previous_version() {
     assert!(previous.manifest.blobs().iter().all(|b| kept.has(b)), "the version before the switch lost files");
     let (ok, report) = cache_verify(&config);
     assert!(ok, "{report}");
+}
+
+/// A CAP warning for the county, `n` making its identifier.
+fn cap(n: u32) -> Vec<u8> {
+    let sent = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap()).format("%Y-%m-%dT%H:%M:%S+08:00");
+    format!(
+        r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>w{n}</identifier><sender>changxing-qxt</sender><sent>{sent}</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+<info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty><headline>暴雨红色预警 {n}</headline>
+<area><areaDesc>长兴县</areaDesc><geocode><valueName>行政区划代码</valueName><value>330522</value></geocode></area></info></alert>"#
+    )
+    .into_bytes()
+}
+
+/// A warning changes only the small signed warnings document: the kiosk
+/// fetches it and the one CAP file, a few KB, while the programme's manifest
+/// (large here: 40 pictures) is a 304. A warnings document tampered with,
+/// rolled back or signed by another key is refused and the one here stays;
+/// and a broken manifest does not hold up a warning.
+#[test]
+fn a_warning_costs_a_few_kb_whatever_the_feed_and_its_document_is_checked_like_the_manifest() {
+    let Setup { fx, server, cache, s } = setup(40, |_| {});
+    block(s.once()).unwrap();
+    server.take_seen();
+    let manifest_bytes = std::fs::metadata(fx.feed.path().join("manifest.json")).unwrap().len();
+    let publish = |n: u32| estation::publish::alerts::publish(fx.feed.path(), &fx.key, Path::new("w.xml"), &cap(n), chrono::Utc::now()).unwrap();
+    let doc_path = fx.feed.path().join("alerts.json");
+    let first_doc = std::fs::read(&doc_path).unwrap();
+    publish(1);
+
+    let v = fx.manifest().manifest.version;
+    assert_eq!(block(s.once()).unwrap(), Outcome::Unchanged { version: Some(v) }, "the programme did not change");
+    let seen = server.take_seen();
+    let paths: Vec<(&str, u16)> = seen.iter().map(|s| (s.path.as_str(), s.status)).collect();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert_eq!(paths[0], ("/manifest.json", 304));
+    assert_eq!(paths[1], ("/alerts.json", 200));
+    assert!(paths[2].0.ends_with(".xml") && paths[2].1 == 200, "{paths:?}");
+    let wire: u64 = seen.iter().map(|s| s.bytes).sum();
+    assert!(wire < 8 * 1024 && manifest_bytes > 8 * 1024, "a warning cost {wire} bytes on the wire; the manifest is {manifest_bytes}");
+    let store = estation::store::inbox::Inbox::new(cache.path()).load().unwrap();
+    assert_eq!(store.entries().len(), 1, "the warning is in the alert store");
+    let good = std::fs::read(cache.path().join("feed-alerts.json")).unwrap();
+    let published = std::fs::read(&doc_path).unwrap();
+
+    let refused = |expect: &str| {
+        let err = block(s.once()).unwrap_err();
+        assert!(matches!(err, SyncError::Alerts { .. }) && err.to_string().contains(expect), "{err}");
+        assert_eq!(std::fs::read(cache.path().join("feed-alerts.json")).unwrap(), good, "the document here stays");
+    };
+    // Rolled back: the document from before the warning, properly signed.
+    std::fs::write(&doc_path, &first_doc).unwrap();
+    refused("rollback refused");
+    // Tampered, and signed by another key.
+    std::fs::write(&doc_path, &published).unwrap();
+    publish(2);
+    let text = std::fs::read_to_string(&doc_path).unwrap();
+    std::fs::write(&doc_path, text.replace("\"size\": ", "\"size\": 1")).unwrap();
+    refused("tampered");
+    let doc = estation::core::feed::alerts_doc::verify_signature(text.as_bytes(), &fx.key.verifying_key()).unwrap().doc;
+    std::fs::write(&doc_path, doc.sign(&SigningKey::from_bytes(&[10; 32]))).unwrap();
+    refused("signed by another key");
+    // Even with the manifest broken, the warning arrives.
+    std::fs::write(&doc_path, &text).unwrap();
+    std::fs::write(fx.feed.path().join("manifest.json"), b"<html>oops</html>").unwrap();
+    let err = block(s.once()).unwrap_err();
+    assert!(matches!(err, SyncError::Manifest { .. }), "{err}");
+    let store = estation::store::inbox::Inbox::new(cache.path()).load().unwrap();
+    assert_eq!(store.entries().len(), 2, "the second warning arrived beside the broken manifest");
+    assert_eq!(current_version(cache.path(), &fx.key), Some(v), "and the programme stays");
 }

@@ -12,7 +12,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
-use super::envelope::{self, EnvelopeError};
+use super::envelope;
 
 /// The format this build reads and writes.
 pub const FORMAT: &str = "estation-feed/1";
@@ -178,7 +178,10 @@ pub struct Manifest {
     pub playlists: Vec<PlaylistEntry>,
     #[serde(default)]
     pub media: Vec<Blob>,
-    #[serde(default)]
+    /// CAP messages, in feeds built before the warnings document
+    /// (`alerts.json`, see [`super::alerts_doc`]) took them; read, no
+    /// longer written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<Blob>,
 }
 
@@ -318,12 +321,7 @@ pub fn verify_signature(bytes: &[u8], key: &VerifyingKey) -> Result<Verified, Ma
     if bytes.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(ManifestError::TooLarge(bytes.len() as u64));
     }
-    let signed = envelope::open(bytes, key).map_err(|e| match e {
-        EnvelopeError::Syntax(m) => ManifestError::Syntax(m),
-        EnvelopeError::Unsigned => ManifestError::Unsigned,
-        EnvelopeError::OtherKey { found, trusted } => ManifestError::OtherKey { found, trusted },
-        EnvelopeError::BadSignature => ManifestError::BadSignature,
-    })?;
+    let signed = envelope::open(bytes, key).map_err(ManifestError::from)?;
     let manifest: Manifest = serde_json::from_str(signed).map_err(|e| field_error(&e))?;
     manifest.check()?;
     Ok(Verified { manifest, bytes: bytes.to_vec() })
@@ -339,18 +337,33 @@ pub fn verify_new(
     current: Option<&Verified>,
 ) -> Result<Option<Verified>, ManifestError> {
     let v = verify_signature(bytes, key)?;
-    if let Some(cur) = current {
-        if v.manifest.version == cur.manifest.version {
-            return if v.bytes == cur.bytes { Ok(None) } else { Err(ManifestError::SameVersionDifferent(v.manifest.version)) };
-        }
-        if v.manifest.version < cur.manifest.version {
-            return Err(ManifestError::Rollback { new: v.manifest.version, current: cur.manifest.version });
-        }
+    let here = current.map(|c| (c.manifest.version, c.bytes.as_slice()));
+    check_newer((v.manifest.version, &v.bytes), here, 0)?;
+    if here.is_some_and(|(version, _)| version == v.manifest.version) {
+        return Ok(None);
     }
     if v.manifest.is_expired(now) {
         return Err(ManifestError::Expired(v.manifest.expires));
     }
     Ok(Some(v))
+}
+
+/// The version rule of every signed feed document: a new one's version is
+/// above the one here (`here`: its version and bytes) and above `highest`;
+/// the same version passes only with the same bytes (then it is not new).
+pub(crate) fn check_newer((version, bytes): (u64, &[u8]), here: Option<(u64, &[u8])>, highest: u64) -> Result<(), ManifestError> {
+    if let Some((current, current_bytes)) = here {
+        if version == current {
+            return if bytes == current_bytes { Ok(()) } else { Err(ManifestError::SameVersionDifferent(version)) };
+        }
+        if version < current {
+            return Err(ManifestError::Rollback { new: version, current });
+        }
+    }
+    if version < highest {
+        return Err(ManifestError::Rollback { new: version, current: highest });
+    }
+    Ok(())
 }
 
 /// serde_json's message names the unknown field or the bad value and where

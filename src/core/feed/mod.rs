@@ -10,6 +10,7 @@
 //! lifetimes, and rebuilding only adds what is new. The manifest is the
 //! only file that changes; it is signed (see [`manifest`]).
 
+pub mod alerts_doc;
 mod digest;
 pub mod envelope;
 pub mod keys;

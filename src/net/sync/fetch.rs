@@ -57,6 +57,11 @@ pub trait Fetch: Send + Sync {
     /// given, so that an unchanged one costs one 304.
     fn manifest<'a>(&'a self, validators: Option<(&'a Option<String>, &'a Option<String>)>) -> BoxFuture<'a, Result<Answer, SyncError>>;
 
+    /// A small document of the feed (`alerts.json`, a CAP message), at
+    /// most `max` bytes, asked for with `validators` when given. None: the
+    /// feed has no such file (a 404; no file in the folder).
+    fn document<'a>(&'a self, name: &'a str, max: u64, validators: Option<(&'a Option<String>, &'a Option<String>)>) -> BoxFuture<'a, Result<Option<Answer>, SyncError>>;
+
     /// Brings one file into the cache, verified against its digest; a
     /// source that is not remote copies under `importing`, the writer.
     fn blob<'a>(&'a self, blob: &'a Blob, progress: &'a Progress, importing: Option<&'a CacheWriter>) -> BoxFuture<'a, Result<(), FetchError>>;
@@ -92,6 +97,23 @@ impl Fetch for Folder {
             }
             let bytes = std::fs::read(&path).map_err(fail)?;
             Ok(Answer { fetched: Some(Fetched { bytes, etag: None, last_modified: None }), date: None })
+        })
+    }
+
+    fn document<'a>(&'a self, name: &'a str, max: u64, _: Option<(&'a Option<String>, &'a Option<String>)>) -> BoxFuture<'a, Result<Option<Answer>, SyncError>> {
+        Box::pin(async move {
+            let path = self.dir.join(name);
+            let fail = |source| SyncError::Fetch { what: path.display().to_string(), source: FetchError::Io { path: path.clone(), source } };
+            let len = match std::fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(fail(e)),
+            };
+            if len > max {
+                return Err(SyncError::Fetch { what: path.display().to_string(), source: FetchError::Server(format!("{len} bytes; at most {max} are taken")) });
+            }
+            let bytes = std::fs::read(&path).map_err(fail)?;
+            Ok(Some(Answer { fetched: Some(Fetched { bytes, etag: None, last_modified: None }), date: None }))
         })
     }
 
@@ -132,6 +154,26 @@ impl Fetch for Http {
                 fetched: got.body.map(|bytes| Fetched { bytes, etag: got.etag, last_modified: got.last_modified }),
                 date: got.date,
             });
+            answer.map_err(|e| SyncError::Fetch { what: url.to_string(), source: e.into() })
+        })
+    }
+
+    fn document<'a>(&'a self, name: &'a str, max: u64, validators: Option<(&'a Option<String>, &'a Option<String>)>) -> BoxFuture<'a, Result<Option<Answer>, SyncError>> {
+        Box::pin(async move {
+            let url = self.base.join(name).map_err(|e| SyncError::Fetch { what: self.base.to_string(), source: FetchError::Server(e.to_string()) })?;
+            let (etag, last_modified) = validators.map_or((None, None), |(e, lm)| (e.as_deref(), lm.as_deref()));
+            let get = crate::net::http::Get { url: &url, accept: None, etag, last_modified, deadline: Some(MANIFEST_DEADLINE), max };
+            // A 404 is an answer (the feed has no such file), not a fault to retry.
+            let answer = self
+                .retry
+                .run(&url, || async {
+                    match get.send(&self.client).await {
+                        Err(HttpError::Status(reqwest::StatusCode::NOT_FOUND)) => Ok(None),
+                        other => other.map(Some),
+                    }
+                })
+                .await
+                .map(|got| got.map(|got| Answer { fetched: got.body.map(|bytes| Fetched { bytes, etag: got.etag, last_modified: got.last_modified }), date: got.date }));
             answer.map_err(|e| SyncError::Fetch { what: url.to_string(), source: e.into() })
         })
     }

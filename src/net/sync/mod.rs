@@ -143,6 +143,8 @@ pub enum SyncError {
     Cache(#[from] CacheError),
     #[error("manifest from {source_name} refused: {error}")]
     Manifest { source_name: String, error: ManifestError },
+    #[error("warnings document (alerts.json) from {source_name} refused: {error}")]
+    Alerts { source_name: String, error: ManifestError },
     #[error("{what}: {source}")]
     Fetch {
         what: String,
@@ -264,6 +266,17 @@ impl Syncer {
         });
         let result = self.run(&status, &status_path, &mut writer).await;
         let result = writer.hold().await.and(result);
+        // The warnings whatever became of the programme: a broken manifest
+        // must not hold up a warning.
+        let alerts = match self.sync_alerts(&status, &status_path, &mut writer).await {
+            Ok(Some(v)) => {
+                tracing::info!("sync: warnings document version {v} taken");
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let result = writer.hold().await.and(result).and_then(|o| alerts.map(|()| o));
         self.after_poll(result.is_ok(), &status, &status_path, writer.take()).await;
         let trusted = self.cache.trusted_time();
         let now = crate::core::trusted_time::now(trusted.as_ref(), Utc::now()).ends;
@@ -409,6 +422,68 @@ impl Syncer {
             ops.retain(|op| !matches!(op, Op::Collect { .. }));
         }
         self.apply(&ops, &new, current.as_ref().map(|c| c.manifest.version), repair, validators, (status, status_path), writer).await
+    }
+
+    /// The feed's warnings document (`alerts.json`, beside the manifest):
+    /// asked for conditionally at every poll, verified (signature, version
+    /// above the one here and the highest ever taken, not expired), its
+    /// missing messages fetched and checked, then made current in one step.
+    /// Some(version) when a new one was taken; None when there is none or
+    /// nothing changed (a message lost to rot is fetched again meanwhile).
+    async fn sync_alerts(&self, status: &Arc<Mutex<SyncStatus>>, status_path: &Path, writer: &mut Writer<'_>) -> Result<Option<u64>, SyncError> {
+        use crate::core::feed::alerts_doc::{self, ALERTS_FILE, MAX_ALERTS_BYTES, MAX_CAP_BYTES};
+        let key = &self.opts.key;
+        let read_current = || {
+            self.cache.current_alerts(key).unwrap_or_else(|e| {
+                tracing::warn!("cache: {e}; taking the feed's warnings as if none were here");
+                None
+            })
+        };
+        let had = read_current().is_some();
+        let validators = status.lock().map(|s| (s.alerts_etag.clone(), s.alerts_last_modified.clone())).unwrap_or_default();
+        let http = self.fetch.remote();
+        if http {
+            writer.release();
+        }
+        let answer = self.fetch.document(ALERTS_FILE, MAX_ALERTS_BYTES, had.then_some((&validators.0, &validators.1))).await;
+        writer.hold().await?;
+        let Some(fetch::Answer { fetched, .. }) = answer? else { return Ok(None) };
+        let current = read_current();
+        let refused = |error| SyncError::Alerts { source_name: self.source.to_string(), error };
+        let (new, validators) = match fetched {
+            None => (None, None),
+            Some(f) => (alerts_doc::verify_new(&f.bytes, key, Utc::now(), current.as_ref(), self.cache.alerts_highest()).map_err(refused)?, Some((f.etag, f.last_modified))),
+        };
+        let Some(target) = new.clone().or(current) else { return Ok(None) };
+        let missing = self.cache.missing_alerts(&target);
+        if !missing.is_empty() {
+            if http {
+                writer.release();
+            }
+            let mut got = Vec::new();
+            for b in &missing {
+                got.push(self.fetch.document(&b.feed_path(), MAX_CAP_BYTES, None).await);
+            }
+            writer.hold().await?;
+            for (b, answer) in missing.iter().zip(got) {
+                let what = || b.feed_path();
+                let bytes = match answer? {
+                    Some(fetch::Answer { fetched: Some(f), .. }) => f.bytes,
+                    _ => return Err(SyncError::Fetch { what: what(), source: FetchError::Server("not in the feed, though alerts.json lists it".into()) }),
+                };
+                writer.held()?.put_feed_alert(b, &bytes).map_err(|e| SyncError::Fetch { what: what(), source: e.into() })?;
+            }
+        }
+        if new.is_some() || !missing.is_empty() {
+            writer.held()?.commit_alerts(&target)?;
+        }
+        if let Some((etag, last_modified)) = validators {
+            update(status, status_path, |s| {
+                s.alerts_etag = etag;
+                s.alerts_last_modified = last_modified;
+            });
+        }
+        Ok(new.map(|n| n.doc.version))
     }
 
     /// Carries out a plan's steps in order, through the writer (held for
