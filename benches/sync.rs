@@ -64,7 +64,21 @@ fn main() {
 
     let _ = rt.block_on(syncer.once()).expect("poll");
     let (req, bytes) = relay.take();
-    println!("no-change poll: {req} request(s), {bytes} bytes on the wire (target: 1 request, under 1 KB)");
+    println!("no-change poll: {req} request(s) (the manifest and the warnings document), {bytes} bytes on the wire (target: under 1 KB)");
+
+    // A warning: only the warnings document and the CAP message change.
+    let sent = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00")).format("%Y-%m-%dT%H:%M:%S+08:00");
+    let cap = format!(
+        r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>bench-1</identifier><sender>changxing-qxt</sender><sent>{sent}</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>暴雨</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty><headline>长兴县气象台发布暴雨红色预警</headline><description>预计未来3小时降雨量将达100毫米以上，请注意防范。</description><area><areaDesc>长兴县</areaDesc><geocode><valueName>行政区划代码</valueName><value>330522</value></geocode></area></info></alert>"#
+    );
+    estation::publish::alerts::publish(&feed, &key, Path::new("bench.xml"), cap.as_bytes(), chrono::Utc::now()).expect("publish a warning");
+    let manifest = std::fs::metadata(feed.join("manifest.json")).expect("manifest").len();
+    let _ = rt.block_on(syncer.once()).expect("warning");
+    let (req, bytes) = relay.take();
+    println!(
+        "a warning: {req} requests, {bytes} bytes on the wire (target: a few KB whatever the feed; the manifest, not fetched, is {manifest} bytes; the CAP message {} bytes)",
+        cap.len()
+    );
 
     picture(&src.join("p500.png"), 999_999);
     let (_, changed) = estation::core::feed::Digest::of_file(&src.join("p500.png")).expect("hash");

@@ -16,6 +16,10 @@ pub enum ActionArg {
     Sync,
     /// Take a screenshot now (it goes to the central service with the next heartbeat).
     Screenshot,
+    /// Restart the player (the kiosk unit starts it again at once).
+    Restart,
+    /// Show the status overlay on the screen for a minute.
+    Overlay,
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +61,8 @@ pub fn run(args: CommandArgs) -> anyhow::Result<ExitCode> {
     let action = match args.action {
         ActionArg::Sync => Action::Sync,
         ActionArg::Screenshot => Action::Screenshot,
+        ActionArg::Restart => Action::Restart,
+        ActionArg::Overlay => Action::Overlay,
     };
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no random numbers for the nonce: {e}"))?;

@@ -35,6 +35,10 @@ pub enum Action {
     Sync,
     /// Take a screenshot now (sent to the central service with the next heartbeat).
     Screenshot,
+    /// Restart the player (it quits; the kiosk unit starts it again).
+    Restart,
+    /// Show the status overlay for a minute (for someone at the screen).
+    Overlay,
 }
 
 impl Action {
@@ -42,6 +46,8 @@ impl Action {
         match self {
             Action::Sync => "sync",
             Action::Screenshot => "screenshot",
+            Action::Restart => "restart",
+            Action::Overlay => "overlay",
         }
     }
 }

@@ -19,6 +19,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter, Tls
 use crate::core::command::{self, Action, Me, Used};
 use crate::core::push::{Notice, MAX_NOTICE_BYTES};
 use crate::core::sync::backoff;
+use crate::store::requests::Request;
 use crate::store::status::PushStatus;
 
 /// The MQTT port of `mqtts://` (and of `mqtt://`) when the URL names none.
@@ -176,6 +177,8 @@ pub struct Commands {
     pub used_path: PathBuf,
     /// Where a screenshot is asked for (see `store::screenshot`).
     pub screenshots: PathBuf,
+    /// The cache folder, beside which the player's requests go (`store::requests`).
+    pub cache_dir: PathBuf,
 }
 
 impl Commands {
@@ -204,6 +207,12 @@ impl Commands {
             Action::Screenshot => {
                 if let Err(e) = crate::store::screenshot::ask(&self.screenshots) {
                     tracing::warn!("push: screenshot: {e}");
+                }
+            }
+            Action::Restart | Action::Overlay => {
+                let request = if command.action == Action::Restart { Request::Restart } else { Request::Overlay };
+                if let Err(e) = request.ask(&self.cache_dir) {
+                    tracing::warn!("push: {}: {}: {e}", command.action.as_str(), request.path(&self.cache_dir).display());
                 }
             }
         }

@@ -62,6 +62,7 @@ pub fn push_listener(config: &Config, cache_dir: &Path) -> Option<Result<crate::
             region: config.region.clone(),
             used_path: cache_dir.with_file_name("commands.json"),
             screenshots: crate::store::screenshot::dir_for(cache_dir),
+            cache_dir: cache_dir.to_path_buf(),
         }),
     }))
 }

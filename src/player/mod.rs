@@ -7,6 +7,7 @@
 
 mod alerts;
 mod notice;
+mod overlay;
 mod capture;
 mod clock;
 mod display;
@@ -197,7 +198,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
 fn shell(app: &mut App) {
     app.configure_sets(PreUpdate, (Phase::Receive, Phase::Sense).chain())
         .configure_sets(Update, (Phase::Decide, Phase::Animate, Phase::Observe).chain())
-        .add_plugins((power::plugin, now::plugin, worker::plugin, hours::plugin, alerts::plugin, mode::plugin, rotation::plugin, video::plugin, proof::plugin, screenshots::plugin));
+        .add_plugins((power::plugin, now::plugin, worker::plugin, hours::plugin, alerts::plugin, mode::plugin, rotation::plugin, video::plugin, proof::plugin, screenshots::plugin, overlay::plugin));
 }
 
 fn spawn_camera(mut commands: Commands) {

@@ -9,7 +9,7 @@
 //! results reach the other plugins as messages (declared here, where they
 //! are sent); a plugin asks for work through [`Worker`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -57,6 +57,10 @@ enum Done {
     Store(Store),
     Clock(Option<Record>),
     ScreenshotAsked,
+    /// A signed command asked for a restart (`store::requests`).
+    RestartAsked,
+    /// A signed command asked for the status overlay: its lines.
+    OverlayAsked(Vec<String>),
 }
 
 /// What a plugin asks of the worker thread.
@@ -137,6 +141,9 @@ pub(crate) struct Files {
     pub proof: Option<PathBuf>,
     /// The screenshots' folder, beside the cache.
     pub screenshots: Option<PathBuf>,
+    /// The cache folder, beside which the requests of signed commands
+    /// (`store::requests`) and the sync's and push's status are.
+    pub cache: Option<PathBuf>,
 }
 
 impl Files {
@@ -147,6 +154,7 @@ impl Files {
             store: cache.as_deref().map(|d| crate::store::inbox::Inbox::new(d).path()),
             proof: cache.as_deref().map(crate::store::proof::dir_for),
             screenshots: cache.as_deref().map(crate::store::screenshot::dir_for),
+            cache: cache.clone(),
             clock: cache.map(|d| d.join(crate::core::trusted_time::FILE)),
             check: CHECK,
             renderer: None,
@@ -219,6 +227,7 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
     let mut proof = ProofLog::new(files.proof.clone());
     // A request already there at start is answered by the first frame.
     let mut asked_stamp = None;
+    let started = std::time::SystemTime::now();
     while ok {
         match jobs.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
             Ok(Job::Proof(entries, written)) => {
@@ -293,6 +302,17 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
             asked_stamp = asked;
             ok &= send(Done::ScreenshotAsked);
             any = true;
+        }
+        if let Some(cache) = &files.cache {
+            use crate::store::requests::{take, Request};
+            if take(&Request::Restart.path(cache), started) {
+                ok &= send(Done::RestartAsked);
+                any = true;
+            }
+            if take(&Request::Overlay.path(cache), started) {
+                ok &= send(Done::OverlayAsked(overlay_lines(cache, status.as_ref().map(|(_, s)| s))));
+                any = true;
+            }
         }
         if any {
             wake();
@@ -401,6 +421,14 @@ fn load_programme(source: &ContentSource) -> (Library, Origin) {
     (library, origin)
 }
 
+/// The status overlay's lines, from what sync, push and the player last
+/// wrote (read here, off the frame loop).
+fn overlay_lines(cache: &Path, player: Option<&PlayerStatus>) -> Vec<String> {
+    let sync = crate::store::status::SyncStatus::load(&crate::store::cache::Cache::at(cache).status_path());
+    let push = crate::store::status::PushStatus::load(&crate::store::status::PushStatus::path(cache));
+    crate::store::status::overlay_lines(player, &sync, push.as_ref())
+}
+
 /// Hands what the thread found to the plugins, as messages.
 pub(super) fn drain(
     worker: Option<Res<Worker>>,
@@ -408,6 +436,8 @@ pub(super) fn drain(
     mut store: MessageWriter<StoreLoaded>,
     mut clock: MessageWriter<ClockLoaded>,
     mut asked: MessageWriter<ScreenshotAsked>,
+    mut exit: MessageWriter<AppExit>,
+    mut overlay: MessageWriter<super::overlay::ShowOverlay>,
 ) {
     let Some(worker) = worker else { return };
     let Ok(rx) = worker.done.lock() else { return };
@@ -424,6 +454,13 @@ pub(super) fn drain(
             }
             Done::ScreenshotAsked => {
                 asked.write(ScreenshotAsked);
+            }
+            Done::OverlayAsked(lines) => {
+                overlay.write(super::overlay::ShowOverlay(lines));
+            }
+            Done::RestartAsked => {
+                info!("restarting: a signed command asked for it (the kiosk unit starts the player again)");
+                exit.write(AppExit::Success);
             }
         }
     }

@@ -8,5 +8,6 @@ pub mod content;
 pub mod feed_alerts;
 pub mod inbox;
 pub mod proof;
+pub mod requests;
 pub mod screenshot;
 pub mod status;

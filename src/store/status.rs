@@ -174,3 +174,52 @@ impl PlayerStatus {
         Ok(())
     }
 }
+
+/// What the status overlay says (`estation command overlay`): what is on
+/// screen, the feed, the last sync and push, one line each, for someone
+/// standing at the screen with the office on the phone.
+pub fn overlay_lines(player: Option<&PlayerStatus>, sync: &SyncStatus, push: Option<&PushStatus>) -> Vec<String> {
+    let when = |t: Option<DateTime<Utc>>| t.map_or("从未".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+    let mut lines = Vec::new();
+    if let Some(p) = player {
+        let version = p.feed_version.map_or_else(|| "本地节目".to_string(), |v| format!("第 {v} 版"));
+        lines.push(format!("节目：{version}，{} / {}", p.playlist.as_deref().unwrap_or("-"), p.item.as_deref().unwrap_or("-")));
+        if !p.warnings.is_empty() {
+            lines.push(format!("预警：{}", p.warnings.join("，")));
+        }
+        if let Some(r) = &p.renderer {
+            lines.push(format!("画面：{}", r.describe()));
+        }
+        if let Some(s) = &p.sound {
+            lines.push(format!("声音：{s}"));
+        }
+    }
+    lines.push(format!("同步：上次成功 {}（{}）", when(sync.last_success), sync.source.as_deref().unwrap_or("未配置")));
+    if let Some(e) = &sync.last_error {
+        lines.push(format!("同步错误：{}", e.chars().take(120).collect::<String>()));
+    }
+    match push {
+        Some(p) if p.state == "connected" => lines.push(format!("推送：已连接 {}，{} 条通知", p.url, p.notices)),
+        Some(p) => lines.push(format!("推送：未连接 {}（{}）", p.url, p.last_error.as_deref().unwrap_or(&p.state).chars().take(80).collect::<String>())),
+        None => lines.push("推送：未配置".into()),
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overlay_says_what_is_on_screen_and_how_sync_and_push_are() {
+        let player = PlayerStatus { feed_version: Some(7), playlist: Some("main".into()), item: Some("card".into()), warnings: vec!["w@x".into()], ..PlayerStatus::default() };
+        let sync = SyncStatus { source: Some("https://feed/".into()), last_error: Some("HTTP 500".into()), ..SyncStatus::default() };
+        let push = PushStatus { url: "mqtts://push".into(), state: "down".into(), last_error: Some("refused".into()), ..PushStatus::default() };
+        let lines = overlay_lines(Some(&player), &sync, Some(&push));
+        assert_eq!(
+            lines,
+            ["节目：第 7 版，main / card", "预警：w@x", "同步：上次成功 从未（https://feed/）", "同步错误：HTTP 500", "推送：未连接 mqtts://push（refused）"]
+        );
+        assert_eq!(overlay_lines(None, &SyncStatus::default(), None), ["同步：上次成功 从未（未配置）", "推送：未配置"]);
+    }
+}

@@ -124,6 +124,24 @@ fn a_pushed_warning_is_on_screen_in_seconds_and_polling_carries_on_without_the_b
     let took = published.elapsed();
     eprintln!("after the reconnect, publish → on screen: {took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}\n{}", logs(&running, &broker));
+
+    // The status overlay, for someone at the screen.
+    let out = publish(&op, &broker, &["command", "overlay", "--screen", "test-1", "--key", "keys/feed-key.pem"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = poll_until(Duration::from_secs(15), Duration::from_millis(100), || running.log().contains("status overlay shown for 60s"));
+    assert!(shown, "{}", logs(&running, &broker));
+    let log = running.log();
+    let line = log.lines().find(|l| l.contains("status overlay shown")).unwrap_or_default();
+    assert!(line.contains("(test-1)") && line.contains("推送：已连接 mqtts://127.0.0.1") && line.contains("节目：第 "), "{line}");
+
+    // A signed restart: the player ends at once (the kiosk unit starts it again).
+    let asked = Instant::now();
+    let out = publish(&op, &broker, &["command", "restart", "--screen", "test-1", "--key", "keys/feed-key.pem"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, log) = running.wait();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("restarting: a signed command asked for it"), "{log}");
+    assert!(asked.elapsed() < Duration::from_secs(30), "the player took {:?} to restart", asked.elapsed());
 }
 
 /// What a notice can and cannot do. A screen cannot send one (the shipped

@@ -90,6 +90,11 @@ impl Mosquitto {
         }
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn url(&self) -> String {
         format!("mqtts://127.0.0.1:{}", self.port)
     }
