@@ -37,6 +37,10 @@ pub enum Command {
         /// Roll proof of play older than DAYS up by day, once an hour (see `rollup`).
         #[arg(long, value_name = "DAYS")]
         roll_up_after: Option<u32>,
+        /// With --push: a notice to the screens whenever the feed's manifest
+        /// or warnings document changes, whoever wrote it.
+        #[command(flatten)]
+        push: crate::config::push_args::PushArgs,
     },
     /// Sum old proof-of-play records per screen, day and item (or warning)
     /// and delete them: reports still count those days, by whole days.
@@ -159,8 +163,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let db = Db::open(&url).await?;
         match cli.command {
-            Command::Serve { feed, listen, roll_up_after } => {
+            Command::Serve { feed, listen, roll_up_after, push } => {
                 let limits = crate::net::serve::Limits::default();
+                if let Some(url) = &push.push {
+                    let (broker, topics) = (push.broker(&push.checked_url(url).map_err(anyhow::Error::msg)?)?, push.topics().map_err(anyhow::Error::msg)?);
+                    let feed = feed.clone();
+                    tracing::info!("central: notices of {} go to {}", feed.display(), broker.url());
+                    tokio::spawn(async move { crate::net::push::watch_feed(&feed, &broker, &topics).await });
+                }
                 if let Some(days) = roll_up_after {
                     let db = db.clone();
                     tokio::spawn(async move {

@@ -41,7 +41,7 @@ pub enum AlertCommand {
         #[arg(long, value_name = "PRIVATE")]
         key: PathBuf,
         #[command(flatten)]
-        push: super::push_args::PushArgs,
+        push: crate::config::push_args::PushArgs,
     },
     /// Publish a Cancel for the alert with this identifier (and its updates).
     Cancel {
@@ -51,7 +51,7 @@ pub enum AlertCommand {
         #[arg(long, value_name = "PRIVATE")]
         key: PathBuf,
         #[command(flatten)]
-        push: super::push_args::PushArgs,
+        push: crate::config::push_args::PushArgs,
     },
 }
 

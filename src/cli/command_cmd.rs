@@ -38,13 +38,13 @@ pub struct CommandArgs {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = super::parse_duration)]
     pub expires: Duration,
     #[command(flatten)]
-    pub push: super::push_args::PushArgs,
+    pub push: crate::config::push_args::PushArgs,
 }
 
 pub fn run(args: CommandArgs) -> anyhow::Result<ExitCode> {
     let url = args.push.push.clone().context("--push URL (or ESTATION_PUSH_URL): commands travel by push")?;
     let key = keys::read_private(&args.key)?;
-    let topics = args.push.topics()?;
+    let topics = args.push.topics().map_err(anyhow::Error::msg)?;
     let (to, topic) = match (&args.screen, &args.region) {
         (Some(id), _) => {
             if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {

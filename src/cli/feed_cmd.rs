@@ -21,7 +21,7 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn build_cmd(playlists: &Path, alerts: Option<&Path>, key: &Path, out: &Path, expires: Duration, push: &super::push_args::PushArgs) -> anyhow::Result<ExitCode> {
+pub fn build_cmd(playlists: &Path, alerts: Option<&Path>, key: &Path, out: &Path, expires: Duration, push: &crate::config::push_args::PushArgs) -> anyhow::Result<ExitCode> {
     let key = keys::read_private(key)?;
     let opts = BuildOptions { playlists, alerts, key: &key, out, expires_in: expires, now: Utc::now() };
     match build(&opts) {

@@ -142,7 +142,7 @@ pub enum FeedCommand {
         #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = parse_duration)]
         expires: Duration,
         #[command(flatten)]
-        push: push_args::PushArgs,
+        push: crate::config::push_args::PushArgs,
     },
     /// Check a feed folder: signature and every file's hash.
     Verify {

@@ -1,32 +1,11 @@
-//! `--push`: after a publish, a notice to the office's MQTT broker, so the
-//! screens it concerns sync at once instead of at their next poll.
+//! `--push` on the command line: after a publish, a notice to the office's
+//! MQTT broker, so the screens it concerns sync at once instead of at their
+//! next poll (the options are `config::push_args`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::core::push::{Notice, Topics};
-
-/// The broker options of `feed build`, `alert publish` and `alert cancel`.
-/// The password comes only from `ESTATION_PUSH_PASSWORD` (a command line
-/// is visible to every user of the machine).
-#[derive(Debug, Clone, clap::Args)]
-pub struct PushArgs {
-    /// The broker to notify, `mqtts://HOST[:PORT]` (or `mqtt://` with
-    /// --push-allow-plain).
-    #[arg(long, value_name = "URL", env = "ESTATION_PUSH_URL")]
-    pub push: Option<String>,
-    /// The broker user allowed to publish (see packaging/mosquitto).
-    #[arg(long, value_name = "USER", env = "ESTATION_PUSH_USER", default_value = "estation-publisher")]
-    pub push_user: String,
-    /// A PEM file of the CA that signed the broker's certificate.
-    #[arg(long, value_name = "PEM", env = "ESTATION_PUSH_CA")]
-    pub push_ca: Option<PathBuf>,
-    /// The kiosks' `[push] topic_prefix`.
-    #[arg(long, value_name = "PREFIX", env = "ESTATION_PUSH_PREFIX", default_value = crate::core::push::DEFAULT_PREFIX)]
-    pub push_prefix: String,
-    /// Allow `mqtt://` without TLS (a broker on the LAN).
-    #[arg(long)]
-    pub push_allow_plain: bool,
-}
+use crate::config::push_args::PushArgs;
+use crate::core::push::Topics;
 
 impl PushArgs {
     /// Sends the notice of the feed's new `document` (`manifest.json`,
@@ -46,8 +25,8 @@ impl PushArgs {
         use anyhow::Context as _;
         let path = feed.join(document);
         let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
-        let notice = Notice::new(document, version, &bytes).to_bytes();
-        let topics = to(&self.topics()?);
+        let notice = crate::core::push::Notice::new(document, version, &bytes).to_bytes();
+        let topics = to(&self.topics().map_err(anyhow::Error::msg)?);
         self.publish(url, topics.iter().map(|t| (t.clone(), notice.clone())).collect())?;
         Ok(topics)
     }
@@ -57,22 +36,11 @@ impl PushArgs {
         anyhow::bail!("this build has no network (the `net` feature)")
     }
 
-    /// The topic names of `--push-prefix`.
-    pub fn topics(&self) -> anyhow::Result<Topics> {
-        if !crate::core::push::valid_prefix(&self.push_prefix) {
-            anyhow::bail!("--push-prefix `{}` is not a topic prefix", self.push_prefix);
-        }
-        Ok(Topics::new(&self.push_prefix))
-    }
-
     /// Sends each `(topic, payload)` to the broker at `url`, QoS 1.
     #[cfg(feature = "net")]
     pub fn publish(&self, url: &str, messages: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
-        use anyhow::Context as _;
-        let parsed = url::Url::parse(url).ok().filter(|u| u.scheme() == "mqtts" || self.push_allow_plain && u.scheme() == "mqtt");
-        let parsed = parsed.with_context(|| format!("`{url}` is not an mqtts:// URL (--push-allow-plain for mqtt://)"))?;
-        let password = std::env::var("ESTATION_PUSH_PASSWORD").ok();
-        let broker = crate::net::push::Broker::new(&parsed, Some(&self.push_user), password.as_deref(), self.push_ca.as_deref())?;
+        let url = self.checked_url(url).map_err(anyhow::Error::msg)?;
+        let broker = self.broker(&url)?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(crate::net::push::publish(&broker, &messages, std::time::Duration::from_secs(15)))?;
         Ok(())

@@ -34,6 +34,7 @@ use crate::core::playlist::validity::{HourWindow, OneOrMany, Validity};
 
 pub mod last_good;
 pub mod origin;
+pub mod push_args;
 pub mod settings;
 
 pub use origin::Origin;

@@ -95,6 +95,14 @@ impl Broker {
     }
 }
 
+impl crate::config::push_args::PushArgs {
+    /// The broker at `url` (see [`PushArgs::checked_url`](crate::config::push_args::PushArgs::checked_url)),
+    /// logged in as `--push-user` with `ESTATION_PUSH_PASSWORD`.
+    pub fn broker(&self, url: &url::Url) -> Result<Broker, PushError> {
+        Broker::new(url, Some(&self.push_user), self.password().as_deref(), self.push_ca.as_deref())
+    }
+}
+
 /// rustls with ring (as for HTTP), the platform's CA store and `ca`.
 fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, PushError> {
     use rustls::pki_types::pem::PemObject as _;
@@ -175,9 +183,8 @@ pub struct Commands {
     /// The nonces already used (`commands.json` beside the cache), so a
     /// replay is refused across restarts too.
     pub used_path: PathBuf,
-    /// Where a screenshot is asked for (see `store::screenshot`).
-    pub screenshots: PathBuf,
-    /// The cache folder, beside which the player's requests go (`store::requests`).
+    /// The cache folder: its trusted time, and beside it the screenshots'
+    /// folder and the player's requests (`store::requests`).
     pub cache_dir: PathBuf,
 }
 
@@ -187,7 +194,10 @@ impl Commands {
     fn handle(&self, topic: &str, payload: &[u8], wake: &Wake) {
         let me = Me { id: &self.screen_id, region: self.region.as_deref() };
         let mut used: Used = std::fs::read(&self.used_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        let command = match command::accept(payload, &self.key, me, Utc::now(), &mut used) {
+        // The later of the trusted times: a command is never taken as still
+        // valid because the local clock was set back.
+        let now = crate::core::trusted_time::now(crate::store::cache::Cache::at(&self.cache_dir).trusted_time().as_ref(), Utc::now()).starts;
+        let command = match command::accept(payload, &self.key, me, now, &mut used) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("push: command on {topic} refused: {e}");
@@ -205,7 +215,7 @@ impl Commands {
         match command.action {
             Action::Sync => wake.nudge(),
             Action::Screenshot => {
-                if let Err(e) = crate::store::screenshot::ask(&self.screenshots) {
+                if let Err(e) = crate::store::screenshot::ask(&crate::store::screenshot::dir_for(&self.cache_dir)) {
                     tracing::warn!("push: screenshot: {e}");
                 }
             }
@@ -320,4 +330,73 @@ pub async fn publish(broker: &Broker, messages: &[(String, Vec<u8>)], deadline: 
         let _ = tokio::time::timeout(Duration::from_secs(2), async { while events.poll().await.is_ok() {} }).await;
     }
     result
+}
+
+/// Sends a notice whenever a signed document of the feed folder `feed`
+/// changes, whoever wrote it (`alert publish` without `--push`, `feed
+/// build`, a province's system): the manifest to every screen, the
+/// warnings document to the region topics of the messages new in it (see
+/// [`crate::core::push::Topics::for_alert`]). Looks at the two files once
+/// a second (their time and length; every writer replaces them by rename).
+/// Nothing is trusted here: a notice only makes kiosks sync and check the
+/// signatures themselves. Never returns.
+pub async fn watch_feed(feed: &Path, broker: &Broker, topics: &crate::core::push::Topics) -> ! {
+    use crate::core::feed::alerts_doc::ALERTS_FILE;
+    use crate::core::feed::manifest::MANIFEST_FILE;
+    let stamp = |name: &str| std::fs::metadata(feed.join(name)).ok().map(|m| (m.modified().ok(), m.len()));
+    let mut stamps = [stamp(MANIFEST_FILE), stamp(ALERTS_FILE)];
+    let mut known = listed_alerts(&feed.join(ALERTS_FILE));
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for (i, name) in [MANIFEST_FILE, ALERTS_FILE].into_iter().enumerate() {
+            let now = stamp(name);
+            if now == stamps[i] || now.is_none() {
+                continue;
+            }
+            stamps[i] = now;
+            let Ok(bytes) = std::fs::read(feed.join(name)) else { continue };
+            let Some(version) = signed_version(&bytes) else { continue };
+            let to = if name == ALERTS_FILE {
+                let listed = listed_alerts(&feed.join(name));
+                let new: Vec<&crate::core::feed::Blob> = listed.iter().filter(|b| !known.contains(b)).collect();
+                let mut to: Vec<String> = Vec::new();
+                for blob in new {
+                    let path = feed.join(blob.feed_path());
+                    match std::fs::read(&path).ok().and_then(|b| crate::core::alert::cap::parse(&path, &b).ok()) {
+                        Some(parsed) => to.extend(topics.for_alert(&parsed.alert)),
+                        None => to.push(topics.all()),
+                    }
+                }
+                known = listed;
+                to.sort();
+                to.dedup();
+                to
+            } else {
+                vec![topics.all()]
+            };
+            if to.is_empty() {
+                continue;
+            }
+            let notice = Notice::new(name, version, &bytes).to_bytes();
+            let messages: Vec<(String, Vec<u8>)> = to.iter().map(|t| (t.clone(), notice.clone())).collect();
+            match publish(broker, &messages, Duration::from_secs(15)).await {
+                Ok(()) => tracing::info!("push: {name} version {version}: notice sent to {}", to.join(", ")),
+                Err(e) => tracing::warn!("push: {name} version {version}: {e}; screens get it at their next poll"),
+            }
+        }
+    }
+}
+
+/// The `signed.version` of a feed document, unchecked (for a notice only).
+fn signed_version(bytes: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(bytes).ok()?["signed"]["version"].as_u64()
+}
+
+/// The messages a warnings document lists, unchecked (for a notice only).
+fn listed_alerts(path: &Path) -> Vec<crate::core::feed::Blob> {
+    let Ok(bytes) = std::fs::read(path) else { return Vec::new() };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| serde_json::from_value(v["signed"]["alerts"].clone()).ok())
+        .unwrap_or_default()
 }

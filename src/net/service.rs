@@ -61,7 +61,6 @@ pub fn push_listener(config: &Config, cache_dir: &Path) -> Option<Result<crate::
             screen_id: config.screen_id.clone(),
             region: config.region.clone(),
             used_path: cache_dir.with_file_name("commands.json"),
-            screenshots: crate::store::screenshot::dir_for(cache_dir),
             cache_dir: cache_dir.to_path_buf(),
         }),
     }))

@@ -284,3 +284,48 @@ fn signed_commands_are_carried_out_once_and_forged_or_replayed_ones_are_refused(
     assert!(poll_until(Duration::from_secs(10), Duration::from_millis(50), || asked.exists()), "{}", log());
     let _ = sync.0.kill();
 }
+
+/// The office's service with `--push` sends the notice itself, whoever
+/// published into its feed folder: here `alert publish` without `--push`.
+#[cfg(feature = "central")]
+#[test]
+fn the_central_service_sends_the_notice_of_a_publish_made_without_push() {
+    use std::io::BufRead as _;
+    let op = operator();
+    let broker = Mosquitto::start(&[("test-1", KIOSK_PASSWORD)]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    let mut office = crate::common::Killed::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_estation-central"))
+            .args(["--db", &db, "serve", "--feed"])
+            .arg(op.path("feed"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(broker.publisher_args())
+            .env("ESTATION_PUSH_PASSWORD", PUBLISHER_PASSWORD)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("office.log")).unwrap()),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(office.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = format!("{}/", line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{line}")));
+    let feed = format!("url = \"{url}\"\ninterval = \"10s\"\n");
+    let kiosk = dir.path().join("kiosk");
+    std::fs::create_dir_all(&kiosk).unwrap();
+    let config = op.kiosk_with(&kiosk, "region = \"330522\"\n", &feed, &broker.kiosk_section(KIOSK_PASSWORD, "poll_when_healthy = \"10m\"\n"));
+    let _sync = crate::common::Killed::spawn(estation(&config).arg("sync").stderr(std::process::Stdio::null()));
+    let office_log = || std::fs::read_to_string(dir.path().join("office.log")).unwrap_or_default();
+    wait_push(&kiosk, "connected", Duration::from_secs(60), office_log);
+    std::thread::sleep(Duration::from_secs(4));
+
+    new_alert(&op, "w.xml", "330522");
+    let published = Instant::now();
+    op.run(&["alert", "publish", "w.xml", "--feed", "feed", "--key", "keys/feed-key.pem"]);
+    let noticed = poll_until(Duration::from_secs(15), Duration::from_millis(50), || push_state(&kiosk)["notices"].as_u64().is_some_and(|n| n >= 1));
+    assert!(noticed, "no notice: {}\n{}", push_state(&kiosk), office_log());
+    let last = push_state(&kiosk)["last_notice"].as_str().unwrap_or_default().to_string();
+    assert!(last.contains("alerts.json") && last.contains("estation/notice/region/330522"), "{last}");
+    let store = || estation::store::inbox::Inbox::new(&kiosk.join("cache")).load().map_or(0, |s| s.entries().len());
+    assert!(poll_until(Duration::from_secs(15), Duration::from_millis(50), || store() == 1), "the warning did not arrive\n{}", office_log());
+    assert!(published.elapsed() < Duration::from_secs(10), "{:?}: the notice, not the 10 min poll", published.elapsed());
+    assert!(office_log().contains("alerts.json version") && office_log().contains("notice sent to estation/notice/region/330522"), "{}", office_log());
+}
