@@ -26,6 +26,9 @@ use crate::store::status::PlayerStatus;
 
 /// How often the thread looks at the files.
 const CHECK: Duration = Duration::from_secs(1);
+/// How often it looks at the alert store: a warning is on screen this much
+/// sooner (a stat of one file: nothing is read until it changed).
+const STORE_CHECK: Duration = Duration::from_millis(200);
 /// How long to wait before loading a feed version again that did not load
 /// (the cache names a version whose playlists cannot be used).
 const RELOAD_AFTER_FAILURE: Duration = Duration::from_secs(60);
@@ -135,6 +138,8 @@ pub(crate) struct Files {
     pub clock: Option<PathBuf>,
     /// How often to look at them.
     pub check: Duration,
+    /// How often to look at the alert store, more often than the rest.
+    pub store_check: Duration,
     /// The GPU adapter in use, reported in `player.json`.
     pub renderer: Option<crate::store::status::RendererReport>,
     /// The proof-of-play log's folder, beside the cache.
@@ -157,6 +162,7 @@ impl Files {
             cache: cache.clone(),
             clock: cache.map(|d| d.join(crate::core::trusted_time::FILE)),
             check: CHECK,
+            store_check: STORE_CHECK,
             renderer: None,
         }
     }
@@ -219,6 +225,7 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
     ok &= send(Done::Programme(library, origin.clone()));
     wake();
     let mut next_check = Instant::now() + files.check;
+    let mut next_store = Instant::now() + files.store_check;
     let mut programme_after = Instant::now();
     let mut status: Option<(PathBuf, PlayerStatus)> = None;
     let mut sound = None;
@@ -229,7 +236,7 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
     let mut asked_stamp = None;
     let started = std::time::SystemTime::now();
     while ok {
-        match jobs.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
+        match jobs.recv_timeout(next_check.min(next_store).saturating_duration_since(Instant::now())) {
             Ok(Job::Proof(entries, written)) => {
                 proof.append(entries);
                 if let Some(tx) = written {
@@ -261,7 +268,7 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
                         debug!("{}: {e}", path.display());
                     }
                 }
-                if Instant::now() < next_check {
+                if Instant::now() < next_check.min(next_store) {
                     continue;
                 }
             }
@@ -269,7 +276,17 @@ fn run(files: Files, jobs: &Receiver<Job>, done: &Sender<Done>, wake: &Waker) {
             // The app is gone.
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        next_check = Instant::now() + files.check;
+        let now = Instant::now();
+        next_store = now + files.store_check;
+        if now < next_check {
+            // Only the alert store is due.
+            if let Some(store) = changed_store(&files.store, &mut store_stamp) {
+                ok &= send(Done::Store(store));
+                wake();
+            }
+            continue;
+        }
+        next_check = now + files.check;
         let mut any = false;
         // Sync rewrites these by rename, so their times move with every change.
         let s = stamp(&files.clock);
