@@ -189,7 +189,7 @@ fn main() {
             }
         }
         missed += subscribers - got;
-        match on_screen(&log_path, skip, "alerts: takeover", Duration::from_secs(30)) {
+        match on_screen(&log_path, skip, "alerts: on screen: takeover", Duration::from_secs(30)) {
             Some(at) => pixels_ms.push((at - wall).num_microseconds().unwrap_or(0) as f64 / 1e3),
             None => println!("  round {r}: the takeover did not show in 30 s"),
         }
@@ -230,7 +230,7 @@ fn main() {
         let skip = log().lines().count();
         let wall = Utc::now();
         estation::publish::alerts::publish(&w.join("feed"), &key, Path::new("w.xml"), &cap, Utc::now()).expect("publish");
-        match on_screen(&log_path, skip, "alerts: takeover", Duration::from_secs(90)) {
+        match on_screen(&log_path, skip, "alerts: on screen: takeover", Duration::from_secs(90)) {
             Some(at) => poll_ms.push((at - wall).num_milliseconds() as f64),
             None => println!("  poll round {r}: not on screen in 90 s"),
         }
@@ -245,6 +245,11 @@ fn main() {
             percentile(&mut poll_ms, 0.5) / 1e3,
             percentile(&mut poll_ms, 1.0) / 1e3
         );
+    }
+    // The player's log, for a look at where the time went.
+    if let Some(keep) = std::env::var_os("ESTATION_BENCH_LOG") {
+        std::fs::copy(&log_path, &keep).expect("copy the player's log");
+        println!("the player's log: {}", Path::new(&keep).display());
     }
     drop(serve);
 }

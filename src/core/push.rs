@@ -170,10 +170,11 @@ pub fn valid_prefix(prefix: &str) -> bool {
 }
 
 /// How long to wait before the sync a notice asks for, given when the last
-/// sync started: none when it started at least [`NOTICE_GAP`] ago, else the
-/// rest of the gap. A notice is never dropped, only held back.
-pub fn notice_wait(last_sync: Option<Instant>, now: Instant) -> Duration {
-    last_sync.map_or(Duration::ZERO, |last| (last + NOTICE_GAP).saturating_duration_since(now))
+/// sync that a notice started began: none when that was at least
+/// [`NOTICE_GAP`] ago, else the rest of the gap. A notice is never dropped,
+/// only held back.
+pub fn notice_wait(last_nudged: Option<Instant>, now: Instant) -> Duration {
+    last_nudged.map_or(Duration::ZERO, |last| (last + NOTICE_GAP).saturating_duration_since(now))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! cache, for `estation status`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,9 +132,15 @@ fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, PushError> {
 /// What the push connection tells the sync loop: "sync now" (a notice, a
 /// new connection, a lost one) and whether push is healthy (then the feed
 /// poll may relax).
+///
+/// Asks are counted, not kept as one pending permit: a sync covers every
+/// ask made before it started, so notices that came while it waited out
+/// the gap cost no second sync, and one that comes while it runs (it may
+/// have fetched the document before the publish) starts one more.
 #[derive(Debug, Default)]
 pub struct Wake {
     notify: tokio::sync::Notify,
+    asked: AtomicU64,
     healthy: AtomicBool,
 }
 
@@ -143,13 +149,29 @@ impl Wake {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Returns once something asked for a sync since the last return.
-    pub async fn notified(&self) {
-        self.notify.notified().await
+    /// How many syncs were asked for so far: a sync that starts now covers
+    /// them all.
+    pub fn asked(&self) -> u64 {
+        self.asked.load(Ordering::Acquire)
+    }
+
+    /// Returns once a sync is asked for after the first `seen` asks.
+    pub async fn asked_after(&self, seen: u64) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the count is read: no ask slips between.
+            notified.as_mut().enable();
+            if self.asked() > seen {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub fn nudge(&self) {
-        self.notify.notify_one();
+        self.asked.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
     }
 
     fn set_healthy(&self, healthy: bool) {
@@ -399,4 +421,32 @@ fn listed_alerts(path: &Path) -> Vec<crate::core::feed::Blob> {
         .ok()
         .and_then(|v| serde_json::from_value(v["signed"]["alerts"].clone()).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(wake: &Wake, seen: u64) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(20), wake.asked_after(seen)).await.is_ok() })
+    }
+
+    #[test]
+    fn a_sync_covers_every_ask_made_before_it_started_and_no_later_one() {
+        let wake = Wake::default();
+        assert!(!ready(&wake, wake.asked()), "nothing asked");
+        // Three notices while the sync waited out the gap: the sync that
+        // then starts covers them, and nothing is pending after it.
+        let before = wake.asked();
+        wake.nudge();
+        wake.nudge();
+        wake.nudge();
+        assert!(ready(&wake, before));
+        let started = wake.asked();
+        assert!(!ready(&wake, started), "no second sync for notices the first one covered");
+        // One while it runs: one more sync.
+        wake.nudge();
+        assert!(ready(&wake, started));
+    }
 }

@@ -20,6 +20,7 @@ use bevy::ui::PositionType;
 use super::fonts::Fonts;
 use super::now::{Now, TrustedClock};
 use super::power::Wake;
+use super::presented::Presented;
 use super::worker::StoreLoaded;
 use super::slides::TextSize;
 use super::{Phase, Settings};
@@ -67,14 +68,21 @@ struct Drawn(View);
 #[derive(Component)]
 struct AlertLayer;
 
+/// A warning drawn whose frame is not known to be on screen yet: what to
+/// log, and the presented-frame count that proves it (the frame it was
+/// spawned in, past the one the renderer may have had in flight).
+#[derive(Resource, Default)]
+struct Unconfirmed(Option<(String, u64)>);
+
 pub(super) fn plugin(app: &mut App) {
     app.init_state::<Warning>()
         .init_resource::<ChimeRequest>()
         .init_resource::<AlertTicker>()
         .init_resource::<Drawn>()
+        .init_resource::<Unconfirmed>()
         .add_systems(Startup, setup)
         .add_systems(PreUpdate, check.run_if(TrustedClock::loaded).in_set(Phase::Sense))
-        .add_systems(Update, draw.before(Phase::Decide));
+        .add_systems(Update, (draw, confirm).chain().before(Phase::Decide));
 }
 
 fn setup(mut commands: Commands, settings: Res<Settings>) {
@@ -136,10 +144,21 @@ fn rgb([r, g, b]: Rgb) -> Color {
     Color::srgb_u8(r, g, b)
 }
 
-fn draw(mut commands: Commands, drawn: Res<Drawn>, layers: Query<Entity, With<AlertLayer>>, fonts: Res<Fonts>, worker: Option<Res<super::worker::Worker>>) {
+#[allow(clippy::too_many_arguments)] // a Bevy system: one parameter per resource it touches
+fn draw(
+    mut commands: Commands,
+    drawn: Res<Drawn>,
+    layers: Query<Entity, With<AlertLayer>>,
+    fonts: Res<Fonts>,
+    worker: Option<Res<super::worker::Worker>>,
+    presented: Option<Res<Presented>>,
+    mut unconfirmed: ResMut<Unconfirmed>,
+) {
     if !drawn.is_changed() {
         return;
     }
+    let shown = drawn.0.takeover.as_ref().map(|t| format!("takeover {} ({})", t.name, t.key)).or_else(|| drawn.0.banner.as_ref().map(|b| format!("banner {} ({})", b.name, b.key)));
+    unconfirmed.0 = shown.map(|what| (what, presented.map_or(0, |p| p.count() + 2)));
     if let Some(worker) = &worker {
         let on_screen = drawn.0.takeover.as_ref().map(|t| t.key.clone()).into_iter().chain(drawn.0.banner.as_ref().map(|b| b.key.clone()));
         worker.warnings(on_screen.collect());
@@ -155,6 +174,19 @@ fn draw(mut commands: Commands, drawn: Res<Drawn>, layers: Query<Entity, With<Al
         spawn_banner(&mut commands, &fonts, b);
     } else if !layers.is_empty() {
         info!("alerts: no warning on screen");
+    }
+}
+
+/// Logs a warning once the frame holding it has been presented: the
+/// moment it is really on screen (what `scripts/bench-push` times). Until
+/// then the loop is kept awake, a frame at a time.
+fn confirm(mut unconfirmed: ResMut<Unconfirmed>, presented: Option<Res<Presented>>, mut wake: ResMut<Wake>) {
+    let Some((what, after)) = &unconfirmed.0 else { return };
+    if presented.is_none_or(|p| p.count() >= *after) {
+        info!("alerts: on screen: {what}");
+        unconfirmed.0 = None;
+    } else {
+        wake.at(std::time::Instant::now() + Duration::from_millis(10));
     }
 }
 

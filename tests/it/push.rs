@@ -100,6 +100,8 @@ fn a_pushed_warning_is_on_screen_in_seconds_and_polling_carries_on_without_the_b
     let took = published.elapsed();
     eprintln!("publish → on screen: {took:?}");
     assert!(took < Duration::from_secs(10), "a notice, not the 10 min poll, brought it: {took:?}\n{}", logs(&running, &broker));
+    // The frame holding it was presented (what bench-push times).
+    assert!(poll_until(Duration::from_secs(10), Duration::from_millis(50), || running.log().contains("alerts: on screen: takeover")), "{}", logs(&running, &broker));
     let status = status_text(&config);
     assert!(status.contains("push:       connected to mqtts://127.0.0.1") && status.contains("1 notice(s)"), "{status}");
 

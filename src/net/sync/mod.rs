@@ -307,28 +307,34 @@ impl Syncer {
     /// audio host cannot hold up the next feed poll (nor the Cancel in it).
     ///
     /// With push, a nudge (a notice, push connected or lost) starts a sync
-    /// at once, at most one per [`NOTICE_GAP`](crate::core::push::NOTICE_GAP),
-    /// and while push is healthy the poll waits `relaxed` instead.
+    /// at once, and while push is healthy the poll waits `relaxed` instead.
+    /// Syncs that nudges start are at least
+    /// [`NOTICE_GAP`](crate::core::push::NOTICE_GAP) apart (a flood of
+    /// forged notices costs one fetch per gap); the scheduled polls do not
+    /// count, so a notice just after one goes at once.
     pub async fn forever(&self, interval: Duration, push: Option<(&crate::net::push::Wake, Duration)>) {
         let fetched = tokio::sync::Notify::new();
         let polls = async {
+            let mut nudged_sync: Option<std::time::Instant> = None;
             loop {
-                let started = std::time::Instant::now();
+                // Every ask so far is covered by this poll.
+                let seen = push.map(|(wake, _)| wake.asked());
                 match self.poll().await {
                     Ok(Outcome::Unchanged { .. }) => tracing::debug!("sync: no change"),
                     Ok(o) => tracing::info!("sync: {o}"),
                     Err(e) => tracing::warn!("sync: {e}"),
                 }
                 fetched.notify_one();
-                let Some((wake, relaxed)) = push else {
+                let (Some((wake, relaxed)), Some(seen)) = (push, seen) else {
                     tokio::time::sleep(backoff::poll_period(interval, fastrand::f64())).await;
                     continue;
                 };
                 let period = if wake.healthy() { relaxed.max(interval) } else { interval };
                 tokio::select! {
                     _ = tokio::time::sleep(backoff::poll_period(period, fastrand::f64())) => {}
-                    _ = wake.notified() => {
-                        tokio::time::sleep(crate::core::push::notice_wait(Some(started), std::time::Instant::now())).await;
+                    _ = wake.asked_after(seen) => {
+                        tokio::time::sleep(crate::core::push::notice_wait(nudged_sync, std::time::Instant::now())).await;
+                        nudged_sync = Some(std::time::Instant::now());
                     }
                 }
             }
