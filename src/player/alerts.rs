@@ -158,6 +158,9 @@ fn draw(
         return;
     }
     let shown = drawn.0.takeover.as_ref().map(|t| format!("takeover {} ({})", t.name, t.key)).or_else(|| drawn.0.banner.as_ref().map(|b| format!("banner {} ({})", b.name, b.key)));
+    if let Some(what) = &shown {
+        info!("alerts: {what}");
+    }
     unconfirmed.0 = shown.map(|what| (what, presented.map_or(0, |p| p.count() + 2)));
     if let Some(worker) = &worker {
         let on_screen = drawn.0.takeover.as_ref().map(|t| t.key.clone()).into_iter().chain(drawn.0.banner.as_ref().map(|b| b.key.clone()));
@@ -167,10 +170,8 @@ fn draw(
         commands.entity(e).despawn();
     }
     if let Some(t) = &drawn.0.takeover {
-        info!("alerts: takeover {} ({})", t.name, t.key);
         spawn_takeover(&mut commands, &fonts, t);
     } else if let Some(b) = &drawn.0.banner {
-        info!("alerts: banner {} ({})", b.name, b.key);
         spawn_banner(&mut commands, &fonts, b);
     } else if !layers.is_empty() {
         info!("alerts: no warning on screen");
