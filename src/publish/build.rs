@@ -166,7 +166,6 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
         // The warnings go in their own document (`alerts.json`), below.
         alerts: Vec::new(),
     };
-    let mut alerts = alerts;
     // Before the feed folder is touched: what the playlists alone make must
     // pass (the version and kept alerts come from the feed, under its lock).
     manifest.check().map_err(BuildError::Refused)?;
