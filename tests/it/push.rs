@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use crate::common::feedsrv::FeedServer;
 use crate::common::mosquitto::{Mosquitto, PUBLISHER_PASSWORD};
 use crate::common::operator::Operator;
-use crate::common::{estation, poll_until, stderr, stdout, wait_until};
+use crate::common::{estation, poll_until, stderr, stdout};
+#[cfg(feature = "player")]
+use crate::common::wait_until;
 
 const KIOSK_PASSWORD: &str = "kiosk-secret";
 
@@ -32,6 +34,7 @@ fn publish(op: &Operator, broker: &Mosquitto, args: &[&str]) -> std::process::Ou
 }
 
 /// A red rainstorm warning for `area`; returns its identifier.
+#[cfg(feature = "player")]
 fn new_alert(op: &Operator, out: &str, area: &str) -> String {
     op.run(&["alert", "new", "--sender", "changxing-qxt", "--event", "暴雨", "--level", "red", "--area", area, "--expires", "6h", "--out", out]);
     let text = std::fs::read_to_string(op.path(out)).unwrap();
@@ -63,6 +66,7 @@ fn logs(running: &crate::common::player::Running, broker: &Mosquitto) -> String 
     format!("{}\nbroker:\n{}", running.log(), broker.log())
 }
 
+#[cfg(feature = "player")]
 fn status_text(config: &Path) -> String {
     let out = estation(config).arg("status").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
