@@ -169,6 +169,12 @@ pub fn status(config: &Config, config_problem: Option<&str>, json: bool) -> anyh
             p.last_notice.as_deref().map_or("none".to_string(), |n| format!("{n} at {}", when(p.last_notice_at))),
             humantime::format_duration(config.push.poll_when_healthy.max(config.feed.interval))
         ),
+        Some(p) if p.since.is_none() => println!(
+            "push:       {} — {} (no player has connected yet); the feed is polled every {}",
+            p.url,
+            p.state.to_uppercase(),
+            humantime::format_duration(config.feed.interval)
+        ),
         Some(p) => println!(
             "push:       {} — {} since {}{}; nothing is lost: the feed is polled every {}",
             p.url,
